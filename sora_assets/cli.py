@@ -1,0 +1,226 @@
+"""`sora-assets`: the command line, on the same core, resources and assets as the Dagster code."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sora_assets.core.home import Home
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Prompt batches in; signed, safety-scanned, cached text-to-video clips out.")
+out = Console()
+err = Console(stderr=True)
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="table | json | csv")]
+HomeOption = Annotated[Path | None, typer.Option("--home", help="Pipeline home (default: $SORA_ASSETS_HOME or ./data)")]
+
+
+def emit(rows: list[dict[str, Any]], fmt: OutputFormat, title: str, extra: dict[str, Any] | None = None) -> None:
+    if fmt is OutputFormat.json:
+        print(json.dumps({**(extra or {}), "rows": rows}, indent=2, default=str))
+    elif fmt is OutputFormat.csv:
+        buffer = io.StringIO()
+        if rows:
+            writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows([{k: (json.dumps(v) if isinstance(v, list | dict) else v) for k, v in r.items()}
+                              for r in rows])
+        print(buffer.getvalue(), end="")
+    else:
+        table = Table(title=title)
+        for column in (rows[0] if rows else {}):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*["; ".join(map(str, v)) if isinstance(v, list) else ("" if v is None else str(v))
+                            for v in row.values()])
+        out.print(table)
+        for key, value in (extra or {}).items():
+            out.print(f"{key}: {value}")
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+@app.command()
+def validate(file: Path, fmt: FormatOption = OutputFormat.table) -> None:
+    """Dry run: each row's validation and pre-filter decision; nothing is rendered or written."""
+    from sora_assets.core.batch import BatchFileError, batch_id_for, read_batch_file
+    from sora_assets.core.validation import validate_rows
+    from sora_assets.resources.video_model import VideoModelResource
+
+    try:
+        frame = read_batch_file(file)
+    except (BatchFileError, OSError) as exc:
+        raise fail(f"cannot read {file}: {exc}") from None
+    batch_id = batch_id_for(file.name, file.read_bytes())
+    profile = VideoModelResource(model_path="").profile(resolve_revision=False)
+    outcome = validate_rows(frame, batch_id, profile)
+    rows: list[dict[str, Any]] = []
+    for accepted in outcome.accepted:
+        spec = accepted.spec
+        rows.append({"row": accepted.row, "clip_id": accepted.clip_id, "status": "accepted", "stage": None,
+                     "tier": accepted.tier, "reason": None, "category": None, "warnings": accepted.warnings,
+                     "seed": spec["seed"], "steps": spec["steps"],
+                     "size": f"{spec['width']}x{spec['height']}x{spec['num_frames']}"})
+    for rejected in outcome.rejected:
+        rows.append({"row": rejected.row, "clip_id": None,
+                     "status": "blocked" if rejected.stage == "prefilter" else "rejected",
+                     "stage": rejected.stage, "tier": None, "reason": rejected.reason,
+                     "category": rejected.category, "warnings": [], "seed": None, "steps": None, "size": None})
+    rows.sort(key=lambda r: r["row"])
+    summary = {"file": str(file), "batch_id": batch_id, "accepted": len(outcome.accepted),
+               "rejected": len(outcome.rejected) - len(outcome.blocked), "blocked": len(outcome.blocked)}
+    emit(rows, fmt, f"validation of {file.name}", summary)
+
+
+@app.command()
+def submit(file: Path, home: HomeOption = None) -> None:
+    """Drop a batch file into the inbox (atomically); the inbox sensor registers it."""
+    from sora_assets.core.batch import BatchFileError, batch_format
+    from sora_assets.runner import submit_file
+
+    if not file.is_file():
+        raise fail(f"no such file: {file}")
+    try:
+        batch_format(file)
+    except BatchFileError as exc:
+        raise fail(str(exc)) from None
+    target = submit_file(Home.from_env(home), file)
+    out.print(f"submitted {file.name} -> {target}")
+
+
+@app.command()
+def verify(clip: Path, trust_anchor: Annotated[Path | None, typer.Option(
+        help="Root certificate PEM (default: the home's dev root)")] = None,
+           home: HomeOption = None, fmt: FormatOption = OutputFormat.table) -> None:
+    """Validate a clip's C2PA manifest; exit 0 only when it is Trusted."""
+    from sora_assets.resources.signer import ROOT_CERT, read_verification
+
+    if not clip.is_file():
+        raise fail(f"no such file: {clip}")
+    anchor_path = trust_anchor or Home.from_env(home).keys / ROOT_CERT
+    anchor = anchor_path.read_text() if anchor_path.exists() else None
+    result = read_verification(clip.read_bytes(), anchor)
+    if fmt is OutputFormat.json:
+        print(json.dumps({"clip": str(clip), **asdict(result)}, indent=2, default=str))
+    else:
+        out.print(f"{clip}: {result.state}")
+        for failure in result.failures:
+            out.print(f"  failure: {failure}")
+        if result.generation:
+            out.print(f"  model={result.generation.get('model')} seed={result.generation.get('seed')} "
+                      f"steps={result.generation.get('steps')}")
+    raise typer.Exit(0 if result.trusted else 1)
+
+
+def _summary_rows(home: Home, keys: list[str]) -> list[dict[str, Any]]:
+    from sora_assets.resources.warehouse import ParquetWarehouse
+
+    warehouse = ParquetWarehouse(root=str(home.warehouse), db_path=str(home.warehouse_db))
+    placeholders = ", ".join("?" for _ in keys)
+    frame = warehouse.query(f"""
+        WITH c AS (SELECT partition_key, count(*) FILTER (status = 'published') AS published,
+                          count(*) FILTER (status = 'cache_hit') AS cache_hits,
+                          count(*) FILTER (status = 'blocked') AS blocked
+                   FROM clips WHERE partition_key IN ({placeholders}) GROUP BY ALL),
+             l AS (SELECT partition_key, sum(gpu_seconds) AS gpu_seconds, sum(cost_usd) AS cost_usd,
+                          sum(api_equivalent_usd) AS api_equivalent_usd
+                   FROM cost_ledger WHERE partition_key IN ({placeholders}) GROUP BY ALL),
+             r AS (SELECT partition_key, count(*) AS rejected FROM rejections
+                   WHERE partition_key IN ({placeholders}) GROUP BY ALL)
+        SELECT k.partition_key, coalesce(published, 0) AS published, coalesce(cache_hits, 0) AS cache_hits,
+               coalesce(blocked, 0) AS blocked, coalesce(rejected, 0) AS rejected,
+               round(coalesce(gpu_seconds, 0), 3) AS gpu_seconds, round(coalesce(cost_usd, 0), 6) AS cost_usd,
+               round(coalesce(api_equivalent_usd, 0), 2) AS api_equivalent_usd
+        FROM (SELECT unnest(?::VARCHAR[]) AS partition_key) k
+        LEFT JOIN c USING (partition_key) LEFT JOIN l USING (partition_key) LEFT JOIN r USING (partition_key)
+        ORDER BY k.partition_key""", keys * 3 + [keys])
+    return frame.to_dict(orient="records")
+
+
+@app.command()
+def demo(home: HomeOption = None, sample: Annotated[Path | None, typer.Option(help="Batch file to render")] = None,
+         fmt: FormatOption = OutputFormat.table) -> None:
+    """Render the bundled sample batch end to end, in process (no daemon), and print a summary."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from sora_assets.core.batch import batch_id_for
+    from sora_assets.runner import batch_shard_keys, demo_batch_path, open_instance, run_shards, submit_file, \
+        tick_inbox
+
+    layout = Home.from_env(home).ensure()
+    try:
+        source = demo_batch_path(sample)
+    except FileNotFoundError as exc:
+        raise fail(str(exc)) from None
+    batch_id = batch_id_for(source.name, source.read_bytes())
+    instance = open_instance(layout)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=err, transient=False) as progress:
+        intake = progress.add_task("intake: inbox sensor tick", total=1)
+        submit_file(layout, source)
+        tick_inbox(layout, instance)
+        keys = batch_shard_keys(layout, batch_id)
+        progress.update(intake, completed=1, description=f"intake: {batch_id} → {len(keys)} shards")
+        task = progress.add_task("rendering shards", total=len(keys))
+
+        def done(outcome: Any) -> None:
+            state = "ok" if outcome.success else f"FAILED: {outcome.error}"
+            progress.console.print(f"shard {outcome.partition_key}: {state}", highlight=False)
+            progress.advance(task)
+
+        outcomes = run_shards(layout, instance, keys, on_done=done)
+    rows = _summary_rows(layout, keys)
+    emit(rows, fmt, f"demo batch {batch_id}",
+         {"home": str(layout.root), "warehouse": str(layout.warehouse_db)})
+    if not all(o.success for o in outcomes):
+        raise typer.Exit(1)
+
+
+@app.command()
+def ui(home: HomeOption = None, port: int = 3000) -> None:
+    """Start `dagster dev` on 127.0.0.1 with DAGSTER_HOME inside the pipeline home."""
+    layout = Home.from_env(home).ensure()
+    layout.dagster_home.mkdir(parents=True, exist_ok=True)
+    repo_yaml = Path(__file__).resolve().parent.parent / "dagster.yaml"
+    if repo_yaml.exists() and not (layout.dagster_home / "dagster.yaml").exists():
+        shutil.copyfile(repo_yaml, layout.dagster_home / "dagster.yaml")
+    env = {**os.environ, "DAGSTER_HOME": str(layout.dagster_home), "SORA_ASSETS_HOME": str(layout.root)}
+    workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
+    command = ["dagster", "dev", "-h", "127.0.0.1", "-p", str(port)]
+    command += ["-w", str(workspace)] if workspace.exists() else ["-m", "sora_assets.definitions"]
+    raise typer.Exit(subprocess.call(command, env=env))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Pure domain logic: no Dagster imports, unit-tested directly."""

@@ -1,0 +1,185 @@
+"""Batch files: parse JSONL/CSV/Parquet, derive the batch id, split into single-tier shards."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+SUPPORTED_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+ROW_COLUMN = "_row"  # 1-based position of the row in its source file
+PARSE_ERROR_COLUMN = "_parse_error"
+MAX_FILE_BYTES = 256 * 1024 * 1024
+PARTITION_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+MAX_PARTITION_KEY = 64
+DEFAULT_TIER = "free"
+TIER_ORDER = {"paid": 0, "free": 1}  # paid shards first: they are the higher priority
+
+
+class BatchFileError(ValueError):
+    """The whole file is unusable (unreadable, wrong format, no prompt column)."""
+
+
+def batch_format(path: Path) -> str:
+    fmt = SUPPORTED_SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise BatchFileError(
+            f"unsupported file type {path.suffix or '(none)'!r}; expected one of "
+            f"{', '.join(sorted(SUPPORTED_SUFFIXES))}"
+        )
+    return fmt
+
+
+def slugify(text: str, max_len: int) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    slug = re.sub(r"-{2,}", "-", slug)[:max_len].strip("-")
+    return slug or "batch"
+
+
+def batch_id_for(file_name: str, content: bytes) -> str:
+    """Name slug plus a short content hash: resubmitting the same bytes gives the same id."""
+    stem = Path(file_name).name
+    for suffix in SUPPORTED_SUFFIXES:
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    digest = hashlib.sha256(content).hexdigest()[:10]
+    # key = <batch_id>-sNNN must stay within 64 characters
+    return f"{slugify(stem, 40)}-{digest}"
+
+
+def shard_key(batch_id: str, index: int) -> str:
+    key = f"{batch_id}-s{index:03d}"
+    if not PARTITION_KEY_RE.match(key) or len(key) > MAX_PARTITION_KEY:
+        raise ValueError(f"invalid partition key {key!r}")
+    return key
+
+
+def batch_id_of_key(partition_key: str) -> str:
+    return partition_key.rsplit("-s", 1)[0]
+
+
+def _rows_from_jsonl(content: bytes) -> list[dict[str, Any]]:
+    text = _decode_text(content)
+    rows: list[dict[str, Any]] = []
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            rows.append({PARSE_ERROR_COLUMN: f"line {line_no}: invalid JSON ({exc.msg})"})
+            continue
+        if not isinstance(value, dict):
+            rows.append({PARSE_ERROR_COLUMN: f"line {line_no}: expected a JSON object, got "
+                                             f"{type(value).__name__}"})
+            continue
+        rows.append(value)
+    if rows and all(PARSE_ERROR_COLUMN in row for row in rows):
+        raise BatchFileError(f"no line parses as a JSON object ({rows[0][PARSE_ERROR_COLUMN]})")
+    return rows
+
+
+def _decode_text(content: bytes) -> str:
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BatchFileError(f"not UTF-8 text (byte {exc.start})") from exc
+
+
+def _rows_from_csv(content: bytes) -> list[dict[str, Any]]:
+    text = _decode_text(content)
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise BatchFileError(f"unreadable CSV: {exc}") from exc
+    # Empty CSV cells mean "not given", like an absent JSON key.
+    return [{k: v for k, v in row.items() if v != ""} for row in frame.to_dict(orient="records")]
+
+
+def _rows_from_parquet(content: bytes) -> list[dict[str, Any]]:
+    try:
+        table = pq.read_table(io.BytesIO(content))
+    except Exception as exc:  # pyarrow raises several unrelated types for corrupt files
+        raise BatchFileError(f"unreadable Parquet: {exc}") from exc
+    rows = table.to_pylist()
+    return [{k: v for k, v in row.items() if v is not None} for row in rows]
+
+
+def parse_batch(content: bytes, fmt: str) -> pd.DataFrame:
+    """Rows as an object-typed DataFrame with `_row`; malformed rows carry `_parse_error`."""
+    if not content.strip():
+        raise BatchFileError("file is empty")
+    if len(content) > MAX_FILE_BYTES:
+        raise BatchFileError(f"file is larger than {MAX_FILE_BYTES} bytes")
+    reader = {"jsonl": _rows_from_jsonl, "csv": _rows_from_csv, "parquet": _rows_from_parquet}[fmt]
+    rows = reader(content)
+    if not rows:
+        raise BatchFileError("file has no rows")
+    columns = {key for row in rows for key in row}
+    if "prompt" not in columns:
+        raise BatchFileError("no 'prompt' column")
+    frame = pd.DataFrame.from_records(rows).astype(object)
+    frame = frame.where(pd.notna(frame), None)
+    frame.insert(0, ROW_COLUMN, range(1, len(frame) + 1))
+    return frame
+
+
+def read_batch_file(path: Path) -> pd.DataFrame:
+    return parse_batch(path.read_bytes(), batch_format(path))
+
+
+def tier_of(value: Any) -> str:
+    """Tier used for grouping; invalid tiers are rejected later by validation."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return DEFAULT_TIER
+    return str(value).strip().lower()
+
+
+@dataclass
+class ShardPlan:
+    index: int
+    tier: str
+    row_numbers: list[int] = field(default_factory=list)
+
+
+def plan_shards(frame: pd.DataFrame, shard_size: int) -> list[ShardPlan]:
+    """Group by tier (a shard has one priority) and shot group (never split), pack to `shard_size`."""
+    if shard_size < 1:
+        raise ValueError("shard_size must be at least 1")
+    groups: dict[tuple[str, str], list[int]] = {}
+    for record in frame.to_dict(orient="records"):
+        tier = tier_of(record.get("tier"))
+        shot_group = record.get("shot_group")
+        unit = f"shot:{shot_group}" if shot_group not in (None, "") else f"row:{record[ROW_COLUMN]}"
+        groups.setdefault((tier, unit), []).append(int(record[ROW_COLUMN]))
+
+    shards: list[ShardPlan] = []
+    for tier in sorted({tier for tier, _ in groups}, key=lambda t: (TIER_ORDER.get(t, 2), t)):
+        current: ShardPlan | None = None
+        units = [rows for (unit_tier, _), rows in groups.items() if unit_tier == tier]
+        units.sort(key=lambda rows: rows[0])
+        for rows in units:
+            if current is None or (current.row_numbers and len(current.row_numbers) + len(rows) > shard_size):
+                current = ShardPlan(index=len(shards), tier=tier)
+                shards.append(current)
+            current.row_numbers.extend(rows)
+    return shards
+
+
+def rows_to_jsonl(records: Iterable[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in records).encode()
+
+
+def rows_from_shard_file(content: bytes) -> pd.DataFrame:
+    records = [json.loads(line) for line in content.decode().splitlines() if line.strip()]
+    frame = pd.DataFrame.from_records(records).astype(object)
+    return frame.where(pd.notna(frame), None)

@@ -1,0 +1,49 @@
+"""Frame arithmetic: conversion to 8-bit and the technical checks run on every frame."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+BLACK_LUMA = 8.0  # mean luma (0-255) under which a frame counts as black
+FROZEN_DIFF = 0.25  # mean absolute difference (0-255) under which two frames are the same picture
+
+
+@dataclass(frozen=True)
+class FrameFinding:
+    check: str  # black | frozen | non_finite
+    frame_index: int
+    value: float
+
+
+def non_finite_frames(frames: np.ndarray) -> list[int]:
+    """Indices of frames holding NaN or inf; only meaningful before conversion to 8-bit."""
+    if not np.issubdtype(frames.dtype, np.floating):
+        return []
+    bad = ~np.isfinite(frames.reshape(frames.shape[0], -1)).all(axis=1)
+    return [int(i) for i in np.flatnonzero(bad)]
+
+
+def to_uint8(frames: np.ndarray) -> np.ndarray:
+    """Float frames in [0, 1] (diffusers' "np" output) to uint8; non-finite values become 0."""
+    if frames.dtype == np.uint8:
+        return frames
+    clean = np.nan_to_num(frames.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    return (np.clip(clean, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def luma(frames: np.ndarray) -> np.ndarray:
+    """Per-frame mean Rec.601 luma of uint8 RGB frames (F, H, W, 3)."""
+    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return (frames.astype(np.float32) @ weights).reshape(frames.shape[0], -1).mean(axis=1)
+
+
+def technical_findings(frames: np.ndarray) -> list[FrameFinding]:
+    """Black and frozen frames in uint8 RGB frames (F, H, W, 3)."""
+    findings = [FrameFinding("black", int(i), float(v)) for i, v in enumerate(luma(frames)) if v < BLACK_LUMA]
+    if frames.shape[0] > 1:
+        diffs = np.abs(np.diff(frames.astype(np.int16), axis=0)).reshape(frames.shape[0] - 1, -1).mean(axis=1)
+        findings += [FrameFinding("frozen", int(i) + 1, float(v)) for i, v in enumerate(diffs)
+                     if v < FROZEN_DIFF]
+    return findings

@@ -1,0 +1,61 @@
+"""Rows for the clips table and the cost ledger, built from a clip's journey through the stages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sora_assets.core.cost import DEFAULT_OVERHEAD, PriceCurve, api_equivalent_usd, gpu_cost_usd, window_start
+from sora_assets.core.spec import GenerationSpec
+
+RENDERED = "rendered"
+CACHE_HIT = "cache_hit"
+DUPLICATE = "duplicate"  # same spec as an earlier clip of the same shard: rendered once
+
+
+def _started_at(clip: dict[str, Any]) -> datetime:
+    raw = clip.get("render_started_at")
+    return datetime.fromisoformat(raw) if raw else datetime.now(UTC)
+
+
+def ledger_row(clip: dict[str, Any], partition_key: str, batch_id: str, curve: PriceCurve,
+               previous: dict[str, dict[str, Any]], overhead: float = DEFAULT_OVERHEAD) -> dict[str, Any]:
+    """One ledger row per clip that reached rendering.
+
+    Re-materialising a shard turns its own clips into cache hits; their original rows are carried
+    over unchanged so the ledger keeps the GPU time actually spent, once.
+    """
+    spec = GenerationSpec.from_dict(clip["spec"])
+    earlier = previous.get(clip["clip_id"])
+    if clip["render_status"] != RENDERED and earlier is not None and not earlier["cache_hit"] \
+            and earlier.get("cache_key", clip["cache_key"]) == clip["cache_key"]:
+        return {k: v for k, v in earlier.items() if k != "cache_key"}
+    started = window_start(_started_at(clip))
+    price = curve.price_at(started)
+    rendered = clip["render_status"] == RENDERED
+    gpu_seconds = float(clip.get("gpu_seconds") or 0.0) if rendered else 0.0
+    return {
+        "partition_key": partition_key, "batch_id": batch_id, "clip_id": clip["clip_id"],
+        "tier": clip["tier"], "model": spec.model_id, "steps": int(clip.get("steps_run") or spec.steps),
+        "gpu_seconds": gpu_seconds, "window_start": started, "price_per_gpu_hour": price,
+        "overhead": overhead, "cost_usd": gpu_cost_usd(gpu_seconds, price, overhead),
+        "api_equivalent_usd": api_equivalent_usd(spec.width, spec.height, spec.duration_s,
+                                                 clip.get("complexity", "medium"), clip["tier"] == "paid"),
+        "cache_hit": not rendered, "device": clip.get("device") or "none",
+        "recorded_at": datetime.now(UTC),
+    }
+
+
+def clip_row(clip: dict[str, Any], partition_key: str, batch_id: str) -> dict[str, Any]:
+    spec = GenerationSpec.from_dict(clip["spec"])
+    return {
+        "partition_key": partition_key, "batch_id": batch_id, "clip_id": clip["clip_id"], "row": clip["row"],
+        "source_id": clip.get("source_id"), "tier": clip["tier"], "status": clip["final_status"],
+        "cache_key": clip["cache_key"], "sha256": clip.get("sha256"), "store_path": clip.get("store_path"),
+        "model": spec.model_id, "model_revision": spec.model_revision, "seed": spec.seed,
+        "seed_derived": bool(clip.get("seed_derived")), "steps": int(clip.get("steps_run") or spec.steps),
+        "width": spec.width, "height": spec.height, "num_frames": spec.num_frames, "fps": spec.fps,
+        "duration_s": spec.duration_s, "prompt_sha256": spec.prompt_sha256(),
+        "c2pa_state": clip.get("c2pa_state"), "scan_verdict": clip.get("scan_verdict"),
+        "warnings": "; ".join(clip.get("warnings") or []), "recorded_at": datetime.now(UTC),
+    }

@@ -1,0 +1,205 @@
+"""Per-row prompt rules: type coercion, model grid snapping, tier budgets, defaults."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from sora_assets.core.spec import MAX_SEED, GenerationSpec, derive_seed, normalize_prompt
+
+KNOWN_COLUMNS = {
+    "prompt", "negative_prompt", "seed", "tier", "width", "height", "num_frames", "fps", "steps",
+    "guidance_scale", "shot_group", "anchor", "deadline", "id", "complexity",
+}
+INT_FIELDS = ("seed", "width", "height", "num_frames", "fps", "steps")
+FLOAT_FIELDS = ("guidance_scale",)
+TEXT_FIELDS = ("prompt", "negative_prompt", "tier", "id", "shot_group", "deadline", "complexity")
+TIERS = ("free", "paid")
+COMPLEXITIES = ("simple", "medium", "complex", "extreme")
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """What the model accepts; validation needs it without loading any weights."""
+
+    model_id: str = "tiny-wan"
+    revision: str = "unversioned"
+    scheduler: str = "UniPCMultistepScheduler"
+    size_multiple: int = 16  # Wan: height and width multiples of 16
+    frame_step: int = 4  # Wan: num_frames = 4k + 1
+    default_width: int = 64
+    default_height: int = 64
+    default_num_frames: int = 9
+    default_fps: int = 8
+    default_guidance_scale: float = 5.0
+    min_size: int = 16
+    max_size: int = 1280
+    max_num_frames: int = 161
+
+
+@dataclass(frozen=True)
+class TierPolicy:
+    """Step budgets and resolution caps per tier (product brief: free 30 @ <=480p, paid 50)."""
+
+    steps: dict[str, int] = field(default_factory=lambda: {"free": 30, "paid": 50})
+    max_short_side: dict[str, int] = field(default_factory=lambda: {"free": 480})
+
+
+@dataclass(frozen=True)
+class PromptLimits:
+    min_prompt_chars: int = 3
+    max_prompt_chars: int = 2000
+    max_fps: int = 60
+    max_steps: int = 200
+    max_guidance_scale: float = 20.0
+
+
+def coerce_value(name: str, value: Any) -> tuple[Any, str | None]:
+    """Coerce one field to its type; return (value, error)."""
+    if value is None:
+        return None, None
+    if name in INT_FIELDS:
+        if isinstance(value, bool):
+            return None, f"{name} must be an integer, got a boolean"
+        if isinstance(value, int):
+            return value, None
+        if isinstance(value, float):
+            if math.isfinite(value) and value.is_integer():
+                return int(value), None
+            return None, f"{name} must be an integer, got {value!r}"
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                return int(text), None
+            except ValueError:
+                try:
+                    number = float(text)
+                except ValueError:
+                    return None, f"{name} must be an integer, got {value[:40]!r}"
+                if math.isfinite(number) and number.is_integer():
+                    return int(number), None
+                return None, f"{name} must be an integer, got {value[:40]!r}"
+        return None, f"{name} must be an integer, got {type(value).__name__}"
+    if name in FLOAT_FIELDS:
+        if isinstance(value, bool):
+            return None, f"{name} must be a number, got a boolean"
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return None, f"{name} must be a number, got {str(value)[:40]!r}"
+        if not math.isfinite(number):
+            return None, f"{name} must be finite"
+        return number, None
+    if name in TEXT_FIELDS:
+        if isinstance(value, str):
+            return value, None
+        if name in ("id", "shot_group", "deadline") and isinstance(value, int | float) \
+                and not isinstance(value, bool):
+            return str(value), None
+        return None, f"{name} must be text, got {type(value).__name__}"
+    return value, None
+
+
+def coerce_row(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    typed: dict[str, Any] = {}
+    errors: list[str] = []
+    for name in KNOWN_COLUMNS:
+        value, error = coerce_value(name, raw.get(name))
+        typed[name] = value
+        if error:
+            errors.append(error)
+    if typed.get("prompt") is not None:
+        typed["prompt"] = normalize_prompt(typed["prompt"])
+    if typed.get("tier") is not None:
+        typed["tier"] = typed["tier"].strip().lower() or None
+    if typed.get("complexity") is not None:
+        typed["complexity"] = typed["complexity"].strip().lower() or None
+    return typed, errors
+
+
+def _snap(value: int, multiple: int, minimum: int) -> int:
+    return max(minimum, int(round(value / multiple)) * multiple)
+
+
+def _snap_frames(value: int, step: int) -> int:
+    return max(1, int(round((value - 1) / step)) * step + 1)
+
+
+@dataclass
+class RowPlan:
+    spec: GenerationSpec
+    tier: str
+    complexity: str
+    seed_derived: bool
+    warnings: list[str]
+
+
+def plan_row(typed: dict[str, Any], profile: ModelProfile, tiers: TierPolicy) -> RowPlan:
+    """Fill defaults, snap sizes to the model grid and clamp to the tier's budget, with warnings."""
+    warnings: list[str] = []
+    tier = typed.get("tier") or "free"
+    width = typed.get("width") or profile.default_width
+    height = typed.get("height") or profile.default_height
+    num_frames = typed.get("num_frames") or profile.default_num_frames
+
+    snapped_w = _snap(width, profile.size_multiple, profile.size_multiple)
+    snapped_h = _snap(height, profile.size_multiple, profile.size_multiple)
+    if (snapped_w, snapped_h) != (width, height):
+        warnings.append(f"size {width}x{height} snapped to {snapped_w}x{snapped_h} "
+                        f"(multiples of {profile.size_multiple})")
+    width, height = snapped_w, snapped_h
+
+    cap = tiers.max_short_side.get(tier)
+    if cap is not None and min(width, height) > cap:
+        scale = cap / min(width, height)
+        capped_w = max(profile.size_multiple,
+                       int(width * scale) // profile.size_multiple * profile.size_multiple)
+        capped_h = max(profile.size_multiple,
+                       int(height * scale) // profile.size_multiple * profile.size_multiple)
+        warnings.append(f"size {width}x{height} above the {tier} tier's {cap}p cap; "
+                        f"scaled to {capped_w}x{capped_h}")
+        width, height = capped_w, capped_h
+
+    snapped_frames = _snap_frames(num_frames, profile.frame_step)
+    if snapped_frames > profile.max_num_frames:
+        snapped_frames -= profile.frame_step
+    if snapped_frames != num_frames:
+        warnings.append(f"num_frames {num_frames} snapped to {snapped_frames} "
+                        f"({profile.frame_step}k+1)")
+
+    budget = tiers.steps[tier]
+    steps = typed.get("steps") or budget
+    if steps > budget:
+        warnings.append(f"steps {steps} above the {tier} tier's budget; clamped to {budget}")
+        steps = budget
+
+    negative = typed.get("negative_prompt") or ""
+    seed = typed.get("seed")
+    seed_derived = seed is None
+    if seed_derived:
+        seed = derive_seed(typed["prompt"], negative)
+
+    spec = GenerationSpec(
+        prompt=typed["prompt"],
+        negative_prompt=negative,
+        model_id=profile.model_id,
+        model_revision=profile.revision,
+        seed=int(seed),
+        steps=int(steps),
+        width=int(width),
+        height=int(height),
+        num_frames=int(snapped_frames),
+        fps=int(typed.get("fps") or profile.default_fps),
+        guidance_scale=float(typed["guidance_scale"] if typed.get("guidance_scale") is not None
+                             else profile.default_guidance_scale),
+        scheduler=profile.scheduler,
+    )
+    return RowPlan(spec=spec, tier=tier, complexity=typed.get("complexity") or "medium",
+                   seed_derived=seed_derived, warnings=warnings)
+
+
+__all__ = [
+    "COMPLEXITIES", "KNOWN_COLUMNS", "MAX_SEED", "TIERS", "ModelProfile", "PromptLimits", "RowPlan",
+    "TierPolicy", "coerce_row", "coerce_value", "plan_row",
+]

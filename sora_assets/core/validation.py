@@ -1,0 +1,136 @@
+"""Shard validation: parse errors, types, the GE contract, row planning and the text pre-filter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from sora_assets.core.batch import PARSE_ERROR_COLUMN, ROW_COLUMN
+from sora_assets.core.expectations import run_expectations
+from sora_assets.core.prefilter import check_prompt, prompt_fingerprint
+from sora_assets.core.prompt_rules import (
+    KNOWN_COLUMNS,
+    ModelProfile,
+    PromptLimits,
+    TierPolicy,
+    coerce_row,
+    plan_row,
+)
+
+PROMPT_EXCERPT_CHARS = 120
+
+
+def clip_id_for(batch_id: str, row: int) -> str:
+    return f"{batch_id}-r{row:05d}"
+
+
+@dataclass
+class AcceptedRow:
+    row: int
+    clip_id: str
+    source_id: str | None
+    tier: str
+    complexity: str
+    spec: dict[str, Any]
+    seed_derived: bool
+    warnings: list[str]
+    metadata: dict[str, Any]
+
+
+@dataclass
+class RejectedRow:
+    row: int
+    source_id: str | None
+    stage: str  # parse | schema | expectations | prefilter
+    reason: str
+    category: str | None
+    prompt_sha256: str | None
+    prompt_excerpt: str | None  # never set for prompts the safety policy blocked
+
+
+@dataclass
+class ValidationOutcome:
+    accepted: list[AcceptedRow] = field(default_factory=list)
+    rejected: list[RejectedRow] = field(default_factory=list)
+    expectations_evaluated: int = 0
+    expectations_successful: int = 0
+
+    @property
+    def blocked(self) -> list[RejectedRow]:
+        return [r for r in self.rejected if r.stage == "prefilter"]
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else (None if value is None else str(value))
+
+
+def validate_rows(raw: pd.DataFrame, batch_id: str, profile: ModelProfile,
+                  tiers: TierPolicy | None = None, limits: PromptLimits | None = None) -> ValidationOutcome:
+    tiers = tiers or TierPolicy()
+    limits = limits or PromptLimits()
+    outcome = ValidationOutcome()
+    records = raw.to_dict(orient="records")
+
+    typed_rows: list[dict[str, Any]] = []
+    errors: list[list[tuple[str, str]]] = []
+    for record in records:
+        problems: list[tuple[str, str]] = []
+        if record.get(PARSE_ERROR_COLUMN):
+            problems.append(("parse", str(record[PARSE_ERROR_COLUMN])))
+            typed = dict.fromkeys(KNOWN_COLUMNS)
+        else:
+            typed, type_errors = coerce_row(record)
+            problems.extend(("schema", e) for e in type_errors)
+        typed_rows.append(typed)
+        errors.append(problems)
+
+    typed_frame = pd.DataFrame.from_records(typed_rows, columns=sorted(KNOWN_COLUMNS)).astype(object)
+    expectations = run_expectations(typed_frame, profile, limits)
+    outcome.expectations_evaluated = expectations.evaluated
+    outcome.expectations_successful = expectations.successful
+    for index, reasons in expectations.row_reasons.items():
+        if not any(stage == "parse" for stage, _ in errors[index]):
+            errors[index].extend(("expectations", r) for r in reasons)
+
+    seen_ids: dict[str, int] = {}
+    for index, (record, typed) in enumerate(zip(records, typed_rows, strict=True)):
+        row = int(record[ROW_COLUMN])
+        source_id = _text(typed.get("id"))
+        if source_id is not None:
+            if source_id in seen_ids:
+                errors[index].append(("schema", f"duplicate id {source_id[:40]!r} (first on row "
+                                                f"{seen_ids[source_id]})"))
+            else:
+                seen_ids[source_id] = row
+        prompt = typed.get("prompt")
+        if errors[index]:
+            stage = errors[index][0][0]
+            outcome.rejected.append(RejectedRow(
+                row=row, source_id=source_id, stage=stage,
+                reason="; ".join(reason for _, reason in errors[index]), category=None,
+                prompt_sha256=prompt_fingerprint(prompt) if isinstance(prompt, str) else None,
+                prompt_excerpt=prompt[:PROMPT_EXCERPT_CHARS] if isinstance(prompt, str) else None))
+            continue
+
+        decision = check_prompt(prompt, typed.get("negative_prompt") or "")
+        if decision.blocked:
+            outcome.rejected.append(RejectedRow(
+                row=row, source_id=source_id, stage="prefilter",
+                reason=f"blocked by text pre-filter: {decision.category} ({decision.rule}, "
+                       f"{decision.policy_version})",
+                category=decision.category, prompt_sha256=prompt_fingerprint(prompt), prompt_excerpt=None))
+            continue
+
+        plan = plan_row(typed, profile, tiers)
+        metadata = {k: v for k, v in record.items() if v is not None
+                    and k not in KNOWN_COLUMNS and k not in (ROW_COLUMN, PARSE_ERROR_COLUMN)}
+        for key in ("shot_group", "anchor", "deadline"):
+            if typed.get(key) is not None or record.get(key) is not None:
+                metadata[key] = record.get(key)
+        outcome.accepted.append(AcceptedRow(
+            row=row, clip_id=clip_id_for(batch_id, row), source_id=source_id, tier=plan.tier,
+            complexity=plan.complexity, spec=plan.spec.to_dict(), seed_derived=plan.seed_derived,
+            warnings=plan.warnings, metadata=metadata))
+    return outcome

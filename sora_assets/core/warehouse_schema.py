@@ -1,0 +1,38 @@
+"""Warehouse table schemas: one Parquet file per (table, partition, writer)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+TABLES: dict[str, pa.Schema] = {
+    "rejections": pa.schema([
+        ("partition_key", pa.string()), ("batch_id", pa.string()), ("row", pa.int64()),
+        ("source_id", pa.string()), ("stage", pa.string()), ("reason", pa.string()),
+        ("category", pa.string()), ("prompt_sha256", pa.string()), ("prompt_excerpt", pa.string()),
+        ("recorded_at", pa.timestamp("us", tz="UTC")),
+    ]),
+    "clips": pa.schema([
+        ("partition_key", pa.string()), ("batch_id", pa.string()), ("clip_id", pa.string()),
+        ("row", pa.int64()), ("source_id", pa.string()), ("tier", pa.string()), ("status", pa.string()),
+        ("cache_key", pa.string()), ("sha256", pa.string()), ("store_path", pa.string()),
+        ("model", pa.string()), ("model_revision", pa.string()), ("seed", pa.int64()),
+        ("seed_derived", pa.bool_()), ("steps", pa.int64()), ("width", pa.int64()), ("height", pa.int64()),
+        ("num_frames", pa.int64()), ("fps", pa.int64()), ("duration_s", pa.float64()),
+        ("prompt_sha256", pa.string()), ("c2pa_state", pa.string()), ("scan_verdict", pa.string()),
+        ("warnings", pa.string()), ("recorded_at", pa.timestamp("us", tz="UTC")),
+    ]),
+    "cost_ledger": pa.schema([
+        ("partition_key", pa.string()), ("batch_id", pa.string()), ("clip_id", pa.string()),
+        ("tier", pa.string()), ("model", pa.string()), ("steps", pa.int64()), ("gpu_seconds", pa.float64()),
+        ("window_start", pa.timestamp("us", tz="UTC")), ("price_per_gpu_hour", pa.float64()),
+        ("overhead", pa.float64()), ("cost_usd", pa.float64()), ("api_equivalent_usd", pa.float64()),
+        ("cache_hit", pa.bool_()), ("device", pa.string()), ("recorded_at", pa.timestamp("us", tz="UTC")),
+    ]),
+    "safety_events": pa.schema([
+        ("partition_key", pa.string()), ("batch_id", pa.string()), ("clip_id", pa.string()),
+        ("row", pa.int64()), ("stage", pa.string()), ("check_name", pa.string()), ("frame_index", pa.int64()),
+        ("label", pa.string()), ("score", pa.float64()), ("action", pa.string()),
+        ("policy_version", pa.string()), ("detail", pa.string()),
+        ("recorded_at", pa.timestamp("us", tz="UTC")),
+    ]),
+}

@@ -1,0 +1,1 @@
+"""Dagster definitions, one module per stage: assets, their checks and sensors."""

@@ -1,0 +1,4 @@
+from dagster import DynamicPartitionsDefinition
+
+SHARDS = "shards"
+shards_partitions = DynamicPartitionsDefinition(name=SHARDS)

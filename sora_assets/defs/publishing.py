@@ -1,0 +1,93 @@
+"""Publishing: signed clips into the content-addressed store (the cache); clips and ledger rows."""
+
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MetadataValue,
+    Output,
+    asset,
+)
+
+from sora_assets.core.batch import batch_id_of_key
+from sora_assets.core.cost import PriceCurve
+from sora_assets.core.ledger import CACHE_HIT, RENDERED, clip_row, ledger_row
+from sora_assets.defs.partitions import shards_partitions
+from sora_assets.resources.home import HomeResource
+from sora_assets.resources.store import LocalClipStore
+from sora_assets.resources.warehouse import ParquetWarehouse
+
+SCANNED_AND_SIGNED = "published_clips_scanned_and_trusted"
+LEDGER_COMPLETE = "ledger_has_one_row_per_clip"
+
+
+def final_status(clip: dict[str, Any]) -> str:
+    if clip.get("sha256"):
+        return "published" if clip["render_status"] != CACHE_HIT else "cache_hit"
+    if clip.get("scan_verdict") == "block":
+        return "blocked"
+    return "withheld"
+
+
+@asset(partitions_def=shards_partitions, group_name="publishing", kinds={"duckdb", "parquet"},
+       description="Signed clips in the content-addressed store, with clips and cost_ledger rows per shard.",
+       check_specs=[
+           AssetCheckSpec(SCANNED_AND_SIGNED, asset="published_clips",
+                          description="Every published clip passed the frame scan and verifies as Trusted."),
+           AssetCheckSpec(LEDGER_COMPLETE, asset="published_clips",
+                          description="Exactly one cost_ledger row per clip that reached rendering."),
+       ])
+def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str, Any]], store: LocalClipStore,
+                    warehouse: ParquetWarehouse, home: HomeResource) -> Iterator[Any]:
+    key = context.partition_key
+    batch_id = batch_id_of_key(key)
+    now = datetime.now(UTC).isoformat()
+    for clip in signed_clips:
+        if clip["render_status"] == CACHE_HIT:
+            stored = store.get(clip["store_sha256"])
+        elif clip.get("signed_path"):
+            stored = store.lookup(clip["cache_key"]) or store.publish(Path(clip["signed_path"]), clip["cache_key"], {
+                "clip_id": clip["clip_id"], "partition_key": key, "spec": clip["spec"],
+                "steps_run": clip["steps_run"], "gpu_seconds": clip["gpu_seconds"],
+                "scan_verdict": clip["scan_verdict"], "scan_reasons": clip["scan_reasons"],
+                "c2pa_state": clip["c2pa_state"], "published_at": now})
+        else:
+            continue
+        clip.update(sha256=stored.sha256, store_path=str(stored.path),
+                    scan_verdict=clip.get("scan_verdict") or stored.sidecar.get("scan_verdict"))
+    for clip in signed_clips:
+        clip["final_status"] = final_status(clip)
+
+    previous = {row["clip_id"]: row for row in warehouse.read("cost_ledger", key).to_dict(orient="records")}
+    ledger = [ledger_row(c, key, batch_id, PriceCurve(), previous) for c in signed_clips]
+    warehouse.write("cost_ledger", key, "published_clips", ledger)
+    warehouse.write("clips", key, "published_clips", [clip_row(c, key, batch_id) for c in signed_clips])
+    shutil.rmtree(home.home.work / key, ignore_errors=True)
+
+    published = [c for c in signed_clips if c.get("sha256")]
+    rendered = [c for c in signed_clips if c["render_status"] == RENDERED]
+    gpu_seconds = sum(r["gpu_seconds"] for r in ledger)
+    yield Output(signed_clips, metadata={
+        "published": len(published), "rendered": len(rendered),
+        "cache_hits": sum(c["render_status"] == CACHE_HIT for c in signed_clips),
+        "blocked": sum(c["final_status"] == "blocked" for c in signed_clips),
+        "gpu_seconds": round(gpu_seconds, 3), "cost_usd": round(sum(r["cost_usd"] for r in ledger), 6),
+        "api_equivalent_usd": round(sum(r["api_equivalent_usd"] for r in ledger), 2),
+        "store": MetadataValue.path(str(store.root)),
+    })
+    ungated = [c["clip_id"] for c in published
+               if c.get("c2pa_state") != "Trusted" or c.get("scan_verdict") not in ("pass", "flag")]
+    yield AssetCheckResult(check_name=SCANNED_AND_SIGNED, passed=not ungated,
+                           severity=AssetCheckSeverity.ERROR,
+                           metadata={"published": len(published), "ungated": ", ".join(ungated) or "none"})
+    ledger_ids = [r["clip_id"] for r in ledger]
+    yield AssetCheckResult(check_name=LEDGER_COMPLETE,
+                           passed=len(ledger_ids) == len(set(ledger_ids)) == len(signed_clips),
+                           metadata={"ledger_rows": len(ledger_ids), "clips": len(signed_clips)})

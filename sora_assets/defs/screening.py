@@ -1,0 +1,61 @@
+"""Screening: every rendered frame is scanned; blocked clips go to quarantine and stop here."""
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dagster import AssetExecutionContext, asset
+
+from sora_assets.core.batch import batch_id_of_key
+from sora_assets.core.fsutil import atomic_write_json
+from sora_assets.core.ledger import CACHE_HIT
+from sora_assets.core.video_io import decode_mp4
+from sora_assets.defs.partitions import shards_partitions
+from sora_assets.resources.home import HomeResource
+from sora_assets.resources.safety import FrameSafetyResource
+from sora_assets.resources.warehouse import ParquetWarehouse
+
+
+@asset(partitions_def=shards_partitions, group_name="safety", kinds={"onnx"},
+       description="Frame-level safety scan of every rendered clip; blocked clips are quarantined.")
+def screened_clips(context: AssetExecutionContext, rendered_clips: list[dict[str, Any]],
+                   frame_safety: FrameSafetyResource, warehouse: ParquetWarehouse,
+                   home: HomeResource) -> list[dict[str, Any]]:
+    key = context.partition_key
+    layout = home.home
+    events: list[dict[str, Any]] = []
+    verdicts: dict[str, dict[str, Any]] = {}  # per work file: duplicates share one scan
+    now = datetime.now(UTC)
+    for clip in rendered_clips:
+        if clip["render_status"] == CACHE_HIT:
+            continue  # scanned when it was first published
+        work_path = clip["work_path"]
+        if work_path not in verdicts:
+            verdict = frame_safety.scan(decode_mp4(Path(work_path)), clip.get("non_finite_frames"))
+            verdicts[work_path] = {"scan_verdict": verdict.verdict, "scan_reasons": verdict.reasons,
+                                   "frames_scanned": verdict.frames_scanned}
+            events += [{"partition_key": key, "batch_id": batch_id_of_key(key), "clip_id": clip["clip_id"],
+                        "row": clip["row"], "stage": "frame", "check_name": e.check_name,
+                        "frame_index": e.frame_index, "label": e.label, "score": e.score, "action": e.action,
+                        "policy_version": verdict.policy_version, "detail": e.detail, "recorded_at": now}
+                       for e in verdict.events]
+            if verdict.verdict == "block":
+                target = layout.quarantine / key / f"{clip['clip_id']}.mp4"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(work_path, target)
+                atomic_write_json(target.with_suffix(".reason.json"), {
+                    "clip_id": clip["clip_id"], "partition_key": key, "reasons": verdict.reasons,
+                    "policy_version": verdict.policy_version, "cache_key": clip["cache_key"],
+                    "quarantined_at": now.isoformat()})
+                verdicts[work_path]["quarantine_path"] = str(target)
+                context.log.warning(f"blocked {clip['clip_id']}: {', '.join(verdict.reasons)}")
+        clip.update(verdicts[work_path])
+    warehouse.write("safety_events", key, "screened_clips", events)
+    context.add_output_metadata({
+        "scanned": len(verdicts),
+        "blocked": sum(v["scan_verdict"] == "block" for v in verdicts.values()),
+        "flagged": sum(v["scan_verdict"] == "flag" for v in verdicts.values()),
+        "frames_scanned": sum(v["frames_scanned"] for v in verdicts.values()),
+    })
+    return rendered_clips

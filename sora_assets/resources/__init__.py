@@ -1,0 +1,1 @@
+"""Dagster resources, one per external system, swappable by config."""

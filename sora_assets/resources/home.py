@@ -1,0 +1,38 @@
+"""The home folder as a resource, and the default resource set for a home."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagster import ConfigurableResource, FilesystemIOManager
+from pydantic import Field
+
+from sora_assets.core.home import Home
+
+
+class HomeResource(ConfigurableResource):
+    path: str = Field(description="Pipeline home (SORA_ASSETS_HOME).")
+    shard_size: int = Field(default=64, description="Most prompts in one shard (one dynamic partition).")
+    publish_flagged: bool = Field(default=True, description="Publish clips the frame scan flagged (not blocked).")
+
+    @property
+    def home(self) -> Home:
+        return Home.from_env(self.path).ensure()
+
+
+def default_resources(home: Home, shard_size: int = 64) -> dict[str, Any]:
+    from sora_assets.resources.safety import FrameSafetyResource
+    from sora_assets.resources.signer import C2paSignerResource
+    from sora_assets.resources.store import LocalClipStore
+    from sora_assets.resources.video_model import VideoModelResource
+    from sora_assets.resources.warehouse import ParquetWarehouse
+
+    return {
+        "home": HomeResource(path=str(home.root), shard_size=shard_size),
+        "video_model": VideoModelResource(model_path=str(home.default_model_path)),
+        "store": LocalClipStore(root=str(home.store)),
+        "warehouse": ParquetWarehouse(root=str(home.warehouse), db_path=str(home.warehouse_db)),
+        "signer": C2paSignerResource(keys_dir=str(home.keys)),
+        "frame_safety": FrameSafetyResource(),
+        "io_manager": FilesystemIOManager(base_dir=str(home.dagster_io)),
+    }

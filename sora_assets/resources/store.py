@@ -1,0 +1,74 @@
+"""Content-addressed clip store that doubles as the render cache."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from sora_assets.core.fsutil import atomic_copy, atomic_write_json, sha256_file
+
+
+class CorruptObjectError(RuntimeError):
+    """A stored clip no longer matches its checksum."""
+
+
+@dataclass(frozen=True)
+class StoredClip:
+    sha256: str
+    path: Path
+    sidecar: dict[str, Any]
+
+
+class LocalClipStore(ConfigurableResource):
+    """`<root>/<aa>/<sha256>.mp4` plus `<sha256>.json`; `<root>/cache/<kk>/<cache_key>.json` → sha256."""
+
+    root: str = Field(description="Store folder, normally <home>/store.")
+
+    def _root(self) -> Path:
+        return Path(self.root)
+
+    def object_path(self, sha256: str) -> Path:
+        return self._root() / sha256[:2] / f"{sha256}.mp4"
+
+    def sidecar_path(self, sha256: str) -> Path:
+        return self._root() / sha256[:2] / f"{sha256}.json"
+
+    def _index_path(self, cache_key: str) -> Path:
+        return self._root() / "cache" / cache_key[:2] / f"{cache_key}.json"
+
+    def lookup(self, cache_key: str) -> StoredClip | None:
+        """The published clip for a cache key, verified against its checksum; None on a miss.
+
+        A corrupt or missing object is a miss (it will be re-rendered), never served.
+        """
+        index = self._index_path(cache_key)
+        if not index.exists():
+            return None
+        sha = json.loads(index.read_text())["sha256"]
+        try:
+            return self.get(sha)
+        except (FileNotFoundError, CorruptObjectError):
+            return None
+
+    def get(self, sha256: str) -> StoredClip:
+        path = self.object_path(sha256)
+        if sha256_file(path) != sha256:
+            raise CorruptObjectError(f"{path} does not match its content address")
+        sidecar = json.loads(self.sidecar_path(sha256).read_text())
+        return StoredClip(sha256=sha256, path=path, sidecar=sidecar)
+
+    def publish(self, source: Path, cache_key: str, sidecar: dict[str, Any]) -> StoredClip:
+        """Copy `source` in under its content hash; the cache index is written last."""
+        sha = sha256_file(source)
+        target = self.object_path(sha)
+        if not target.exists() or sha256_file(target) != sha:
+            atomic_copy(source, target, mode=0o444)
+        record = {**sidecar, "sha256": sha, "cache_key": cache_key, "bytes": target.stat().st_size}
+        atomic_write_json(self.sidecar_path(sha), record)
+        atomic_write_json(self._index_path(cache_key), {"sha256": sha})
+        return StoredClip(sha256=sha, path=target, sidecar=record)

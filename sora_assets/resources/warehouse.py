@@ -1,0 +1,101 @@
+"""The warehouse: Parquet per partition plus DuckDB views over them.
+
+Each materialisation replaces its own file `<table>/partition=<key>/<writer>.parquet` atomically, so
+concurrent runs never contend for DuckDB's single-writer lock and re-runs never duplicate rows.
+`warehouse.duckdb` holds only views, created once, for users' `duckdb` sessions.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from sora_assets.core.fsutil import atomic_write_bytes
+from sora_assets.core.warehouse_schema import TABLES
+
+VIEWS_VERSION = 1
+SCHEMA_PARTITION = "_schema"  # a zero-row file per table so views exist before any data
+
+
+class ParquetWarehouse(ConfigurableResource):
+    root: str = Field(description="Folder holding <table>/partition=<key>/*.parquet, normally <home>/warehouse.")
+    db_path: str = Field(description="DuckDB file with views for users, normally <home>/warehouse.duckdb.")
+
+    def _table_dir(self, table: str) -> Path:
+        if table not in TABLES:
+            raise KeyError(f"unknown warehouse table {table!r}")
+        return Path(self.root) / table
+
+    def write(self, table: str, partition_key: str, writer: str, rows: Iterable[dict[str, Any]]) -> Path:
+        """Replace this writer's rows for the partition (idempotent re-materialisation)."""
+        schema = TABLES[table]
+        records = [{name: row.get(name) for name in schema.names} for row in rows]
+        arrow = pa.Table.from_pylist(records, schema=schema)
+        sink = io.BytesIO()
+        pq.write_table(arrow, sink)
+        path = self._table_dir(table) / f"partition={partition_key}" / f"{writer}.parquet"
+        atomic_write_bytes(path, sink.getvalue())
+        self.ensure_views()
+        return path
+
+    def read(self, table: str, partition_key: str | None = None) -> pd.DataFrame:
+        folder = self._table_dir(table)
+        pattern = f"partition={partition_key}/*.parquet" if partition_key else "partition=*/*.parquet"
+        files = sorted(folder.glob(pattern))
+        if not files:
+            return TABLES[table].empty_table().to_pandas()
+        return pa.concat_tables([pq.read_table(f, schema=TABLES[table]) for f in files]).to_pandas()
+
+    def _view_sql(self) -> list[str]:
+        statements = []
+        for table in TABLES:
+            glob = (Path(self.root) / table / "*" / "*.parquet").as_posix()
+            statements.append(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet("
+                              f"'{glob}', union_by_name = true, hive_partitioning = false)")
+        return statements
+
+    def _ensure_schema_files(self) -> None:
+        for table, schema in TABLES.items():
+            path = self._table_dir(table) / SCHEMA_PARTITION / "schema.parquet"
+            if not path.exists():
+                sink = io.BytesIO()
+                pq.write_table(schema.empty_table(), sink)
+                atomic_write_bytes(path, sink.getvalue())
+
+    def ensure_views(self) -> None:
+        """Create the views in warehouse.duckdb once per home (and again if the views change)."""
+        marker = Path(self.root) / f".views-v{VIEWS_VERSION}"
+        if marker.exists() and Path(self.db_path).exists():
+            return
+        Path(self.root).mkdir(parents=True, exist_ok=True)
+        self._ensure_schema_files()
+        with open(Path(self.root) / ".views.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one creator at a time; readers never take this
+            if marker.exists() and Path(self.db_path).exists():
+                return
+            with duckdb.connect(self.db_path) as connection:
+                for statement in self._view_sql():
+                    connection.execute(statement)
+            marker.touch()
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory connection with the same views: our own reports never touch the file lock."""
+        self._ensure_schema_files()
+        connection = duckdb.connect()
+        for statement in self._view_sql():
+            connection.execute(statement)
+        return connection
+
+    def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        with self.connect() as connection:
+            return connection.execute(sql, params or []).df()
