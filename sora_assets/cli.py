@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import asdict
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,7 +26,7 @@ out = Console()
 err = Console(stderr=True)
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
@@ -60,7 +60,8 @@ def emit(rows: list[dict[str, Any]], fmt: OutputFormat, title: str, extra: dict[
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    """One plain line on stderr (scripts grep it), then a non-zero exit."""
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
     return typer.Exit(code)
 
 
@@ -168,8 +169,14 @@ def demo(home: HomeOption = None, sample: Annotated[Path | None, typer.Option(he
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from sora_assets.core.batch import batch_id_for
-    from sora_assets.runner import batch_shard_keys, demo_batch_path, open_instance, run_shards, submit_file, \
-        tick_inbox
+    from sora_assets.runner import (
+        batch_shard_keys,
+        demo_batch_path,
+        open_instance,
+        run_shards,
+        submit_file,
+        tick_inbox,
+    )
 
     layout = Home.from_env(home).ensure()
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dagster import DagsterInstance, build_sensor_context, materialize
 
@@ -66,10 +67,11 @@ def batch_shard_keys(home: Home, batch_id: str) -> list[str]:
 
 def run_shards(home: Home, instance: DagsterInstance, keys: list[str], shard_size: int = 64,
                on_done: Callable[[ShardOutcome], None] | None = None,
-               log_level: str = "WARNING") -> list[ShardOutcome]:
+               log_level: str = "WARNING", resource_overrides: dict[str, Any] | None = None,
+               ) -> list[ShardOutcome]:
     from sora_assets.definitions import SHARD_ASSETS
 
-    resources = default_resources(home, shard_size=shard_size)
+    resources = {**default_resources(home, shard_size=shard_size), **(resource_overrides or {})}
     outcomes = []
     for key in keys:
         result = materialize(SHARD_ASSETS, partition_key=key, instance=instance, resources=resources,

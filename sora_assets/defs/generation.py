@@ -5,8 +5,8 @@ from typing import Any
 
 from dagster import AssetExecutionContext, asset
 
-from sora_assets.core.fsutil import atomic_write_bytes
 from sora_assets.core.frames import non_finite_frames, to_uint8
+from sora_assets.core.fsutil import atomic_write_bytes
 from sora_assets.core.ledger import CACHE_HIT, DUPLICATE, RENDERED
 from sora_assets.core.spec import GenerationSpec
 from sora_assets.core.video_io import encode_mp4

@@ -3,7 +3,6 @@
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
-    MaterializeResult,
     RunRequest,
     SensorEvaluationContext,
     SensorResult,

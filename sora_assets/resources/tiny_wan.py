@@ -21,16 +21,25 @@ BUILD_SEED = 20261121
 
 
 def _tokenizer():
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    """A Unigram tokenizer with a fixed vocabulary: corpus words plus single characters.
+
+    The vocabulary is written out rather than trained because `UnigramTrainer` is not
+    reproducible run to run, and two homes must build byte-identical models.
+    """
+    import string
+
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
     from tokenizers.processors import TemplateProcessing
     from transformers import T5TokenizerFast
 
-    tokenizer = Tokenizer(models.Unigram())
+    words = sorted({word for line in TOKENIZER_CORPUS for word in line.split()})
+    characters = sorted(set(string.ascii_letters + string.digits + string.punctuation))
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    vocab += [("\u2581" + word, -5.0) for word in words]
+    vocab += [(char, -10.0) for char in characters] + [("\u2581" + char, -10.5) for char in characters]
+    tokenizer = Tokenizer(models.Unigram(vocab, unk_id=2, byte_fallback=False))
     tokenizer.normalizer = normalizers.NFKC()
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
-    trainer = trainers.UnigramTrainer(vocab_size=200, special_tokens=["<pad>", "</s>", "<unk>"],
-                                      unk_token="<unk>", show_progress=False)
-    tokenizer.train_from_iterator(TOKENIZER_CORPUS * 4, trainer)
     tokenizer.post_processor = TemplateProcessing(
         single="$A </s>", special_tokens=[("</s>", tokenizer.token_to_id("</s>"))])
     return T5TokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>",

@@ -1,0 +1,69 @@
+"""Shared fixtures: a fresh home per test, one tiny model per session (built like any home builds it)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sora_assets.core.home import Home
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "data" / "samples" / "demo_batch.jsonl"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Home:
+    return Home.from_env(tmp_path / "home").ensure()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sora_assets.resources.tiny_wan import build_tiny_wan
+
+    return build_tiny_wan(tmp_path_factory.mktemp("models") / "tiny-wan")
+
+
+@pytest.fixture
+def home_with_model(home: Home, tiny_model_dir: Path) -> Home:
+    """A home whose model folder is a copy of the session's tiny model (saves a build per test)."""
+    shutil.copytree(tiny_model_dir, home.default_model_path)
+    return home
+
+
+def gradient_clip(frames: int = 9, size: int = 64) -> np.ndarray:
+    """A smooth moving gradient: not black, not frozen, compresses well."""
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    clip = [np.stack([(xs + 4 * t) % size, ys, np.full_like(xs, 128)], axis=-1) * (255 / size)
+            for t in range(frames)]
+    return np.clip(np.stack(clip), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "SORA_ASSETS_HOME": str(tmp_path / "cli-home")}
+
+
+def mp4_box(data: bytes, box_type: str) -> tuple[int, int]:
+    """(offset, size) of the first top-level ISO-BMFF box of `box_type` (e.g. "mdat": the video data)."""
+    import struct
+
+    offset = 0
+    while offset + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        if kind.decode("latin-1") == box_type:
+            return offset, size
+        if size < 8:
+            break
+        offset += size
+    raise KeyError(box_type)
+
+
+def flip_byte_in(data: bytes, box_type: str) -> bytes:
+    offset, size = mp4_box(data, box_type)
+    flipped = bytearray(data)
+    flipped[offset + 8 + (size - 8) // 2] ^= 0x01
+    return bytes(flipped)

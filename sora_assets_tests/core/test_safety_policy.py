@@ -1,0 +1,142 @@
+"""Frame safety policy: strict vs sampled labels, technical findings, verdicts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sora_assets.core.frames import FrameFinding, technical_findings
+from sora_assets.core.safety_policy import (
+    POLICY_VERSION,
+    SAMPLED_LABELS,
+    STRICT_LABELS,
+    FramePolicy,
+    judge,
+    sampled_indices,
+)
+
+POLICY = FramePolicy()
+
+
+@pytest.mark.parametrize(("count", "stride", "expected"), [
+    (12, 5, [0, 5, 10, 11]),
+    (0, 5, []),
+    (1, 5, [0]),
+    (5, 5, [0, 4]),
+    (6, 5, [0, 5]),
+    (3, 1, [0, 1, 2]),
+    (9, 100, [0, 8]),
+])
+def test_sampled_indices(count, stride, expected):
+    assert sampled_indices(count, stride) == expected
+
+
+def _empty(count: int) -> list[list[dict]]:
+    return [[] for _ in range(count)]
+
+
+def test_clean_clip_passes():
+    verdict = judge(_empty(6), [], [], 6, POLICY)
+    assert verdict.verdict == "pass"
+    assert verdict.events == [] and verdict.reasons == []
+    assert verdict.frames_scanned == 6
+    assert verdict.policy_version == POLICY_VERSION
+
+
+@pytest.mark.parametrize("label", sorted(STRICT_LABELS))
+def test_strict_label_above_threshold_blocks_on_any_frame(label):
+    detections = _empty(12)
+    detections[3] = [{"class": label, "score": 0.9}]  # frame 3 is not a sampled frame
+    verdict = judge(detections, [], [], 12, POLICY)
+    assert verdict.verdict == "block"
+    assert verdict.reasons == [f"nudity:{label}"]
+    (event,) = verdict.events
+    assert (event.frame_index, event.label, event.action) == (3, label, "block")
+
+
+def test_strict_threshold_boundary():
+    label = "FEMALE_BREAST_EXPOSED"
+    at = judge([[{"class": label, "score": POLICY.strict_threshold}]], [], [], 1, POLICY)
+    below = judge([[{"class": label, "score": POLICY.strict_threshold - 0.01}]], [], [], 1, POLICY)
+    assert at.verdict == "block"
+    assert below.verdict == "pass" and below.events == []
+
+
+def test_face_on_non_sampled_frame_is_ignored():
+    detections = _empty(12)
+    detections[3] = [{"class": "FACE_FEMALE", "score": 0.99}]
+    verdict = judge(detections, [], [], 12, POLICY)
+    assert verdict.verdict == "pass"
+    assert verdict.events == []
+
+
+@pytest.mark.parametrize("label", sorted(SAMPLED_LABELS))
+def test_face_on_sampled_frame_is_recorded_but_allowed(label):
+    detections = _empty(12)
+    detections[5] = [{"class": label, "score": 0.8}]
+    detections[11] = [{"class": label, "score": 0.2}]  # below the sampled threshold
+    verdict = judge(detections, [], [], 12, POLICY)
+    assert verdict.verdict == "pass"
+    assert [(e.check_name, e.frame_index, e.action) for e in verdict.events] == [("face", 5, "allow")]
+
+
+def test_unknown_and_covered_labels_are_ignored():
+    detections = [[{"class": "FEMALE_BREAST_COVERED", "score": 0.99}, {"class": "BELLY_EXPOSED", "score": 1.0}]]
+    assert judge(detections, [], [], 1, POLICY).verdict == "pass"
+
+
+def test_all_black_clip_blocks():
+    frames = np.zeros((5, 8, 8, 3), dtype=np.uint8)
+    verdict = judge(_empty(5), technical_findings(frames), [], 5, POLICY)
+    assert verdict.verdict == "block"
+    assert any(r.startswith("black:") for r in verdict.reasons)
+    assert any(e.check_name == "black" and e.frame_index is None and e.action == "block"
+               for e in verdict.events)
+
+
+def test_some_black_frames_flag():
+    findings = [FrameFinding("black", 0, 1.0), FrameFinding("black", 1, 2.0)]
+    verdict = judge(_empty(5), findings, [], 5, POLICY)
+    assert verdict.verdict == "flag"
+    assert verdict.reasons == ["black"]
+    assert sorted(e.frame_index for e in verdict.events) == [0, 1]
+    assert all(e.action == "flag" for e in verdict.events)
+
+
+def test_fully_frozen_clip_flags():
+    frames = np.full((4, 8, 8, 3), 120, dtype=np.uint8)
+    verdict = judge(_empty(4), technical_findings(frames), [], 4, POLICY)
+    assert verdict.verdict == "flag"
+    assert verdict.reasons == ["frozen"]
+
+
+def test_partly_frozen_clip_passes():
+    verdict = judge(_empty(4), [FrameFinding("frozen", 2, 0.0)], [], 4, POLICY)
+    assert verdict.verdict == "pass"
+
+
+def test_non_finite_frames_block():
+    verdict = judge(_empty(4), [], [2], 4, POLICY)
+    assert verdict.verdict == "block"
+    assert verdict.reasons == ["non_finite:frame"]
+    assert verdict.events[0].frame_index == 2
+
+
+def test_block_wins_over_flag_and_reasons_are_sorted_unique():
+    detections = _empty(6)
+    detections[1] = [{"class": "MALE_GENITALIA_EXPOSED", "score": 0.7}]
+    detections[2] = [{"class": "MALE_GENITALIA_EXPOSED", "score": 0.8},
+                     {"class": "ANUS_EXPOSED", "score": 0.9}]
+    verdict = judge(detections, [FrameFinding("black", 4, 3.0)], [], 6, POLICY)
+    assert verdict.verdict == "block"
+    assert verdict.reasons == ["nudity:ANUS_EXPOSED", "nudity:MALE_GENITALIA_EXPOSED"]
+    assert len([e for e in verdict.events if e.action == "block"]) == 3
+
+
+def test_custom_policy_stride_and_version():
+    policy = FramePolicy(sample_stride=2, version="custom-v9")
+    detections = _empty(5)
+    detections[2] = [{"class": "FACE_MALE", "score": 0.9}]
+    verdict = judge(detections, [], [], 5, policy)
+    assert verdict.policy_version == "custom-v9"
+    assert [e.frame_index for e in verdict.events] == [2]

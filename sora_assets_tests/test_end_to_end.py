@@ -1,0 +1,161 @@
+"""The walking skeleton's promises, end to end, through the real CLI and the real Dagster assets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from sora_assets.core.home import Home
+from sora_assets.core.video_io import decode_mp4
+from sora_assets.resources.safety import FrameSafetyResource
+from sora_assets_tests.conftest import SAMPLE, flip_byte_in
+
+pytestmark = pytest.mark.slow
+
+
+def cli(*args: str, env: dict[str, str], timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["sora-assets", *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def sql(home: Path, query: str) -> list[tuple]:
+    # plain duckdb on the views file, as a user would
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as connection:
+        return connection.execute(query).fetchall()
+
+
+@pytest.fixture(scope="module")
+def demo_home(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    import os
+
+    home = tmp_path_factory.mktemp("demo") / "home"
+    env = {**os.environ, "SORA_ASSETS_HOME": str(home)}
+    started = time.monotonic()
+    first = cli("demo", "--format", "json", env=env)
+    elapsed = time.monotonic() - started
+    assert first.returncode == 0, first.stderr[-3000:]
+    snapshot = {
+        "ledger": sql(home, "SELECT clip_id, gpu_seconds, cache_hit FROM cost_ledger ORDER BY clip_id"),
+        "objects": sorted(p.name for p in (home / "store").glob("*/*.mp4")),
+    }
+    second = cli("demo", "--format", "json", env=env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    return {"home": home, "env": env, "first": json.loads(first.stdout), "second": json.loads(second.stdout),
+            "elapsed": elapsed, "snapshot": snapshot}
+
+
+def test_demo_renders_the_sample_within_budget(demo_home: dict) -> None:
+    assert demo_home["elapsed"] < 180
+    rows = demo_home["first"]["rows"]
+    assert len(rows) == 2  # the sample splits into a paid and a free shard
+    assert sum(r["published"] for r in rows) == 8
+    assert sum(r["rejected"] for r in rows) == 2
+    assert all(r["gpu_seconds"] > 0 for r in rows)
+
+
+def test_every_published_clip_decodes_and_verifies_trusted(demo_home: dict, tmp_path: Path) -> None:
+    home, env = demo_home["home"], demo_home["env"]
+    published = sql(home, "SELECT store_path, num_frames, width, height FROM clips")
+    assert len(published) == 8
+    for store_path, num_frames, width, height in published:
+        frames = decode_mp4(Path(store_path))
+        assert frames.shape == (num_frames, height, width, 3)
+        result = cli("verify", store_path, env=env)
+        assert result.returncode == 0 and "Trusted" in result.stdout, result.stdout + result.stderr
+    tampered = tmp_path / "tampered.mp4"
+    tampered.write_bytes(flip_byte_in(Path(published[0][0]).read_bytes(), "mdat"))
+    result = cli("verify", str(tampered), env=env)
+    assert result.returncode != 0
+    assert "Invalid" in result.stdout
+
+
+def test_ledger_has_one_row_per_rendered_clip_and_rejections_have_reasons(demo_home: dict) -> None:
+    home = demo_home["home"]
+    ledger = demo_home["snapshot"]["ledger"]
+    assert len(ledger) == 8 and len({clip for clip, _, _ in ledger}) == 8
+    assert all(gpu > 0 and not hit for _, gpu, hit in ledger)
+    columns = {c for (c,) in sql(home, "SELECT column_name FROM (DESCRIBE cost_ledger)")}
+    assert {"partition_key", "batch_id", "clip_id", "tier", "model", "steps", "gpu_seconds", "window_start",
+            "price_per_gpu_hour", "cost_usd", "api_equivalent_usd", "cache_hit"} <= columns
+    rejections = dict(sql(home, "SELECT source_id, stage || ': ' || reason FROM rejections"))
+    assert rejections["bad-size"].startswith("expectations: width must be")
+    assert rejections["blocked-gore"].startswith("prefilter: blocked by text pre-filter: violence_gore")
+    excerpt = sql(home, "SELECT prompt_excerpt, prompt_sha256 FROM rejections WHERE source_id = 'blocked-gore'")
+    assert excerpt[0][0] is None and len(excerpt[0][1]) == 64  # a blocked prompt is stored by hash only
+    steps = dict(sql(home, "SELECT tier, max(steps) FROM cost_ledger GROUP BY tier"))
+    assert steps == {"free": 30, "paid": 50}
+
+
+def test_running_the_demo_again_renders_nothing_new(demo_home: dict) -> None:
+    home = demo_home["home"]
+    after = sql(home, "SELECT clip_id, gpu_seconds, cache_hit FROM cost_ledger ORDER BY clip_id")
+    assert after == demo_home["snapshot"]["ledger"]  # no duplicate rows, no GPU-seconds added
+    assert sorted(p.name for p in (home / "store").glob("*/*.mp4")) == demo_home["snapshot"]["objects"]
+    rows = demo_home["second"]["rows"]
+    assert sum(r["cache_hits"] for r in rows) == 8 and sum(r["published"] for r in rows) == 0
+    statuses = sql(home, "SELECT DISTINCT status FROM clips")
+    assert statuses == [("cache_hit",)]
+
+
+def test_validate_prints_every_rows_decision_as_json(cli_env: dict[str, str]) -> None:
+    result = cli("validate", str(SAMPLE), "--format", "json", env=cli_env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    by_row = {r["row"]: r for r in report["rows"]}
+    assert len(by_row) == 10
+    assert (report["accepted"], report["rejected"], report["blocked"]) == (8, 1, 1)
+    assert by_row[8]["status"] == "rejected" and "width" in by_row[8]["reason"]
+    assert by_row[9]["status"] == "blocked" and by_row[9]["category"] == "violence_gore"
+    assert any("snapped" in w for w in by_row[2]["warnings"])
+    assert not Path(cli_env["SORA_ASSETS_HOME"]).exists()  # a dry run writes nothing
+
+
+def test_validate_fails_with_a_one_line_reason_on_an_unreadable_file(tmp_path: Path,
+                                                                      cli_env: dict[str, str]) -> None:
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1 not really")
+    result = cli("validate", str(broken), env=cli_env)
+    assert result.returncode != 0
+    assert "Parquet" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    missing = cli("validate", str(tmp_path / "absent.jsonl"), env=cli_env)
+    assert missing.returncode != 0 and "absent.jsonl" in missing.stderr
+
+
+class BlockEverything(FrameSafetyResource):
+    """Test double for the detector's judgement: every clip is blocked, so the gate can be observed."""
+
+    def scan(self, frames, non_finite=None):
+        verdict = super().scan(frames, non_finite)
+        verdict.verdict, verdict.reasons = "block", ["test:forced-block"]
+        return verdict
+
+
+def test_a_blocked_clip_is_quarantined_and_never_signed_or_published(home_with_model: Home) -> None:
+    from sora_assets.core.batch import batch_id_for
+    from sora_assets.resources.warehouse import ParquetWarehouse
+    from sora_assets.runner import batch_shard_keys, open_instance, run_shards, submit_file, tick_inbox
+
+    home = home_with_model
+    batch = home.root.parent / "two.jsonl"
+    batch.write_text('{"prompt": "a quiet harbour at dawn", "steps": 3}\n'
+                     '{"prompt": "a lighthouse in fog", "steps": 3}\n')
+    submit_file(home, batch)
+    instance = open_instance(home)
+    tick_inbox(home, instance)
+    keys = batch_shard_keys(home, batch_id_for(batch.name, batch.read_bytes()))
+    outcomes = run_shards(home, instance, keys, resource_overrides={"frame_safety": BlockEverything()})
+    assert all(o.success for o in outcomes)
+    quarantined = sorted((home.quarantine / keys[0]).glob("*.mp4"))
+    assert len(quarantined) == 2
+    reason = json.loads(quarantined[0].with_suffix(".reason.json").read_text())
+    assert reason["reasons"] == ["test:forced-block"]
+    assert not list(home.store.glob("*/*.mp4"))  # nothing published
+    warehouse = ParquetWarehouse(root=str(home.warehouse), db_path=str(home.warehouse_db))
+    clips = warehouse.query("SELECT status, c2pa_state, sha256 FROM clips")
+    assert set(clips.status) == {"blocked"} and clips.c2pa_state.isna().all() and clips.sha256.isna().all()
+    ledger = warehouse.query("SELECT gpu_seconds, cache_hit FROM cost_ledger")
+    assert len(ledger) == 2 and (ledger.gpu_seconds > 0).all()  # the GPU time was spent and is on the books
