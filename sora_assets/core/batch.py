@@ -70,7 +70,8 @@ def batch_id_of_key(partition_key: str) -> str:
 def _rows_from_jsonl(content: bytes) -> list[dict[str, Any]]:
     text = _decode_text(content)
     rows: list[dict[str, Any]] = []
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    # split on newlines only: str.splitlines() also breaks on U+2028/U+2029/U+0085, which JSON allows raw
+    for line_no, line in enumerate(text.replace("\r\n", "\n").split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -82,10 +83,18 @@ def _rows_from_jsonl(content: bytes) -> list[dict[str, Any]]:
             rows.append({PARSE_ERROR_COLUMN: f"line {line_no}: expected a JSON object, got "
                                              f"{type(value).__name__}"})
             continue
-        rows.append(value)
+        rows.append(_user_row(value))
     if rows and all(PARSE_ERROR_COLUMN in row for row in rows):
         raise BatchFileError(f"no line parses as a JSON object ({rows[0][PARSE_ERROR_COLUMN]})")
     return rows
+
+
+def _user_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Our bookkeeping columns cannot be set from a file: `_row` arrives as `user_row`, and so on."""
+    for reserved in (ROW_COLUMN, PARSE_ERROR_COLUMN):
+        if reserved in row:
+            row[f"user{reserved}"] = row.pop(reserved)
+    return row
 
 
 def _decode_text(content: bytes) -> str:
@@ -98,11 +107,12 @@ def _decode_text(content: bytes) -> str:
 def _rows_from_csv(content: bytes) -> list[dict[str, Any]]:
     text = _decode_text(content)
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        # index_col=False: a row with more fields than the header must not shift its prompt into the index
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, index_col=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         raise BatchFileError(f"unreadable CSV: {exc}") from exc
     # Empty CSV cells mean "not given", like an absent JSON key.
-    return [{k: v for k, v in row.items() if v != ""} for row in frame.to_dict(orient="records")]
+    return [_user_row({k: v for k, v in row.items() if v != ""}) for row in frame.to_dict(orient="records")]
 
 
 def _rows_from_parquet(content: bytes) -> list[dict[str, Any]]:
@@ -111,7 +121,7 @@ def _rows_from_parquet(content: bytes) -> list[dict[str, Any]]:
     except Exception as exc:  # pyarrow raises several unrelated types for corrupt files
         raise BatchFileError(f"unreadable Parquet: {exc}") from exc
     rows = table.to_pylist()
-    return [{k: v for k, v in row.items() if v is not None} for row in rows]
+    return [_user_row({k: v for k, v in row.items() if v is not None}) for row in rows]
 
 
 def parse_batch(content: bytes, fmt: str) -> pd.DataFrame:
@@ -127,10 +137,15 @@ def parse_batch(content: bytes, fmt: str) -> pd.DataFrame:
     columns = {key for row in rows for key in row}
     if "prompt" not in columns:
         raise BatchFileError("no 'prompt' column")
-    frame = pd.DataFrame.from_records(rows).astype(object)
-    frame = frame.where(pd.notna(frame), None)
+    frame = _object_frame(rows)
     frame.insert(0, ROW_COLUMN, range(1, len(frame) + 1))
     return frame
+
+
+def _object_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows as Python objects column by column: ints with gaps must not turn into floats."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    return pd.DataFrame({c: pd.Series([row.get(c) for row in rows], dtype=object) for c in columns})
 
 
 def read_batch_file(path: Path) -> pd.DataFrame:
@@ -180,6 +195,5 @@ def rows_to_jsonl(records: Iterable[dict[str, Any]]) -> bytes:
 
 
 def rows_from_shard_file(content: bytes) -> pd.DataFrame:
-    records = [json.loads(line) for line in content.decode().splitlines() if line.strip()]
-    frame = pd.DataFrame.from_records(records).astype(object)
-    return frame.where(pd.notna(frame), None)
+    records = [json.loads(line) for line in content.decode().split("\n") if line.strip()]
+    return _object_frame(records)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 DEFAULT_OVERHEAD = 0.30
@@ -33,7 +33,8 @@ class PriceCurve:
             raise ValueError("a price curve has 24 non-negative hourly prices")
 
     def price_at(self, when: datetime) -> float:
-        return float(self.hourly[when.hour])
+        utc = when.astimezone(UTC) if when.tzinfo else when
+        return float(self.hourly[utc.hour])
 
 
 def window_start(when: datetime) -> datetime:

@@ -96,8 +96,6 @@ def _validation_for(profile: ModelProfile, limits: PromptLimits) -> tuple[Any, l
         return _validations[name], [reason for _, _, reason in definition]
 
 
-_NUMERIC = {"width": "Int64", "height": "Int64", "num_frames": "Int64", "fps": "Int64", "steps": "Int64",
-            "seed": "Int64", "guidance_scale": "Float64"}
 
 
 def run_expectations(typed: pd.DataFrame, profile: ModelProfile, limits: PromptLimits) -> ExpectationOutcome:

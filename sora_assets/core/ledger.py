@@ -28,19 +28,19 @@ def ledger_row(clip: dict[str, Any], partition_key: str, batch_id: str, curve: P
     spec = GenerationSpec.from_dict(clip["spec"])
     earlier = previous.get(clip["clip_id"])
     if clip["render_status"] != RENDERED and earlier is not None and not earlier["cache_hit"] \
-            and earlier.get("cache_key", clip["cache_key"]) == clip["cache_key"]:
-        return {k: v for k, v in earlier.items() if k != "cache_key"}
+            and earlier.get("cache_key") == clip["cache_key"]:
+        return dict(earlier)
     started = window_start(_started_at(clip))
     price = curve.price_at(started)
     rendered = clip["render_status"] == RENDERED
     gpu_seconds = float(clip.get("gpu_seconds") or 0.0) if rendered else 0.0
     return {
         "partition_key": partition_key, "batch_id": batch_id, "clip_id": clip["clip_id"],
-        "tier": clip["tier"], "model": spec.model_id, "steps": int(clip.get("steps_run") or spec.steps),
+        "cache_key": clip["cache_key"], "tier": clip["tier"], "model": spec.model_id, "steps": int(clip.get("steps_run") or spec.steps),
         "gpu_seconds": gpu_seconds, "window_start": started, "price_per_gpu_hour": price,
         "overhead": overhead, "cost_usd": gpu_cost_usd(gpu_seconds, price, overhead),
         "api_equivalent_usd": api_equivalent_usd(spec.width, spec.height, spec.duration_s,
-                                                 clip.get("complexity", "medium"), clip["tier"] == "paid"),
+                                                 clip.get("complexity") or "medium", clip["tier"] == "paid"),
         "cache_hit": not rendered, "device": clip.get("device") or "none",
         "recorded_at": datetime.now(UTC),
     }

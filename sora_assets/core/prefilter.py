@@ -15,24 +15,51 @@ from dataclasses import dataclass
 POLICY_VERSION = "prefilter-rules-v1"
 
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s",
-                       "!": "i"})
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
+_SPACED_RUN = re.compile(r"\b(?:[a-z] ){2,}[a-z]\b")
+
+
+def _plain(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH).lower()
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return re.sub(r"[^a-z0-9@$]+", " ", text).strip()
+
+
+def _deleet(text: str) -> str:
+    # only inside words that also contain letters, so "3 cats" keeps its number
+    return " ".join(w.translate(_LEET) if re.search(r"[a-z]", w) else w for w in text.split())
+
+
+def _rejoin(text: str, keep_leading_word: bool) -> str:
+    """"g o r e" -> "gore"; optionally keep a leading one-letter word ("a g o r e" -> "a gore")."""
+    def join(match: re.Match[str]) -> str:
+        letters = match.group(0).split()
+        if keep_leading_word and letters[0] in ("a", "i") and len(letters) > 3:
+            return letters[0] + " " + "".join(letters[1:])
+        return "".join(letters)
+    return _SPACED_RUN.sub(join, text)
+
+
+def policy_variants(text: str) -> list[str]:
+    """Readings of a prompt that undo easy obfuscation; a rule matching any of them matches the prompt."""
+    plain = _plain(text)
+    variants = []
+    for base in (re.sub(r"[@$]", " ", plain).strip(), _clean(_deleet(plain))):
+        variants += [base, _rejoin(base, False), _rejoin(base, True)]
+    return list(dict.fromkeys(variants))
+
+
+def _clean(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", text).strip()
 
 
 def normalize_for_policy(text: str) -> str:
-    """Lowercase ASCII-ish words separated by single spaces, with spaced-out letters rejoined."""
-    text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH).lower()
-    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    # leetspeak only inside words that also contain letters, so "3 cats" keeps its number
-    text = re.sub(r"\S+", lambda m: m.group(0).translate(_LEET)
-                  if re.search(r"[a-z]", m.group(0)) else m.group(0), text)
-    text = re.sub(r"[^a-z0-9]+", " ", text).strip()
-    # "g o r e" / "g.o.r.e" -> "gore": rejoin runs of three or more single letters
-    return re.sub(r"\b(?:[a-z] ){2,}[a-z]\b", lambda m: m.group(0).replace(" ", ""), text)
+    """The fully de-obfuscated reading (leetspeak undone, spaced-out letters rejoined)."""
+    return _rejoin(_clean(_deleet(_plain(text))), keep_leading_word=False)
 
 
 _MINOR = r"(child|children|kid|kids|minor|minors|underage|preteen|teen|teens|toddler|schoolgirl|" \
-         r"schoolboy|little (girl|boy)|\d{1,2} (year|yr)s? old)"
+         r"schoolboy|little (girl|boy)|\d{1,2} ?(year|yr)s? old|\d{1,2} ?yos?)"
 _SEXUAL = r"(sex|sexual|sexy|nude|nudity|naked|porn|porno|pornographic|erotic|explicit|lewd|" \
           r"undress(ed|ing)?|topless|seductive)"
 
@@ -73,8 +100,8 @@ def prompt_fingerprint(text: str) -> str:
 
 def check_prompt(prompt: str, negative_prompt: str = "") -> PrefilterDecision:
     # the negative prompt steers away from content, so only the positive prompt is judged
-    normalized = normalize_for_policy(prompt)
+    variants = policy_variants(prompt)
     for category, rule, pattern in RULES:
-        if pattern.search(normalized):
+        if any(pattern.search(variant) for variant in variants):
             return PrefilterDecision(True, category, rule, 1.0)
     return PrefilterDecision(False, None, None, 0.0)

@@ -55,8 +55,18 @@ class PromptLimits:
     max_guidance_scale: float = 20.0
 
 
+INT_LIMIT = 2**53  # beyond this a value cannot be a sensible size, seed or count (and overflows int64 columns)
+
+
 def coerce_value(name: str, value: Any) -> tuple[Any, str | None]:
     """Coerce one field to its type; return (value, error)."""
+    value, error = _coerce_value(name, value)
+    if error is None and name in INT_FIELDS and value is not None and abs(value) > INT_LIMIT:
+        return None, f"{name} is out of range"
+    return value, error
+
+
+def _coerce_value(name: str, value: Any) -> tuple[Any, str | None]:
     if value is None:
         return None, None
     if name in INT_FIELDS:
@@ -119,7 +129,8 @@ def coerce_row(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 
 def _snap(value: int, multiple: int, minimum: int) -> int:
-    return max(minimum, int(round(value / multiple)) * multiple)
+    # half-up, not Python's half-to-even: 24 -> 32 and 40 -> 48 alike
+    return max(minimum, int(value / multiple + 0.5) * multiple)
 
 
 def _snap_frames(value: int, step: int) -> int:
@@ -143,23 +154,21 @@ def plan_row(typed: dict[str, Any], profile: ModelProfile, tiers: TierPolicy) ->
     height = typed.get("height") or profile.default_height
     num_frames = typed.get("num_frames") or profile.default_num_frames
 
+    cap = tiers.max_short_side.get(tier)
+    if cap is not None and min(width, height) > cap:
+        scale = cap / min(width, height)
+        capped_w, capped_h = (max(profile.size_multiple, int(v * scale) // profile.size_multiple
+                                  * profile.size_multiple) for v in (width, height))
+        warnings.append(f"size {width}x{height} above the {tier} tier's {cap}p cap; "
+                        f"scaled to {capped_w}x{capped_h}")
+        width, height = capped_w, capped_h
+
     snapped_w = _snap(width, profile.size_multiple, profile.size_multiple)
     snapped_h = _snap(height, profile.size_multiple, profile.size_multiple)
     if (snapped_w, snapped_h) != (width, height):
         warnings.append(f"size {width}x{height} snapped to {snapped_w}x{snapped_h} "
                         f"(multiples of {profile.size_multiple})")
     width, height = snapped_w, snapped_h
-
-    cap = tiers.max_short_side.get(tier)
-    if cap is not None and min(width, height) > cap:
-        scale = cap / min(width, height)
-        capped_w = max(profile.size_multiple,
-                       int(width * scale) // profile.size_multiple * profile.size_multiple)
-        capped_h = max(profile.size_multiple,
-                       int(height * scale) // profile.size_multiple * profile.size_multiple)
-        warnings.append(f"size {width}x{height} above the {tier} tier's {cap}p cap; "
-                        f"scaled to {capped_w}x{capped_h}")
-        width, height = capped_w, capped_h
 
     snapped_frames = _snap_frames(num_frames, profile.frame_step)
     if snapped_frames > profile.max_num_frames:

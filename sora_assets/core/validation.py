@@ -105,16 +105,18 @@ def validate_rows(raw: pd.DataFrame, batch_id: str, profile: ModelProfile,
             else:
                 seen_ids[source_id] = row
         prompt = typed.get("prompt")
+        decision = check_prompt(prompt) if isinstance(prompt, str) else None
         if errors[index]:
-            stage = errors[index][0][0]
+            # unsafe text never reaches the warehouse, even on rows rejected for other reasons
+            unsafe = decision is not None and decision.blocked
             outcome.rejected.append(RejectedRow(
-                row=row, source_id=source_id, stage=stage,
-                reason="; ".join(reason for _, reason in errors[index]), category=None,
+                row=row, source_id=source_id, stage=errors[index][0][0],
+                reason="; ".join(reason for _, reason in errors[index]),
+                category=decision.category if unsafe else None,
                 prompt_sha256=prompt_fingerprint(prompt) if isinstance(prompt, str) else None,
-                prompt_excerpt=prompt[:PROMPT_EXCERPT_CHARS] if isinstance(prompt, str) else None))
+                prompt_excerpt=prompt[:PROMPT_EXCERPT_CHARS] if isinstance(prompt, str) and not unsafe else None))
             continue
 
-        decision = check_prompt(prompt, typed.get("negative_prompt") or "")
         if decision.blocked:
             outcome.rejected.append(RejectedRow(
                 row=row, source_id=source_id, stage="prefilter",

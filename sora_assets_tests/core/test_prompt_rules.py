@@ -137,7 +137,9 @@ def test_width_snapped_to_grid_with_warning():
     assert any("snapped" in w and "70" in w for w in plan.warnings)
 
 
-@pytest.mark.parametrize(("width", "expected"), [(64, 64), (72, 64), (73, 80), (1, 16), (8, 16), (100, 96)])
+# halves round up (72 -> 80, like 24 -> 32 and 40 -> 48), not to even
+@pytest.mark.parametrize(("width", "expected"), [(64, 64), (72, 80), (73, 80), (24, 32), (40, 48), (1, 16), (8, 16),
+                                                 (100, 96)])
 def test_width_snap_to_nearest_multiple_of_16(width, expected):
     assert _plan(width=width).spec.width == expected
 

@@ -1,0 +1,72 @@
+"""`dagster dev -w workspace.yaml` serves the asset graph: started for real, asked over GraphQL, stopped by PID."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from sora_assets_tests.defs.test_definitions import DESIGN_ASSETS
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+QUERY = "{ assetNodes { assetKey { path } dependencyKeys { path } groupName } }"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def graphql(port: int, query: str) -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_dagster_dev_shows_the_asset_graph(tmp_path: Path) -> None:
+    port = free_port()
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "SORA_ASSETS_HOME": str(tmp_path / "home")}
+    log = (tmp_path / "dagster_dev.log").open("w")  # noqa: SIM115 - outlives the Popen; closed in finally
+    process = subprocess.Popen(["dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+                               cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 150
+        nodes = None
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                nodes = graphql(port, QUERY)["data"]["assetNodes"]
+                if nodes:
+                    break
+            except (urllib.error.URLError, ConnectionError, KeyError, TypeError):
+                pass
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=0.5)  # paces the readiness poll; returns at once if the server died
+        assert nodes, (tmp_path / "dagster_dev.log").read_text()[-3000:]
+        keys = {"/".join(n["assetKey"]["path"]): n for n in nodes}
+        assert set(keys) == set(DESIGN_ASSETS)
+        for upstream, downstream in zip(DESIGN_ASSETS, DESIGN_ASSETS[1:], strict=False):
+            assert [upstream] in [d["path"] for d in keys[downstream]["dependencyKeys"]]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
