@@ -36,7 +36,8 @@ def ledger_row(clip: dict[str, Any], partition_key: str, batch_id: str, curve: P
     gpu_seconds = float(clip.get("gpu_seconds") or 0.0) if rendered else 0.0
     return {
         "partition_key": partition_key, "batch_id": batch_id, "clip_id": clip["clip_id"],
-        "cache_key": clip["cache_key"], "tier": clip["tier"], "model": spec.model_id, "steps": int(clip.get("steps_run") or spec.steps),
+        "cache_key": clip["cache_key"], "tier": clip["tier"], "model": spec.model_id,
+        "steps": int(clip.get("steps_run") or spec.steps),
         "gpu_seconds": gpu_seconds, "window_start": started, "price_per_gpu_hour": price,
         "overhead": overhead, "cost_usd": gpu_cost_usd(gpu_seconds, price, overhead),
         "api_equivalent_usd": api_equivalent_usd(spec.width, spec.height, spec.duration_s,
