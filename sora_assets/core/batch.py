@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -84,8 +85,6 @@ def _rows_from_jsonl(content: bytes) -> list[dict[str, Any]]:
                                              f"{type(value).__name__}"})
             continue
         rows.append(_user_row(value))
-    if rows and all(PARSE_ERROR_COLUMN in row for row in rows):
-        raise BatchFileError(f"no line parses as a JSON object ({rows[0][PARSE_ERROR_COLUMN]})")
     return rows
 
 
@@ -105,14 +104,27 @@ def _decode_text(content: bytes) -> str:
 
 
 def _rows_from_csv(content: bytes) -> list[dict[str, Any]]:
-    text = _decode_text(content)
+    """The stdlib reader, not pandas: a row whose field count differs from the header must become a
+    parse error with a reason, where pandas would silently shift or drop fields."""
+    reader = csv.reader(io.StringIO(_decode_text(content), newline=""))
     try:
-        # index_col=False: a row with more fields than the header must not shift its prompt into the index
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, index_col=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        header = next(reader)
+        records = [(reader.line_num, fields) for fields in reader]
+    except StopIteration:
+        raise BatchFileError("CSV has no header row") from None
+    except csv.Error as exc:
         raise BatchFileError(f"unreadable CSV: {exc}") from exc
-    # Empty CSV cells mean "not given", like an absent JSON key.
-    return [_user_row({k: v for k, v in row.items() if v != ""}) for row in frame.to_dict(orient="records")]
+    rows: list[dict[str, Any]] = []
+    for line_no, fields in records:
+        if not any(field.strip() for field in fields):
+            continue
+        if len(fields) != len(header):
+            rows.append({PARSE_ERROR_COLUMN: f"line {line_no}: expected {len(header)} fields, got {len(fields)} "
+                                             "(quote fields that contain commas)"})
+            continue
+        # empty CSV cells mean "not given", like an absent JSON key
+        rows.append(_user_row({k: v for k, v in zip(header, fields, strict=True) if v != ""}))
+    return rows
 
 
 def _rows_from_parquet(content: bytes) -> list[dict[str, Any]]:
@@ -134,6 +146,8 @@ def parse_batch(content: bytes, fmt: str) -> pd.DataFrame:
     rows = reader(content)
     if not rows:
         raise BatchFileError("file has no rows")
+    if all(PARSE_ERROR_COLUMN in row for row in rows):
+        raise BatchFileError(f"no row could be read ({rows[0][PARSE_ERROR_COLUMN]})")
     columns = {key for row in rows for key in row}
     if "prompt" not in columns:
         raise BatchFileError("no 'prompt' column")

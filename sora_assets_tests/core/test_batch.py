@@ -232,9 +232,15 @@ def test_csv_keeps_na_like_text():
     assert frame.iloc[0]["prompt"] == "NA" and frame.iloc[0]["id"] == "NULL"
 
 
-def test_csv_row_with_extra_field_raises():
-    with pytest.raises(BatchFileError, match="CSV"):
-        parse_batch(b"prompt,seed\na,1\nb,2,3\n", "csv")
+def test_csv_row_with_extra_field_is_a_parse_error_and_good_rows_proceed():
+    frame = parse_batch(b"prompt,seed\na,1\nb,2,3\n", "csv")
+    assert frame.loc[0, "prompt"] == "a" and frame.loc[0, "seed"] == "1"
+    assert "line 3: expected 2 fields, got 3" in frame.loc[1, PARSE_ERROR_COLUMN]
+
+
+def test_csv_where_no_row_matches_the_header_is_a_bad_file():
+    with pytest.raises(BatchFileError, match="no row could be read"):
+        parse_batch(b"prompt,seed\na,1,x\nb,2,3\n", "csv")
 
 
 # --- Parquet ---------------------------------------------------------------------------------------

@@ -25,10 +25,10 @@ def test_hyphenated_ages_count_as_minors(prompt: str) -> None:
     assert decision.blocked and decision.category == "sexual_minors"
 
 
-def test_csv_rows_with_an_unquoted_comma_do_not_lose_their_prompt() -> None:
-    frame = parse_batch(b"prompt,seed\na cat, on a mat,7\n", "csv")
-    assert frame.loc[0, "prompt"] == "a cat"  # the extra field is dropped by position, never shifted into prompt
-    assert frame.loc[0, "seed"] == " on a mat"
+def test_csv_rows_with_an_unquoted_comma_are_rejected_with_a_reason_not_truncated() -> None:
+    frame = parse_batch(b'prompt,seed\na cat, on a mat,7\n"a dog, on a log",8\n', "csv")
+    assert "expected 2 fields, got 3" in frame.loc[0, PARSE_ERROR_COLUMN]
+    assert frame.loc[1, "prompt"] == "a dog, on a log" and frame.loc[1, "seed"] == "8"
 
 
 def test_jsonl_strings_may_hold_unicode_line_separators() -> None:
