@@ -7,8 +7,10 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -19,13 +21,17 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> Path:
-    """Write `data` so readers see either the old file or the whole new one, never a torn one."""
+@contextmanager
+def atomic_target(path: Path, mode: int | None = None) -> Iterator[BinaryIO]:
+    """A handle on a temp file beside `path`; on success it is fsynced and renamed over `path`.
+
+    Readers see either the old file or the whole new one, never a torn one; on error the temp file goes.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         if mode is not None:
@@ -35,6 +41,11 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> Path
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> Path:
+    with atomic_target(path, mode) as handle:
+        handle.write(data)
     return path
 
 
@@ -44,20 +55,8 @@ def atomic_write_json(path: Path, payload: Any, mode: int | None = None) -> Path
 
 
 def atomic_copy(src: Path, dst: Path, mode: int | None = None) -> Path:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    try:
-        with open(src, "rb") as source, os.fdopen(fd, "wb") as target:
-            shutil.copyfileobj(source, target, length=1 << 20)
-            target.flush()
-            os.fsync(target.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(dst.parent)
+    with open(src, "rb") as source, atomic_target(dst, mode) as target:
+        shutil.copyfileobj(source, target, length=1 << 20)
     return dst
 
 
