@@ -55,7 +55,7 @@ def atomic_write_json(path: Path, payload: Any, mode: int | None = None) -> Path
 
 
 def atomic_copy(src: Path, dst: Path, mode: int | None = None) -> Path:
-    with open(src, "rb") as source, atomic_target(dst, mode) as target:
+    with atomic_target(dst, mode) as target, open(src, "rb") as source:
         shutil.copyfileobj(source, target, length=1 << 20)
     return dst
 
