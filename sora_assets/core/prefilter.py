@@ -40,17 +40,17 @@ def _rejoin(text: str, keep_leading_word: bool) -> str:
     return _SPACED_RUN.sub(join, text)
 
 
-def policy_variants(text: str) -> list[str]:
-    """Readings of a prompt that undo easy obfuscation; a rule matching any of them matches the prompt."""
-    plain = _plain(text)
-    variants = []
-    for base in (re.sub(r"[@$]", " ", plain).strip(), _clean(_deleet(plain))):
-        variants += [base, _rejoin(base, False), _rejoin(base, True)]
-    return list(dict.fromkeys(variants))
-
-
 def _clean(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text).strip()
+
+
+def policy_variants(text: str) -> list[str]:
+    """Readings of a prompt that undo easy obfuscation; a rule matching any of them matches the prompt."""
+    plain = _plain(text)  # keeps @ and $ so that _deleet can read them as letters
+    variants = []
+    for base in (_clean(plain), _clean(_deleet(plain))):
+        variants += [base, _rejoin(base, False), _rejoin(base, True)]
+    return list(dict.fromkeys(variants))
 
 
 def normalize_for_policy(text: str) -> str:
