@@ -77,8 +77,8 @@ def validate(file: Path, fmt: FormatOption = OutputFormat.table) -> None:
     except (BatchFileError, OSError) as exc:
         raise fail(f"cannot read {file}: {exc}") from None
     batch_id = batch_id_for(file.name, file.read_bytes())
-    profile = VideoModelResource(model_path="").profile(resolve_revision=False)
-    outcome = validate_rows(frame, batch_id, profile)
+    model = VideoModelResource(model_path="")
+    outcome = validate_rows(frame, batch_id, model.profile(resolve_revision=False), tiers=model.tier_policy())
     rows: list[dict[str, Any]] = []
     for accepted in outcome.accepted:
         spec = accepted.spec

@@ -25,6 +25,16 @@ def non_finite_frames(frames: np.ndarray) -> list[int]:
     return [int(i) for i in np.flatnonzero(bad)]
 
 
+def frames_sha256(frames: np.ndarray) -> str:
+    """Digest of the exact float32 frames (shape included): bit-identity of renders, checked cheaply."""
+    import hashlib
+
+    array = np.ascontiguousarray(frames, dtype=np.float32)
+    digest = hashlib.sha256(repr(array.shape).encode())
+    digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 def to_uint8(frames: np.ndarray) -> np.ndarray:
     """Float frames in [0, 1] (diffusers' "np" output) to uint8; non-finite values become 0."""
     if frames.dtype == np.uint8:

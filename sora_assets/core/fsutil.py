@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -22,7 +22,8 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextmanager
-def atomic_target(path: Path, mode: int | None = None) -> Iterator[BinaryIO]:
+def atomic_target(path: Path, mode: int | None = None,
+                  before_replace: Callable[[], None] | None = None) -> Iterator[BinaryIO]:
     """A handle on a temp file beside `path`; on success it is fsynced and renamed over `path`.
 
     Readers see either the old file or the whole new one, never a torn one; on error the temp file goes.
@@ -36,6 +37,8 @@ def atomic_target(path: Path, mode: int | None = None) -> Iterator[BinaryIO]:
             os.fsync(handle.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
+        if before_replace is not None:  # a failpoint site: the complete temp file exists, the target not yet
+            before_replace()
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -54,8 +57,9 @@ def atomic_write_json(path: Path, payload: Any, mode: int | None = None) -> Path
     return atomic_write_bytes(path, text.encode(), mode=mode)
 
 
-def atomic_copy(src: Path, dst: Path, mode: int | None = None) -> Path:
-    with atomic_target(dst, mode) as target, open(src, "rb") as source:
+def atomic_copy(src: Path, dst: Path, mode: int | None = None,
+                before_replace: Callable[[], None] | None = None) -> Path:
+    with atomic_target(dst, mode, before_replace) as target, open(src, "rb") as source:
         shutil.copyfileobj(source, target, length=1 << 20)
     return dst
 

@@ -65,6 +65,11 @@ class Home:
         return self.root / "work"
 
     @property
+    def failpoints(self) -> Path:
+        """Markers of failpoints that already fired (each fires once per home)."""
+        return self.work / ".failpoints"
+
+    @property
     def dagster_io(self) -> Path:
         return self.root / "dagster_io"
 

@@ -11,6 +11,12 @@ from sora_assets.core.spec import GenerationSpec
 RENDERED = "rendered"
 CACHE_HIT = "cache_hit"
 DUPLICATE = "duplicate"  # same spec as an earlier clip of the same shard: rendered once
+DEAD_LETTER = "dead_letter"  # non-finite latents: stopped, never retried (the same seed fails again)
+
+
+def billable(clip: dict[str, Any]) -> bool:
+    """GPU time was spent on this clip in this materialisation (a render, or a render stopped by NaN)."""
+    return clip["render_status"] == RENDERED or (clip["render_status"] == DEAD_LETTER and bool(clip.get("billable")))
 
 
 def _started_at(clip: dict[str, Any]) -> datetime:
@@ -27,13 +33,13 @@ def ledger_row(clip: dict[str, Any], partition_key: str, batch_id: str, curve: P
     """
     spec = GenerationSpec.from_dict(clip["spec"])
     earlier = previous.get(clip["clip_id"])
-    if clip["render_status"] != RENDERED and earlier is not None and not earlier["cache_hit"] \
+    spent = billable(clip)
+    if not spent and earlier is not None and not earlier["cache_hit"] \
             and earlier.get("cache_key") == clip["cache_key"]:
         return dict(earlier)
     started = window_start(_started_at(clip))
     price = curve.price_at(started)
-    rendered = clip["render_status"] == RENDERED
-    gpu_seconds = float(clip.get("gpu_seconds") or 0.0) if rendered else 0.0
+    gpu_seconds = float(clip.get("gpu_seconds") or 0.0) if spent else 0.0
     return {
         "partition_key": partition_key, "batch_id": batch_id, "clip_id": clip["clip_id"],
         "cache_key": clip["cache_key"], "tier": clip["tier"], "model": spec.model_id,
@@ -42,7 +48,7 @@ def ledger_row(clip: dict[str, Any], partition_key: str, batch_id: str, curve: P
         "overhead": overhead, "cost_usd": gpu_cost_usd(gpu_seconds, price, overhead),
         "api_equivalent_usd": api_equivalent_usd(spec.width, spec.height, spec.duration_s,
                                                  clip.get("complexity") or "medium", clip["tier"] == "paid"),
-        "cache_hit": not rendered, "device": clip.get("device") or "none",
+        "cache_hit": clip["render_status"] in (CACHE_HIT, DUPLICATE), "device": clip.get("device") or "none",
         "recorded_at": datetime.now(UTC),
     }
 
@@ -58,5 +64,8 @@ def clip_row(clip: dict[str, Any], partition_key: str, batch_id: str) -> dict[st
         "width": spec.width, "height": spec.height, "num_frames": spec.num_frames, "fps": spec.fps,
         "duration_s": spec.duration_s, "prompt_sha256": spec.prompt_sha256(),
         "c2pa_state": clip.get("c2pa_state"), "scan_verdict": clip.get("scan_verdict"),
-        "warnings": "; ".join(clip.get("warnings") or []), "recorded_at": datetime.now(UTC),
+        "warnings": "; ".join(clip.get("warnings") or []), "gpu_seconds": float(clip.get("gpu_seconds") or 0.0),
+        "resumed_from_step": int(clip.get("resumed_from_step") or 0),
+        "step_seconds_mean": clip.get("step_seconds_mean"), "frames_sha256": clip.get("frames_sha256"),
+        "recorded_at": datetime.now(UTC),
     }

@@ -19,7 +19,9 @@ TABLES: dict[str, pa.Schema] = {
         ("seed_derived", pa.bool_()), ("steps", pa.int64()), ("width", pa.int64()), ("height", pa.int64()),
         ("num_frames", pa.int64()), ("fps", pa.int64()), ("duration_s", pa.float64()),
         ("prompt_sha256", pa.string()), ("c2pa_state", pa.string()), ("scan_verdict", pa.string()),
-        ("warnings", pa.string()), ("recorded_at", pa.timestamp("us", tz="UTC")),
+        ("warnings", pa.string()), ("gpu_seconds", pa.float64()), ("resumed_from_step", pa.int64()),
+        ("step_seconds_mean", pa.float64()), ("frames_sha256", pa.string()),
+        ("recorded_at", pa.timestamp("us", tz="UTC")),
     ]),
     "cost_ledger": pa.schema([
         ("partition_key", pa.string()), ("batch_id", pa.string()), ("clip_id", pa.string()),
@@ -28,6 +30,12 @@ TABLES: dict[str, pa.Schema] = {
         ("window_start", pa.timestamp("us", tz="UTC")), ("price_per_gpu_hour", pa.float64()),
         ("overhead", pa.float64()), ("cost_usd", pa.float64()), ("api_equivalent_usd", pa.float64()),
         ("cache_hit", pa.bool_()), ("device", pa.string()), ("recorded_at", pa.timestamp("us", tz="UTC")),
+    ]),
+    "dead_letters": pa.schema([
+        ("partition_key", pa.string()), ("batch_id", pa.string()), ("clip_id", pa.string()),
+        ("row", pa.int64()), ("cache_key", pa.string()), ("tier", pa.string()), ("reason", pa.string()),
+        ("step", pa.int64()), ("gpu_seconds", pa.float64()), ("retryable", pa.bool_()),
+        ("spec_json", pa.string()), ("recorded_at", pa.timestamp("us", tz="UTC")),
     ]),
     "safety_events": pa.schema([
         ("partition_key", pa.string()), ("batch_id", pa.string()), ("clip_id", pa.string()),

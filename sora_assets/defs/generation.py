@@ -1,59 +1,219 @@
-"""Generation: render accepted prompts with the diffusers pipeline, or reuse a cached clip."""
+"""Generation: render accepted prompts with the diffusers pipeline, or reuse a cached clip.
 
+Every attempt at a shard (step retry, re-execution, backfill) picks up where the last one stopped:
+clips already encoded in `work/<shard>/` are reused, clips with a step checkpoint resume from it,
+and clips whose spec is in the dead-letter table are not rendered again.
+"""
+
+import json
+from collections import deque
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, asset
+from dagster import AssetExecutionContext, MetadataValue, RetryPolicy, asset
 
-from sora_assets.core.frames import non_finite_frames, to_uint8
-from sora_assets.core.fsutil import atomic_write_bytes
-from sora_assets.core.ledger import CACHE_HIT, DUPLICATE, RENDERED
+from sora_assets.core.batch import batch_id_of_key
+from sora_assets.core.batching import group_by_shape
+from sora_assets.core.checkpoints import ClipCheckpoints
+from sora_assets.core.frames import frames_sha256, non_finite_frames, to_uint8
+from sora_assets.core.fsutil import atomic_write_bytes, atomic_write_json, sha256_file
+from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER, DUPLICATE, RENDERED
 from sora_assets.core.spec import GenerationSpec
 from sora_assets.core.video_io import encode_mp4
 from sora_assets.defs.partitions import shards_partitions
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.store import LocalClipStore
-from sora_assets.resources.video_model import VideoModelResource
+from sora_assets.resources.video_model import (
+    NonFiniteLatentsError,
+    RenderJob,
+    RenderResult,
+    StepProgress,
+    VideoModelResource,
+    shape_key,
+)
+from sora_assets.resources.warehouse import ParquetWarehouse
+
+NAN_REASON = "non_finite_latents"
+
+
+def finished_render(work: Path, cache_key: str) -> dict[str, Any] | None:
+    """A render an earlier attempt completed: its record, if the MP4 it describes is intact."""
+    record_path = work / f"{cache_key}.render.json"
+    if not record_path.exists():
+        return None
+    record = json.loads(record_path.read_text())
+    video = Path(record.get("work_path", ""))
+    if not video.exists() or sha256_file(video) != record.get("mp4_sha256"):
+        return None
+    return record
+
+
+def render_record(result: RenderResult, path: Path, started: datetime) -> dict[str, Any]:
+    return {
+        "render_status": RENDERED, "work_path": str(path), "mp4_sha256": sha256_file(path),
+        "gpu_seconds": result.total_gpu_seconds, "attempt_gpu_seconds": result.gpu_seconds,
+        "steps_run": result.steps_run, "steps_computed": result.steps_computed,
+        "resumed_from_step": result.resumed_from_step, "device": result.device,
+        "render_started_at": started.isoformat(), "non_finite_frames": non_finite_frames(result.frames),
+        "frames_sha256": frames_sha256(result.frames), "step_seconds": result.step_seconds,
+        "step_seconds_mean": sum(result.step_seconds) / max(1, len(result.step_seconds)),
+        "decode_seconds": result.decode_seconds, "batch_size": result.batch_size,
+        "checkpoints_written": result.checkpoints_written,
+    }
+
+
+def known_dead_letters(warehouse: ParquetWarehouse) -> dict[str, dict[str, Any]]:
+    """Dead-lettered specs in any shard, by cache key: a deterministic NaN is not rendered twice."""
+    frame = warehouse.read("dead_letters")
+    return {row["cache_key"]: row for row in frame.to_dict(orient="records")}
 
 
 @asset(partitions_def=shards_partitions, group_name="generation", kinds={"pytorch", "diffusers"}, pool="gpu",
-       description="One H.264 MP4 per accepted prompt: rendered, or an exact cache hit at zero GPU-seconds.")
+       retry_policy=RetryPolicy(max_retries=2),
+       description="One H.264 MP4 per accepted prompt: rendered (resuming from step checkpoints), an exact "
+                   "cache hit at zero GPU-seconds, or a dead letter when the latents went non-finite.")
 def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[str, Any]],
-                   video_model: VideoModelResource, store: LocalClipStore,
+                   video_model: VideoModelResource, store: LocalClipStore, warehouse: ParquetWarehouse,
                    home: HomeResource) -> list[dict[str, Any]]:
-    work = home.home.work / context.partition_key
+    key = context.partition_key
+    batch_id = batch_id_of_key(key)
+    layout = home.home
+    work = layout.work / key
+    dead = known_dead_letters(warehouse)
     clips: list[dict[str, Any]] = []
-    rendered_keys: dict[str, str] = {}
-    for number, row in enumerate(validated_prompts, start=1):
+    first_of: dict[str, dict[str, Any]] = {}  # cache key -> the clip of this shard that renders it
+    jobs: list[tuple[dict[str, Any], RenderJob]] = []
+    for row in validated_prompts:
         spec = GenerationSpec.from_dict(row["spec"])
         cache_key = spec.cache_key()
-        clip = {**row, "cache_key": cache_key}
+        clip = {**row, "cache_key": cache_key, "gpu_seconds": 0.0}
+        clips.append(clip)
         cached = store.lookup(cache_key)
         if cached is not None:
-            clip.update(render_status=CACHE_HIT, store_sha256=cached.sha256, gpu_seconds=0.0,
+            clip.update(render_status=CACHE_HIT, store_sha256=cached.sha256,
                         steps_run=cached.sidecar.get("steps_run", spec.steps))
-        elif cache_key in rendered_keys:
-            clip.update(render_status=DUPLICATE, work_path=rendered_keys[cache_key], gpu_seconds=0.0)
+        elif cache_key in dead:
+            earlier = dead[cache_key]
+            clip.update(render_status=DEAD_LETTER, billable=False, nan_step=int(earlier["step"]),
+                        dead_letter_reason=earlier["reason"], dead_letter_recorded_at=earlier["recorded_at"],
+                        dead_letter_from=earlier["partition_key"])
+        elif cache_key in first_of:
+            clip.update(render_status=DUPLICATE, duplicate_of=first_of[cache_key]["clip_id"])
+        elif (record := finished_render(work, cache_key)) is not None:
+            first_of[cache_key] = clip
+            clip.update(record, reused_attempt=True)
         else:
-            started = datetime.now(UTC)
-            result = video_model.render(spec)
-            path = work / f"{cache_key}.mp4"
-            atomic_write_bytes(path, encode_mp4(to_uint8(result.frames), spec.fps))
-            rendered_keys[cache_key] = str(path)
-            clip.update(render_status=RENDERED, work_path=str(path), gpu_seconds=result.gpu_seconds,
-                        steps_run=result.steps_run, device=result.device,
-                        render_started_at=started.isoformat(),
-                        non_finite_frames=non_finite_frames(result.frames),
-                        step_seconds_mean=sum(result.step_seconds) / max(1, len(result.step_seconds)),
-                        decode_seconds=result.decode_seconds)
-            context.log.info(f"[{number}/{len(validated_prompts)}] rendered {clip['clip_id']}: "
-                             f"{result.steps_run} steps in {result.gpu_seconds:.2f} s on {result.device}")
-        clips.append(clip)
+            first_of[cache_key] = clip
+            checkpoints = ClipCheckpoints(layout.checkpoints, key, clip["clip_id"], video_model.keep_checkpoints)
+            resume = checkpoints.latest(cache_key, spec.steps)
+            for skipped in checkpoints.rejected:
+                context.log.warning(f"{clip['clip_id']}: ignoring checkpoint {skipped.path.name}: {skipped.reason}")
+            jobs.append((clip, RenderJob(spec, clip["clip_id"], checkpoints, resume)))
+
+    def log_progress(event: StepProgress) -> None:
+        if event.checkpointed:
+            context.log.info(f"{', '.join(event.clip_ids)}: step {event.step}/{event.total}, checkpoint saved")
+
+    by_id = {clip["clip_id"]: clip for clip, _ in jobs}
+    queue = deque(group_by_shape([job for _, job in jobs], lambda j: shape_key(j.spec), video_model.batch_size,
+                                 alone=lambda j: j.resume is not None))
+    done = 0
+    while queue:
+        group = queue.popleft()
+        started = datetime.now(UTC)
+        try:
+            results = video_model.render_group(group, progress=log_progress, failpoint_dir=layout.failpoints)
+        except NonFiniteLatentsError as error:
+            for job in group:
+                if job.clip_id in error.clip_ids:
+                    by_id[job.clip_id].update(
+                        render_status=DEAD_LETTER, billable=True, nan_step=error.step, dead_letter_reason=NAN_REASON,
+                        gpu_seconds=error.gpu_seconds / len(group) + (job.resume.gpu_seconds if job.resume else 0.0),
+                        steps_run=error.step, render_started_at=started.isoformat(), device=video_model.device)
+                    job.checkpoints.clear()
+                    context.log.error(f"{job.clip_id}: non-finite latents after step {error.step}; dead-lettered, "
+                                      "not retried (the same seed would fail again)")
+                    done += 1
+                else:  # a healthy batch-mate: render it on its own, from its own checkpoint if any
+                    queue.append([RenderJob(job.spec, job.clip_id, job.checkpoints,
+                                            job.checkpoints.latest(job.spec.cache_key(), job.spec.steps))])
+            continue
+        for job, result in zip(group, results, strict=True):
+            clip = by_id[job.clip_id]
+            path = work / f"{clip['cache_key']}.mp4"
+            atomic_write_bytes(path, encode_mp4(to_uint8(result.frames), job.spec.fps))
+            record = render_record(result, path, started)
+            atomic_write_json(work / f"{clip['cache_key']}.render.json", record)  # last: marks the render done
+            clip.update(record)
+            done += 1
+            resumed = f", resumed from step {result.resumed_from_step}" if result.resumed_from_step else ""
+            context.log.info(f"[{done}/{len(jobs)}] rendered {job.clip_id}: {result.steps_run} steps "
+                             f"({result.steps_computed} computed{resumed}) in {result.gpu_seconds:.2f} s "
+                             f"on {result.device}")
+
+    for clip in clips:  # duplicates follow the clip that rendered their spec
+        if clip["render_status"] == DUPLICATE:
+            source = first_of[clip["cache_key"]]
+            if source["render_status"] == DEAD_LETTER:
+                clip.update(render_status=DEAD_LETTER, billable=False, nan_step=source["nan_step"],
+                            dead_letter_reason=source["dead_letter_reason"])
+            else:
+                clip.update(work_path=source["work_path"], steps_run=source["steps_run"],
+                            frames_sha256=source.get("frames_sha256"))
+    _record_dead_letters(context, warehouse, key, batch_id, clips)
+
     rendered = [c for c in clips if c["render_status"] == RENDERED]
+    dead_letters = [c for c in clips if c["render_status"] == DEAD_LETTER]
     context.add_output_metadata({
         "clips": len(clips), "rendered": len(rendered),
         "cache_hits": sum(c["render_status"] == CACHE_HIT for c in clips),
-        "gpu_seconds": round(sum(c["gpu_seconds"] for c in rendered), 3),
-        "model": video_model.model_id,
+        "resumed": sum(bool(c.get("resumed_from_step")) for c in rendered),
+        "steps_saved_by_resume": sum(int(c.get("resumed_from_step") or 0) for c in rendered
+                                     if not c.get("reused_attempt")),
+        "reused_from_earlier_attempt": sum(bool(c.get("reused_attempt")) for c in rendered),
+        "dead_letters": len(dead_letters),
+        "gpu_seconds": round(sum(c["gpu_seconds"] for c in rendered + dead_letters), 3),
+        "model": video_model.model_id, "batch_size": video_model.batch_size,
+        "renders": MetadataValue.md(_render_table(rendered + dead_letters)),
     })
     return clips
+
+
+def _render_table(clips: list[dict[str, Any]]) -> str:
+    lines = ["| clip | status | steps | resumed from | GPU s | s/step |", "|---|---|---|---|---|---|"]
+    for clip in clips:
+        mean = clip.get("step_seconds_mean")
+        lines.append(f"| {clip['clip_id']} | {clip['render_status']} | {clip.get('steps_run', '')} | "
+                     f"{clip.get('resumed_from_step') or 0} | {clip['gpu_seconds']:.3f} | "
+                     f"{'' if mean is None else f'{mean:.4f}'} |")
+    return "\n".join(lines)
+
+
+def _record_dead_letters(context: AssetExecutionContext, warehouse: ParquetWarehouse, key: str, batch_id: str,
+                         clips: list[dict[str, Any]]) -> None:
+    """Replace this shard's dead-letter rows and their reliability events (idempotent per partition)."""
+    previous = {r["clip_id"]: r for r in warehouse.read("dead_letters", key).to_dict(orient="records")}
+    now = datetime.now(UTC)
+    letters, events = [], []
+    for clip in clips:
+        if clip["render_status"] != DEAD_LETTER:
+            continue
+        earlier = previous.get(clip["clip_id"])
+        recorded_at = earlier["recorded_at"] if earlier is not None and not clip.get("billable") else now
+        letters.append({
+            "partition_key": key, "batch_id": batch_id, "clip_id": clip["clip_id"], "row": clip["row"],
+            "cache_key": clip["cache_key"], "tier": clip["tier"], "reason": clip["dead_letter_reason"],
+            "step": clip["nan_step"], "retryable": False, "recorded_at": recorded_at,
+            "gpu_seconds": float(clip["gpu_seconds"]) if clip.get("billable") else
+            float(earlier["gpu_seconds"]) if earlier is not None else 0.0,
+            "spec_json": GenerationSpec.from_dict(clip["spec"]).canonical_json()})
+        events.append({
+            "partition_key": key, "batch_id": batch_id, "clip_id": clip["clip_id"], "row": clip["row"],
+            "stage": "generation", "check_name": NAN_REASON, "frame_index": None, "label": "nan",
+            "score": None, "action": "dead_letter", "policy_version": "nan-guard-v1",
+            "detail": f"step={clip['nan_step']}", "recorded_at": recorded_at})
+    warehouse.write("dead_letters", key, "rendered_clips", letters)
+    warehouse.write("safety_events", key, "rendered_clips", events)
+    if letters:
+        context.log.warning(f"{len(letters)} clip(s) dead-lettered: {', '.join(r['clip_id'] for r in letters)}")

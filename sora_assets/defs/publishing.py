@@ -17,8 +17,9 @@ from dagster import (
 )
 
 from sora_assets.core.batch import batch_id_of_key
+from sora_assets.core.checkpoints import clear_partition
 from sora_assets.core.cost import PriceCurve
-from sora_assets.core.ledger import CACHE_HIT, RENDERED, clip_row, ledger_row
+from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER, RENDERED, clip_row, ledger_row
 from sora_assets.defs.partitions import shards_partitions
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.store import LocalClipStore
@@ -31,6 +32,8 @@ LEDGER_COMPLETE = "ledger_has_one_row_per_clip"
 def final_status(clip: dict[str, Any]) -> str:
     if clip.get("sha256"):
         return "published" if clip["render_status"] != CACHE_HIT else "cache_hit"
+    if clip["render_status"] == DEAD_LETTER:
+        return "dead_letter"
     if clip.get("scan_verdict") == "block":
         return "blocked"
     return "withheld"
@@ -56,8 +59,9 @@ def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str,
             stored = store.lookup(clip["cache_key"]) or store.publish(Path(clip["signed_path"]), clip["cache_key"], {
                 "clip_id": clip["clip_id"], "partition_key": key, "spec": clip["spec"],
                 "steps_run": clip["steps_run"], "gpu_seconds": clip["gpu_seconds"],
+                "resumed_from_step": clip.get("resumed_from_step", 0), "frames_sha256": clip.get("frames_sha256"),
                 "scan_verdict": clip["scan_verdict"], "scan_reasons": clip["scan_reasons"],
-                "c2pa_state": clip["c2pa_state"], "published_at": now})
+                "c2pa_state": clip["c2pa_state"], "published_at": now}, failpoint_dir=home.home.failpoints)
         else:
             continue
         clip.update(sha256=stored.sha256, store_path=str(stored.path),
@@ -70,6 +74,7 @@ def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str,
     warehouse.write("cost_ledger", key, "published_clips", ledger)
     warehouse.write("clips", key, "published_clips", [clip_row(c, key, batch_id) for c in signed_clips])
     shutil.rmtree(home.home.work / key, ignore_errors=True)
+    clear_partition(home.home.checkpoints, key)  # every clip is now published, blocked or dead-lettered
 
     published = [c for c in signed_clips if c.get("sha256")]
     rendered = [c for c in signed_clips if c["render_status"] == RENDERED]
@@ -78,6 +83,7 @@ def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str,
         "published": len(published), "rendered": len(rendered),
         "cache_hits": sum(c["render_status"] == CACHE_HIT for c in signed_clips),
         "blocked": sum(c["final_status"] == "blocked" for c in signed_clips),
+        "dead_letters": sum(c["final_status"] == "dead_letter" for c in signed_clips),
         "gpu_seconds": round(gpu_seconds, 3), "cost_usd": round(sum(r["cost_usd"] for r in ledger), 6),
         "api_equivalent_usd": round(sum(r["api_equivalent_usd"] for r in ledger), 2),
         "store": MetadataValue.path(str(store.root)),

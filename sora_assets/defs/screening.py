@@ -9,7 +9,7 @@ from dagster import AssetExecutionContext, asset
 
 from sora_assets.core.batch import batch_id_of_key
 from sora_assets.core.fsutil import atomic_write_json
-from sora_assets.core.ledger import CACHE_HIT
+from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER
 from sora_assets.core.video_io import decode_mp4
 from sora_assets.defs.partitions import shards_partitions
 from sora_assets.resources.home import HomeResource
@@ -28,8 +28,8 @@ def screened_clips(context: AssetExecutionContext, rendered_clips: list[dict[str
     verdicts: dict[str, dict[str, Any]] = {}  # per work file: duplicates share one scan
     now = datetime.now(UTC)
     for clip in rendered_clips:
-        if clip["render_status"] == CACHE_HIT:
-            continue  # scanned when it was first published
+        if clip["render_status"] in (CACHE_HIT, DEAD_LETTER):
+            continue  # a cache hit was scanned when first published; a dead letter has no frames
         work_path = clip["work_path"]
         if work_path not in verdicts:
             verdict = frame_safety.scan(decode_mp4(Path(work_path)), clip.get("non_finite_frames"))

@@ -5,6 +5,7 @@ from typing import Any
 
 from dagster import AssetExecutionContext, Failure, asset
 
+from sora_assets.core import failpoints
 from sora_assets.core.ledger import CACHE_HIT
 from sora_assets.core.manifest import clip_manifest
 from sora_assets.core.spec import GenerationSpec
@@ -41,6 +42,7 @@ def signed_clips(context: AssetExecutionContext, screened_clips: list[dict[str, 
         if work_path not in signed:
             spec = GenerationSpec.from_dict(clip["spec"])
             destination = Path(work_path).with_suffix(".signed.mp4")
+            failpoints.hit("sign.before", None, home.home.failpoints)
             signer.sign(Path(work_path), destination, clip_manifest(
                 title=f"{clip['clip_id']}.mp4", clip_id=clip["clip_id"], model=spec.model_id,
                 model_revision=spec.model_revision, seed=spec.seed, steps=int(clip["steps_run"]),

@@ -21,7 +21,7 @@ def validated_prompts(context: AssetExecutionContext, prompt_shards: pd.DataFram
                       video_model: VideoModelResource, warehouse: ParquetWarehouse) -> list[dict[str, Any]]:
     key = context.partition_key
     batch_id = batch_id_of_key(key)
-    outcome = validate_rows(prompt_shards, batch_id, video_model.profile())
+    outcome = validate_rows(prompt_shards, batch_id, video_model.profile(), tiers=video_model.tier_policy())
     now = datetime.now(UTC)
     warehouse.write("rejections", key, "validated_prompts", [
         {**asdict(r), "partition_key": key, "batch_id": batch_id, "recorded_at": now} for r in outcome.rejected])

@@ -10,6 +10,7 @@ from typing import Any
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from sora_assets.core import failpoints
 from sora_assets.core.fsutil import atomic_copy, atomic_write_json, sha256_file
 
 
@@ -62,12 +63,14 @@ class LocalClipStore(ConfigurableResource):
         sidecar = json.loads(self.sidecar_path(sha256).read_text())
         return StoredClip(sha256=sha256, path=path, sidecar=sidecar)
 
-    def publish(self, source: Path, cache_key: str, sidecar: dict[str, Any]) -> StoredClip:
+    def publish(self, source: Path, cache_key: str, sidecar: dict[str, Any],
+                failpoint_dir: Path | None = None) -> StoredClip:
         """Copy `source` in under its content hash; the cache index is written last."""
         sha = sha256_file(source)
         target = self.object_path(sha)
         if not target.exists() or sha256_file(target) != sha:
-            atomic_copy(source, target, mode=0o444)
+            atomic_copy(source, target, mode=0o444,
+                        before_replace=lambda: failpoints.hit("publish.before_rename", None, failpoint_dir))
         record = {**sidecar, "sha256": sha, "cache_key": cache_key, "bytes": target.stat().st_size}
         atomic_write_json(self.sidecar_path(sha), record)
         atomic_write_json(self._index_path(cache_key), {"sha256": sha})

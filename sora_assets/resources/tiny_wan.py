@@ -18,6 +18,9 @@ TOKENIZER_CORPUS = [
     "timelapse of clouds over a desert", "an astronaut floating inside a space station",
 ]
 BUILD_SEED = 20261121
+# Shard the text encoder and transformer as the real Wan2.1-T2V-1.3B-Diffusers folder does
+# (model-0000N-of-0000M.safetensors + *.safetensors.index.json), so the sharded loading path is the default.
+SHARD_BYTES = 64_000
 
 
 def _tokenizer():
@@ -71,7 +74,7 @@ def build_tiny_wan(target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        pipeline.save_pretrained(staging)
+        pipeline.save_pretrained(staging, max_shard_size=SHARD_BYTES)
         try:
             staging.rename(target)
         except OSError:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,9 @@ import numpy as np
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from sora_assets.core.prompt_rules import ModelProfile
+from sora_assets.core import failpoints
+from sora_assets.core.checkpoints import ClipCheckpoints, StepCheckpoint
+from sora_assets.core.prompt_rules import ModelProfile, TierPolicy
 from sora_assets.core.spec import GenerationSpec
 
 _CACHE_LOCK = threading.Lock()
@@ -24,21 +27,65 @@ _SAMPLED_HASH_BYTES = 4 * 1024 * 1024
 
 
 class NonFiniteLatentsError(RuntimeError):
-    """Latents went NaN/inf during denoising: the clip is stopped at once."""
+    """Latents went NaN/inf during denoising: the clip is stopped at once and not retried."""
 
-    def __init__(self, step: int):
-        super().__init__(f"non-finite latents after step {step}")
+    def __init__(self, step: int, clip_ids: list[str] | None = None, gpu_seconds: float = 0.0):
+        who = f" for {', '.join(clip_ids)}" if clip_ids else ""
+        super().__init__(f"non-finite latents after step {step}{who}")
         self.step = step
+        self.clip_ids = clip_ids or []
+        self.gpu_seconds = gpu_seconds
+
+
+@dataclass
+class RenderJob:
+    """One clip to render: its spec, where its checkpoints live, and a checkpoint to resume from."""
+
+    spec: GenerationSpec
+    clip_id: str = "clip"
+    checkpoints: ClipCheckpoints | None = None
+    resume: StepCheckpoint | None = None
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    clip_ids: tuple[str, ...]
+    step: int
+    total: int
+    checkpointed: bool
+    resumed_from_step: int
+
+
+ProgressCallback = Callable[[StepProgress], None]
+PROGRESS_LISTENERS: list[ProgressCallback] = []  # process-wide (the CLI's progress bar subscribes here)
 
 
 @dataclass
 class RenderResult:
     frames: np.ndarray  # float32 (F, H, W, 3) in [0, 1]
-    gpu_seconds: float
-    steps_run: int
-    step_seconds: list[float] = field(default_factory=list)
+    gpu_seconds: float  # this attempt: denoise + decode, synchronised on CUDA (a group's time is shared evenly)
+    steps_run: int  # denoising steps in the clip, including those done before a resume
+    step_seconds: list[float] = field(default_factory=list)  # steps computed in this attempt
     decode_seconds: float = 0.0
     device: str = "cpu"
+    resumed_from_step: int = 0
+    prior_gpu_seconds: float = 0.0  # spent on the resumed steps by the attempt that checkpointed them
+    checkpoints_written: int = 0
+    batch_size: int = 1
+
+    @property
+    def steps_computed(self) -> int:
+        return len(self.step_seconds)
+
+    @property
+    def total_gpu_seconds(self) -> float:
+        return self.prior_gpu_seconds + self.gpu_seconds
+
+
+def shape_key(spec: GenerationSpec) -> tuple[Any, ...]:
+    """Specs with equal keys can share one denoising batch."""
+    return (spec.width, spec.height, spec.num_frames, spec.steps, spec.guidance_scale, spec.model_id,
+            spec.model_revision)
 
 
 def model_fingerprint(model_path: Path) -> str:
@@ -77,6 +124,12 @@ class VideoModelResource(ConfigurableResource):
     default_height: int = 64
     default_num_frames: int = 9
     default_fps: int = 8
+    free_tier_steps: int = Field(default=30, description="Denoising-step budget of the free tier.")
+    paid_tier_steps: int = Field(default=50, description="Denoising-step budget of the paid tier.")
+    free_tier_max_short_side: int = Field(default=480, description="Free-tier resolution cap (short side).")
+    checkpoint_every: int = Field(default=10, description="Save a step checkpoint every k steps (0: never).")
+    keep_checkpoints: int = Field(default=2, description="Checkpoints kept per clip (newest first).")
+    batch_size: int = Field(default=1, description="Clips of identical shape denoised together (1: off).")
 
     def ensure_model(self) -> Path:
         path = Path(self.model_path)
@@ -100,6 +153,10 @@ class VideoModelResource(ConfigurableResource):
                             default_width=self.default_width, default_height=self.default_height,
                             default_num_frames=self.default_num_frames, default_fps=self.default_fps)
 
+    def tier_policy(self) -> TierPolicy:
+        return TierPolicy(steps={"free": self.free_tier_steps, "paid": self.paid_tier_steps},
+                          max_short_side={"free": self.free_tier_max_short_side})
+
     def _device_and_dtype(self) -> tuple[str, Any]:
         import torch
 
@@ -117,6 +174,9 @@ class VideoModelResource(ConfigurableResource):
         """The loaded pipeline; loaded at most once per process for a given folder and device."""
         import torch
         from diffusers import DiffusionPipeline
+        from diffusers.utils import logging as diffusers_logging
+
+        from sora_assets.resources.step_control import enable_step_control
 
         path = self.ensure_model()
         device, dtype = self._device_and_dtype()
@@ -124,6 +184,7 @@ class VideoModelResource(ConfigurableResource):
         with _CACHE_LOCK:
             if key not in _PIPELINES:
                 torch.set_num_threads(self.num_threads)
+                diffusers_logging.disable_progress_bar()  # loading bars would flood run logs
                 # DiffusionPipeline dispatches on model_index.json's class (WanPipeline here);
                 # local_files_only guarantees no hub access.
                 pipe = DiffusionPipeline.from_pretrained(str(path), dtype=dtype, local_files_only=True)
@@ -132,41 +193,99 @@ class VideoModelResource(ConfigurableResource):
                 else:
                     pipe.to(device)
                 pipe.set_progress_bar_config(disable=True)
+                enable_step_control(pipe)
                 _PIPELINES[key] = pipe
                 LOAD_COUNT["loads"] += 1
             return _PIPELINES[key]
 
-    def render(self, spec: GenerationSpec) -> RenderResult:
+    def render(self, spec: GenerationSpec, clip_id: str = "clip", checkpoints: ClipCheckpoints | None = None,
+               progress: ProgressCallback | None = None, failpoint_dir: Path | None = None) -> RenderResult:
+        """Render one clip, resuming from its newest valid checkpoint when there is one."""
+        resume = checkpoints.latest(spec.cache_key(), spec.steps) if checkpoints else None
+        job = RenderJob(spec, clip_id, checkpoints, resume)
+        return self.render_group([job], progress=progress, failpoint_dir=failpoint_dir)[0]
+
+    def render_group(self, jobs: list[RenderJob], progress: ProgressCallback | None = None,
+                     failpoint_dir: Path | None = None) -> list[RenderResult]:
+        """Denoise clips of one shape together (one pipeline call); a resumed clip renders alone.
+
+        Wraps the pipeline rather than copying its loop: `callback_on_step_end` checks the latents,
+        times the step, writes checkpoints and reports progress; the resume gate skips done steps.
+        """
         import torch
 
+        from sora_assets.resources.step_control import capture_scheduler_state, per_sample, resume_from
+
+        if not jobs:
+            return []
+        if len({shape_key(j.spec) for j in jobs}) != 1:
+            raise ValueError("a render group needs one shape (size, frames, steps, guidance, model)")
+        if len(jobs) > 1 and any(j.resume for j in jobs):
+            raise ValueError("a resumed clip renders alone: its batch-mates may have no checkpoint")
         pipe = self.pipeline()
         device, _ = self._device_and_dtype()
         synchronize = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+        spec = jobs[0].spec
+        total, batch = spec.steps, len(jobs)
+        resume = jobs[0].resume
+        resumed_from = resume.next_step if resume else 0
+        ids = tuple(j.clip_id for j in jobs)
+        listeners = [p for p in (progress, *PROGRESS_LISTENERS) if p is not None]
+        # CPU generators: the same seed gives the same initial noise on any device
+        generators = [torch.Generator(device="cpu").manual_seed(j.spec.seed) for j in jobs]
+        if resume is not None and resume.generator_state is not None:
+            generators[0].set_state(resume.generator_state)
         step_seconds: list[float] = []
-        marks = {"last": 0.0}
+        marks = {"last": 0.0, "start": 0.0, "checkpoints": 0}
 
-        def on_step_end(_pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        def on_step_end(pipeline: Any, index: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+            step = index + 1
             latents = tensors["latents"]
-            if not torch.isfinite(latents).all():
-                raise NonFiniteLatentsError(step)
+            finite = torch.isfinite(latents.reshape(latents.shape[0], -1)).all(dim=1).tolist()
             synchronize()
             now = time.perf_counter()
             step_seconds.append(now - marks["last"])
             marks["last"] = now
+            if not all(finite):
+                raise NonFiniteLatentsError(step, [ids[i] for i, ok in enumerate(finite) if not ok],
+                                            gpu_seconds=now - marks["start"])
+            due = self.checkpoint_every > 0 and step % self.checkpoint_every == 0 and step < total
+            if due and any(j.checkpoints for j in jobs):
+                state = capture_scheduler_state(pipeline.scheduler)
+                spent = (now - marks["start"]) / batch + (resume.gpu_seconds if resume else 0.0)
+                for i, job in enumerate(jobs):
+                    if job.checkpoints is None:
+                        continue
+                    job.checkpoints.save(StepCheckpoint(
+                        cache_key=job.spec.cache_key(), next_step=step, total_steps=total,
+                        latents=latents[i:i + 1].detach().to("cpu", copy=True),
+                        scheduler_state=state if batch == 1 else per_sample(state, batch, i),
+                        generator_state=generators[i].get_state(), gpu_seconds=spent,
+                        step_seconds=(resume.step_seconds if resume else []) + step_seconds))
+                marks["checkpoints"] += 1
+            for listener in listeners:
+                listener(StepProgress(ids, step, total, due, resumed_from))
+            failpoints.hit("generate.after_step", step, failpoint_dir)
             return tensors
 
-        # CPU generator: the same seed gives the same initial noise on any device
-        generator = torch.Generator(device="cpu").manual_seed(spec.seed)
+        single = batch == 1
         synchronize()
-        start = marks["last"] = time.perf_counter()
-        output = pipe(
-            prompt=spec.prompt, negative_prompt=spec.negative_prompt or None, height=spec.height,
-            width=spec.width, num_frames=spec.num_frames, num_inference_steps=spec.steps,
-            guidance_scale=spec.guidance_scale, generator=generator, output_type="np",
-            callback_on_step_end=on_step_end,
-        )
+        marks["start"] = marks["last"] = time.perf_counter()
+        with resume_from(pipe, resumed_from, resume.scheduler_state if resume else None, device):
+            output = pipe(
+                prompt=spec.prompt if single else [j.spec.prompt for j in jobs],
+                negative_prompt=(spec.negative_prompt or None) if single
+                else [j.spec.negative_prompt or "" for j in jobs],
+                height=spec.height, width=spec.width, num_frames=spec.num_frames, num_inference_steps=total,
+                guidance_scale=spec.guidance_scale, generator=generators[0] if single else generators,
+                latents=resume.latents if resume else None, output_type="np", callback_on_step_end=on_step_end,
+            )
         synchronize()
         end = time.perf_counter()
-        frames = np.asarray(output.frames[0], dtype=np.float32)
-        return RenderResult(frames=frames, gpu_seconds=end - start, steps_run=len(step_seconds),
-                            step_seconds=step_seconds, decode_seconds=end - marks["last"], device=device)
+        frames = np.asarray(output.frames, dtype=np.float32)
+        share = (end - marks["start"]) / batch
+        return [RenderResult(
+            frames=frames[i], gpu_seconds=share, steps_run=total, step_seconds=list(step_seconds),
+            decode_seconds=end - marks["last"], device=device, resumed_from_step=resumed_from,
+            prior_gpu_seconds=resume.gpu_seconds if resume else 0.0, checkpoints_written=marks["checkpoints"],
+            batch_size=batch) for i in range(batch)]

@@ -23,7 +23,7 @@ from pydantic import Field
 from sora_assets.core.fsutil import atomic_write_bytes
 from sora_assets.core.warehouse_schema import TABLES
 
-VIEWS_VERSION = 1
+VIEWS_VERSION = 2  # bump when a table is added or changed
 SCHEMA_PARTITION = "_schema"  # a zero-row file per table so views exist before any data
 
 
@@ -67,7 +67,7 @@ class ParquetWarehouse(ConfigurableResource):
     def _ensure_schema_files(self) -> None:
         for table, schema in TABLES.items():
             path = self._table_dir(table) / SCHEMA_PARTITION / "schema.parquet"
-            if not path.exists():
+            if not path.exists() or not pq.read_schema(path).equals(schema, check_metadata=False):
                 sink = io.BytesIO()
                 pq.write_table(schema.empty_table(), sink)
                 atomic_write_bytes(path, sink.getvalue())

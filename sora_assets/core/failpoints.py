@@ -1,0 +1,99 @@
+"""Failpoints for tests and chaos drills: `SORA_ASSETS_FAILPOINTS`, off unless set.
+
+Syntax: entries separated by `,` or `;`, each `site[=value]:action` with action `kill` (SIGKILL the
+process, as a lost GPU node would) or `raise` (a FailpointError, as a crashed step would), e.g.
+`generate.after_step=48:kill,sign.before:raise`.
+
+A failpoint fires once: its first hit creates a marker file (O_EXCL, so exactly one process wins) in
+the given folder, and later hits — the retry, the re-execution, the backfill — pass. Without a
+marker folder it fires once per process. Firing never changes what a successful run produces.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_VAR = "SORA_ASSETS_FAILPOINTS"
+ACTIONS = ("kill", "raise")
+SITES = ("generate.after_step", "publish.before_rename", "sign.before", "screen.before")
+_ENTRY = re.compile(r"^(?P<site>[a-z_]+\.[a-z_]+)(?:=(?P<value>[^:]+))?:(?P<action>[a-z]+)$")
+_FIRED_IN_PROCESS: set[str] = set()
+
+
+class FailpointError(RuntimeError):
+    """Raised by a `raise` failpoint."""
+
+
+@dataclass(frozen=True)
+class Failpoint:
+    site: str
+    value: str | None
+    action: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.site}={self.value}" if self.value is not None else self.site
+
+
+def parse_failpoints(raw: str | None) -> list[Failpoint]:
+    """Parse the environment value; a typo is an error, never a silently disarmed drill."""
+    points = []
+    for entry in re.split(r"[,;]", raw or ""):
+        entry = entry.strip()
+        if not entry:
+            continue
+        match = _ENTRY.match(entry)
+        if not match:
+            raise ValueError(f"{ENV_VAR}: cannot parse {entry!r}; expected site[=value]:kill|raise")
+        site, value, action = match["site"], match["value"], match["action"]
+        if site not in SITES:
+            raise ValueError(f"{ENV_VAR}: unknown site {site!r}; known: {', '.join(SITES)}")
+        if action not in ACTIONS:
+            raise ValueError(f"{ENV_VAR}: unknown action {action!r} in {entry!r}; use kill or raise")
+        if site == "generate.after_step" and not (value or "").isdigit():
+            raise ValueError(f"{ENV_VAR}: {entry!r} needs a step number, e.g. generate.after_step=48:kill")
+        points.append(Failpoint(site, value, action))
+    return points
+
+
+def active_failpoints() -> list[Failpoint]:
+    return parse_failpoints(os.environ.get(ENV_VAR))
+
+
+def _claim(point: Failpoint, marker_dir: Path | None) -> bool:
+    """True for exactly one hit of this failpoint (per marker folder, or per process without one)."""
+    if marker_dir is None:
+        if point.name in _FIRED_IN_PROCESS:
+            return False
+        _FIRED_IN_PROCESS.add(point.name)
+        return True
+    marker_dir.mkdir(parents=True, exist_ok=True)
+    marker = marker_dir / re.sub(r"[^a-z0-9_.=-]", "_", f"{point.name}-{point.action}")
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as handle:
+        handle.write(f"pid={os.getpid()}\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return True
+
+
+def hit(site: str, value: object = None, marker_dir: Path | None = None) -> None:
+    """Call at a failpoint site; does nothing unless the environment arms this site (and value)."""
+    raw = os.environ.get(ENV_VAR)
+    if not raw:
+        return
+    for point in parse_failpoints(raw):
+        if point.site != site or (point.value is not None and point.value != str(value)):
+            continue
+        if not _claim(point, marker_dir):
+            continue
+        if point.action == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise FailpointError(f"failpoint {point.name}:{point.action} fired")
