@@ -169,6 +169,7 @@ def demo(home: HomeOption = None, sample: Annotated[Path | None, typer.Option(he
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from sora_assets.core.batch import batch_id_for
+    from sora_assets.resources.video_model import StepProgress, progress_listener
     from sora_assets.runner import (
         batch_shard_keys,
         demo_batch_path,
@@ -193,13 +194,19 @@ def demo(home: HomeOption = None, sample: Annotated[Path | None, typer.Option(he
         keys = batch_shard_keys(layout, batch_id)
         progress.update(intake, completed=1, description=f"intake: {batch_id} → {len(keys)} shards")
         task = progress.add_task("rendering shards", total=len(keys))
+        steps = progress.add_task("denoising: waiting for the first clip", total=None)
 
         def done(outcome: Any) -> None:
             state = "ok" if outcome.success else f"FAILED: {outcome.error}"
             progress.console.print(f"shard {outcome.partition_key}: {state}", highlight=False)
             progress.advance(task)
 
-        outcomes = run_shards(layout, instance, keys, on_done=done)
+        def step(event: StepProgress) -> None:
+            progress.update(steps, total=event.total, completed=event.step,
+                            description=f"denoising {', '.join(event.clip_ids)}")
+
+        with progress_listener(step):
+            outcomes = run_shards(layout, instance, keys, on_done=done)
     rows = _summary_rows(layout, keys)
     emit(rows, fmt, f"demo batch {batch_id}",
          {"home": str(layout.root), "warehouse": str(layout.warehouse_db)})

@@ -34,6 +34,23 @@ def home_with_model(home: Home, tiny_model_dir: Path) -> Home:
     return home
 
 
+@pytest.fixture(scope="session")
+def poisoned_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model with one NaN in the transformer's output bias: every render goes NaN at step 1."""
+    import torch
+    from diffusers import WanTransformer3DModel
+
+    from sora_assets.resources.tiny_wan import SHARD_BYTES
+
+    target = tmp_path_factory.mktemp("poisoned") / "tiny-wan"
+    shutil.copytree(tiny_model_dir, target)
+    transformer = WanTransformer3DModel.from_pretrained(target / "transformer", local_files_only=True)
+    with torch.no_grad():
+        transformer.proj_out.bias[0] = float("nan")
+    transformer.save_pretrained(target / "transformer", max_shard_size=SHARD_BYTES)
+    return target
+
+
 def gradient_clip(frames: int = 9, size: int = 64) -> np.ndarray:
     """A smooth moving gradient: not black, not frozen, compresses well."""
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)

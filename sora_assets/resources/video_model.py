@@ -6,7 +6,8 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,16 @@ ProgressCallback = Callable[[StepProgress], None]
 PROGRESS_LISTENERS: list[ProgressCallback] = []  # process-wide (the CLI's progress bar subscribes here)
 
 
+@contextmanager
+def progress_listener(callback: ProgressCallback) -> Iterator[None]:
+    """Receive every denoising step of renders in this process while the block runs."""
+    PROGRESS_LISTENERS.append(callback)
+    try:
+        yield
+    finally:
+        PROGRESS_LISTENERS.remove(callback)
+
+
 @dataclass
 class RenderResult:
     frames: np.ndarray  # float32 (F, H, W, 3) in [0, 1]
@@ -107,6 +118,19 @@ def model_fingerprint(model_path: Path) -> str:
                 handle.seek(size - _SAMPLED_HASH_BYTES)
                 digest.update(handle.read())
     return digest.hexdigest()[:16]
+
+
+def check_model_folder(path: Path) -> None:
+    """Fail early and clearly when a component that model_index.json lists has no folder or config."""
+    index = json.loads((path / "model_index.json").read_text())
+    for name, spec in index.items():
+        if name.startswith("_") or not isinstance(spec, list) or spec[0] is None:
+            continue
+        folder = path / name
+        configs = ("config.json", "scheduler_config.json", "tokenizer_config.json", "tokenizer.json")
+        if not folder.is_dir() or not any((folder / c).exists() for c in configs):
+            raise FileNotFoundError(f"model folder {path} is missing component {name!r} ({spec[1]}), "
+                                    "listed in its model_index.json")
 
 
 class VideoModelResource(ConfigurableResource):
@@ -175,6 +199,7 @@ class VideoModelResource(ConfigurableResource):
         import torch
         from diffusers import DiffusionPipeline
         from diffusers.utils import logging as diffusers_logging
+        from transformers.utils import logging as transformers_logging
 
         from sora_assets.resources.step_control import enable_step_control
 
@@ -185,6 +210,8 @@ class VideoModelResource(ConfigurableResource):
             if key not in _PIPELINES:
                 torch.set_num_threads(self.num_threads)
                 diffusers_logging.disable_progress_bar()  # loading bars would flood run logs
+                transformers_logging.disable_progress_bar()
+                check_model_folder(path)
                 # DiffusionPipeline dispatches on model_index.json's class (WanPipeline here);
                 # local_files_only guarantees no hub access.
                 pipe = DiffusionPipeline.from_pretrained(str(path), dtype=dtype, local_files_only=True)

@@ -1,0 +1,172 @@
+"""rendered_clips through Dagster: exact resume after a real SIGKILL, step retries, NaN dead letters,
+tier budgets, and no clip published twice."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey, DagsterEventType, DagsterInstance
+
+from sora_assets.core.batch import batch_id_for
+from sora_assets.core.failpoints import ENV_VAR
+from sora_assets.core.home import Home
+from sora_assets.resources.video_model import VideoModelResource
+from sora_assets.resources.warehouse import ParquetWarehouse
+from sora_assets.runner import batch_shard_keys, open_instance, run_shards, submit_file, tick_inbox
+
+pytestmark = pytest.mark.slow
+
+ROWS = [
+    {"prompt": "a red fox running through a forest", "tier": "paid", "steps": 20, "seed": 5},
+    {"prompt": "slow motion waves crashing on rocks", "tier": "paid", "steps": 20, "seed": 6},
+]
+RUN_IN_SUBPROCESS = """
+import sys
+from sora_assets.core.home import Home
+from sora_assets.runner import open_instance, run_shards
+home = Home.from_env(sys.argv[1])
+run_shards(home, open_instance(home), sys.argv[2:])
+print("finished")
+"""
+
+
+def submit(home: Home, rows: list[dict], name: str = "batch.jsonl") -> tuple[DagsterInstance, list[str]]:
+    path = home.root.parent / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    submit_file(home, path)
+    instance = open_instance(home)
+    tick_inbox(home, instance)
+    return instance, batch_shard_keys(home, batch_id_for(path.name, path.read_bytes()))
+
+
+def warehouse(home: Home) -> ParquetWarehouse:
+    return ParquetWarehouse(root=str(home.warehouse), db_path=str(home.warehouse_db))
+
+
+def render_metadata(instance: DagsterInstance, key: str) -> dict:
+    event = instance.get_latest_materialization_event(AssetKey("rendered_clips"))
+    assert event.asset_materialization.partition == key
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def step_events(instance: DagsterInstance, kind: DagsterEventType) -> int:
+    return sum(len([e for e in instance.all_logs(run.run_id, of_type=kind) if e.step_key == "rendered_clips"])
+               for run in instance.get_runs())
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> dict[int, str]:
+    """frames_sha256 per row from an uninterrupted run in a clean home."""
+    home = Home.from_env(tmp_path_factory.mktemp("reference") / "home").ensure()
+    shutil.copytree(tiny_model_dir, home.default_model_path)
+    instance, keys = submit(home, ROWS)
+    assert all(o.success for o in run_shards(home, instance, keys))
+    clips = warehouse(home).query("SELECT row, frames_sha256 FROM clips")
+    return dict(zip(clips.row, clips.frames_sha256, strict=True))
+
+
+def test_a_shard_killed_mid_denoise_resumes_from_its_checkpoint_bit_identically(
+        home_with_model: Home, reference: dict[int, str]) -> None:
+    home = home_with_model
+    instance, keys = submit(home, ROWS)
+    env = {**os.environ, ENV_VAR: "generate.after_step=13:kill"}
+    killed = subprocess.run([sys.executable, "-c", RUN_IN_SUBPROCESS, str(home.root), *keys], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    first_clip = sorted((home.checkpoints / keys[0]).iterdir())[0]
+    assert [p.name for p in sorted(first_clip.glob("*.json"))] == ["step-00010.json"]
+
+    assert all(o.success for o in run_shards(home, instance, keys))
+    meta = render_metadata(instance, keys[0])
+    assert meta["resumed"] == 1 and meta["steps_saved_by_resume"] == 10 and meta["rendered"] == 2
+    clips = warehouse(home).query("SELECT row, frames_sha256, resumed_from_step, status, steps FROM clips")
+    assert dict(zip(clips.row, clips.frames_sha256, strict=True)) == reference
+    assert sorted(clips.resumed_from_step) == [0, 10] and set(clips.status) == {"published"}
+    assert not (home.checkpoints / keys[0]).exists()  # removed once published
+
+
+def test_a_raised_step_is_retried_by_dagster_and_resumes_in_the_same_run(
+        home_with_model: Home, reference: dict[int, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    home = home_with_model
+    instance, keys = submit(home, ROWS)
+    monkeypatch.setenv(ENV_VAR, "generate.after_step=12:raise")
+    outcomes = run_shards(home, instance, keys)
+    assert all(o.success for o in outcomes)
+    assert step_events(instance, DagsterEventType.STEP_UP_FOR_RETRY) == 1
+    meta = render_metadata(instance, keys[0])
+    assert meta["resumed"] == 1 and meta["steps_saved_by_resume"] == 10
+    clips = warehouse(home).query("SELECT row, frames_sha256 FROM clips")
+    assert dict(zip(clips.row, clips.frames_sha256, strict=True)) == reference
+    ledger = warehouse(home).query("SELECT gpu_seconds, steps FROM cost_ledger")
+    assert len(ledger) == 2 and (ledger.gpu_seconds > 0).all() and set(ledger.steps) == {20}
+
+
+
+def test_nan_latents_dead_letter_the_clip_without_retries_and_are_not_rendered_again(
+        home: Home, poisoned_model_dir: Path) -> None:
+    instance, keys = submit(home, ROWS)
+    poisoned = {"video_model": VideoModelResource(model_path=str(poisoned_model_dir))}
+    assert all(o.success for o in run_shards(home, instance, keys, resource_overrides=poisoned))
+    assert step_events(instance, DagsterEventType.STEP_UP_FOR_RETRY) == 0
+    meta = render_metadata(instance, keys[0])
+    assert meta["dead_letters"] == 2 and meta["rendered"] == 0
+    store = warehouse(home)
+    letters = store.query("SELECT clip_id, step, reason, retryable, spec_json, gpu_seconds FROM dead_letters "
+                          "ORDER BY clip_id")
+    assert list(letters.step) == [1, 1] and set(letters.reason) == {"non_finite_latents"}
+    assert not letters.retryable.any() and (letters.gpu_seconds > 0).all()
+    assert json.loads(letters.spec_json[0])["seed"] == 5
+    events = store.query("SELECT action FROM safety_events WHERE stage = 'generation'")
+    assert list(events.action) == ["dead_letter", "dead_letter"]
+    clips = store.query("SELECT status, sha256 FROM clips")
+    assert set(clips.status) == {"dead_letter"} and clips.sha256.isna().all()
+    ledger_before = store.query("SELECT clip_id, gpu_seconds, cache_hit FROM cost_ledger ORDER BY clip_id")
+    assert len(ledger_before) == 2 and (ledger_before.gpu_seconds > 0).all()  # the burnt GPU time is billed
+    assert not list(home.store.glob("*/*.mp4"))
+
+    assert all(o.success for o in run_shards(home, instance, keys, resource_overrides=poisoned))
+    again = render_metadata(instance, keys[0])
+    assert again["dead_letters"] == 2 and again["gpu_seconds"] == 0  # not rendered a second time
+    assert store.query("SELECT clip_id, gpu_seconds, cache_hit FROM cost_ledger ORDER BY clip_id").equals(
+        ledger_before)
+    assert len(store.query("SELECT * FROM dead_letters")) == 2
+
+
+def test_tier_step_budgets_are_enforced_and_recorded(home_with_model: Home) -> None:
+    home = home_with_model
+    instance, keys = submit(home, [{"prompt": "a cat walking on a beach at sunset", "tier": "free", "steps": 80},
+                                   {"prompt": "a chef cooking in a busy kitchen", "tier": "paid", "steps": 80}])
+    assert all(o.success for o in run_shards(home, instance, keys))
+    store = warehouse(home)
+    clips = store.query("SELECT tier, steps, warnings FROM clips ORDER BY tier")
+    assert list(clips.steps) == [30, 50]
+    assert all("steps" in w for w in clips.warnings)
+    ledger = store.query("SELECT tier, steps FROM cost_ledger ORDER BY tier")
+    assert list(ledger.steps) == [30, 50]
+
+
+def test_a_kill_while_publishing_never_publishes_a_clip_twice_nor_renders_it_again(home_with_model: Home) -> None:
+    home = home_with_model
+    instance, keys = submit(home, ROWS)
+    env = {**os.environ, ENV_VAR: "publish.before_rename:kill"}
+    killed = subprocess.run([sys.executable, "-c", RUN_IN_SUBPROCESS, str(home.root), *keys], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert not list(home.store.glob("*/*.mp4"))
+
+    assert all(o.success for o in run_shards(home, instance, keys))
+    meta = render_metadata(instance, keys[0])
+    assert meta["reused_from_earlier_attempt"] == 2 and meta["rendered"] == 2
+    assert len(list(home.store.glob("*/*.mp4"))) == 2 and len(list(home.store.glob("cache/*/*.json"))) == 2
+    store = warehouse(home)
+    assert len(store.query("SELECT * FROM clips")) == 2
+    ledger = store.query("SELECT gpu_seconds FROM cost_ledger")
+    assert len(ledger) == 2 and (ledger.gpu_seconds > 0).all()  # the first attempt's GPU time, once
+
+    assert all(o.success for o in run_shards(home, instance, keys))  # and once more: all cache hits
+    assert len(list(home.store.glob("*/*.mp4"))) == 2
+    assert render_metadata(instance, keys[0])["cache_hits"] == 2
