@@ -22,11 +22,13 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextmanager
-def atomic_target(path: Path, mode: int | None = None,
-                  before_replace: Callable[[], None] | None = None) -> Iterator[BinaryIO]:
+def atomic_target(path: Path, mode: int | None = None, before_replace: Callable[[], None] | None = None,
+                  durable: bool = True) -> Iterator[BinaryIO]:
     """A handle on a temp file beside `path`; on success it is fsynced and renamed over `path`.
 
     Readers see either the old file or the whole new one, never a torn one; on error the temp file goes.
+    `durable=False` skips the fsyncs: the rename is still atomic for other processes and survives a
+    killed process, but not a power cut; only for files verified on read (step checkpoints).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -34,7 +36,8 @@ def atomic_target(path: Path, mode: int | None = None,
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
         if before_replace is not None:  # a failpoint site: the complete temp file exists, the target not yet
@@ -43,18 +46,19 @@ def atomic_target(path: Path, mode: int | None = None,
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> Path:
-    with atomic_target(path, mode) as handle:
+def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None, durable: bool = True) -> Path:
+    with atomic_target(path, mode, durable=durable) as handle:
         handle.write(data)
     return path
 
 
-def atomic_write_json(path: Path, payload: Any, mode: int | None = None) -> Path:
+def atomic_write_json(path: Path, payload: Any, mode: int | None = None, durable: bool = True) -> Path:
     text = json.dumps(payload, indent=2, sort_keys=True, default=str)
-    return atomic_write_bytes(path, text.encode(), mode=mode)
+    return atomic_write_bytes(path, text.encode(), mode=mode, durable=durable)
 
 
 def atomic_copy(src: Path, dst: Path, mode: int | None = None,

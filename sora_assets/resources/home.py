@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from dagster import ConfigurableResource, FilesystemIOManager
@@ -24,12 +25,12 @@ def default_resources(home: Home, shard_size: int = 64) -> dict[str, Any]:
     from sora_assets.resources.safety import FrameSafetyResource
     from sora_assets.resources.signer import C2paSignerResource
     from sora_assets.resources.store import LocalClipStore
-    from sora_assets.resources.video_model import VideoModelResource
+    from sora_assets.resources.video_model import VideoModelResource, model_settings_from_env
     from sora_assets.resources.warehouse import ParquetWarehouse
 
     return {
         "home": HomeResource(path=str(home.root), shard_size=shard_size),
-        "video_model": VideoModelResource(model_path=str(home.default_model_path)),
+        "video_model": VideoModelResource(**model_settings_from_env(os.environ, home.default_model_path)),
         "store": LocalClipStore(root=str(home.store)),
         "warehouse": ParquetWarehouse(root=str(home.warehouse), db_path=str(home.warehouse_db)),
         "signer": C2paSignerResource(keys_dir=str(home.keys)),

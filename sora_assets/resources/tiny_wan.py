@@ -53,7 +53,10 @@ def build_tiny_wan(target: Path) -> Path:
     """Build and save the tiny pipeline into `target` atomically (temp folder, then rename)."""
     import torch
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+    from diffusers.utils import logging as diffusers_logging
     from transformers import UMT5Config, UMT5EncoderModel
+
+    diffusers_logging.disable_progress_bar()  # "Writing model shards" bars are noise in logs
 
     tokenizer = _tokenizer()
     torch.manual_seed(BUILD_SEED)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +132,46 @@ def check_model_folder(path: Path) -> None:
         if not folder.is_dir() or not any((folder / c).exists() for c in configs):
             raise FileNotFoundError(f"model folder {path} is missing component {name!r} ({spec[1]}), "
                                     "listed in its model_index.json")
+
+
+MODEL_ENV = {  # environment switches for the default resource set (definitions, CLI, demo)
+    "SORA_ASSETS_MODEL_PATH": "model_path", "SORA_ASSETS_MODEL_ID": "model_id", "SORA_ASSETS_DEVICE": "device",
+    "SORA_ASSETS_DTYPE": "dtype", "SORA_ASSETS_CPU_OFFLOAD": "cpu_offload",
+    "SORA_ASSETS_RENDER_BATCH_SIZE": "batch_size", "SORA_ASSETS_CHECKPOINT_EVERY": "checkpoint_every",
+    "SORA_ASSETS_DEFAULT_SHAPE": "default_shape",
+}
+_SHAPE = re.compile(r"^(\d+)x(\d+)x(\d+)@(\d+)$")
+
+
+def model_settings_from_env(environ: Mapping[str, str], tiny_model_path: Path) -> dict[str, Any]:
+    """VideoModelResource settings from SORA_ASSETS_* variables; unset ones keep the tiny defaults.
+
+    A configured model path is never built over: a missing real model is an error, not a tiny stand-in.
+    SORA_ASSETS_DEFAULT_SHAPE is WIDTHxHEIGHTxFRAMES@FPS (e.g. 832x480x81@16 for Wan2.1-1.3B).
+    """
+    settings: dict[str, Any] = {"model_path": str(tiny_model_path)}
+    for name, key in MODEL_ENV.items():
+        raw = environ.get(name, "").strip()
+        if not raw:
+            continue
+        if key == "default_shape":
+            match = _SHAPE.match(raw)
+            if not match:
+                raise ValueError(f"{name}={raw!r}: expected WIDTHxHEIGHTxFRAMES@FPS, e.g. 832x480x81@16")
+            width, height, frames, fps = (int(g) for g in match.groups())
+            settings.update(default_width=width, default_height=height, default_num_frames=frames, default_fps=fps)
+        elif key == "cpu_offload":
+            settings[key] = raw.lower() in ("1", "true", "yes", "on")
+        elif key in ("batch_size", "checkpoint_every"):
+            if not raw.isdigit():
+                raise ValueError(f"{name}={raw!r}: expected a whole number")
+            settings[key] = int(raw)
+        else:
+            settings[key] = raw
+    if "SORA_ASSETS_MODEL_PATH" in environ and environ["SORA_ASSETS_MODEL_PATH"].strip():
+        settings["build_tiny_if_missing"] = False
+        settings.setdefault("model_id", Path(settings["model_path"]).name.lower())
+    return settings
 
 
 class VideoModelResource(ConfigurableResource):

@@ -77,3 +77,23 @@ def test_fingerprint_changes_when_weights_change(tmp_path: Path, tiny_model_dir:
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
     assert model_fingerprint(copy) != model_fingerprint(tiny_model_dir)
+
+
+def test_model_settings_come_from_the_environment_with_tiny_defaults(tmp_path: Path) -> None:
+    from sora_assets.resources.video_model import model_settings_from_env
+
+    tiny = tmp_path / "models" / "tiny-wan"
+    assert model_settings_from_env({}, tiny) == {"model_path": str(tiny)}
+    real = model_settings_from_env({
+        "SORA_ASSETS_MODEL_PATH": "/models/Wan2.1-T2V-1.3B-Diffusers", "SORA_ASSETS_DTYPE": "bfloat16",
+        "SORA_ASSETS_DEVICE": "cuda:1", "SORA_ASSETS_CPU_OFFLOAD": "yes", "SORA_ASSETS_RENDER_BATCH_SIZE": "2",
+        "SORA_ASSETS_DEFAULT_SHAPE": "832x480x81@16"}, tiny)
+    model = VideoModelResource(**real)
+    assert model.model_id == "wan2.1-t2v-1.3b-diffusers" and not model.build_tiny_if_missing
+    assert (model.dtype, model.device, model.cpu_offload, model.batch_size) == ("bfloat16", "cuda:1", True, 2)
+    assert (model.default_width, model.default_height, model.default_num_frames, model.default_fps) == (832, 480, 81,
+                                                                                                        16)
+    with pytest.raises(ValueError, match="WIDTHxHEIGHTxFRAMES@FPS"):
+        model_settings_from_env({"SORA_ASSETS_DEFAULT_SHAPE": "832x480"}, tiny)
+    with pytest.raises(ValueError, match="whole number"):
+        model_settings_from_env({"SORA_ASSETS_CHECKPOINT_EVERY": "ten"}, tiny)
