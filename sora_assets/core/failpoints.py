@@ -19,7 +19,7 @@ from pathlib import Path
 
 ENV_VAR = "SORA_ASSETS_FAILPOINTS"
 ACTIONS = ("kill", "raise")
-SITES = ("generate.after_step", "publish.before_rename", "sign.before", "screen.before")
+SITES = ("generate.after_step", "publish.before_rename", "sign.before")
 _ENTRY = re.compile(r"^(?P<site>[a-z_]+\.[a-z_]+)(?:=(?P<value>[^:]+))?:(?P<action>[a-z]+)$")
 _FIRED_IN_PROCESS: set[str] = set()
 

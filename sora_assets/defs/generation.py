@@ -6,6 +6,7 @@ and clips whose spec is in the dead-letter table are not rendered again.
 """
 
 import json
+import time
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,8 +112,13 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
                 context.log.warning(f"{clip['clip_id']}: ignoring checkpoint {skipped.path.name}: {skipped.reason}")
             jobs.append((clip, RenderJob(spec, clip["clip_id"], checkpoints, resume)))
 
+    last_logged = {"at": 0.0}
+
     def log_progress(event: StepProgress) -> None:
-        if event.checkpointed:
+        """A run-log line at each checkpoint, throttled: each line is an event write to the instance."""
+        now = time.monotonic()
+        if event.checkpointed and now - last_logged["at"] >= video_model.progress_log_seconds:
+            last_logged["at"] = now
             context.log.info(f"{', '.join(event.clip_ids)}: step {event.step}/{event.total}, checkpoint saved")
 
     by_id = {clip["clip_id"]: clip for clip, _ in jobs}
@@ -148,9 +154,12 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
             clip.update(record)
             done += 1
             resumed = f", resumed from step {result.resumed_from_step}" if result.resumed_from_step else ""
-            context.log.info(f"[{done}/{len(jobs)}] rendered {job.clip_id}: {result.steps_run} steps "
-                             f"({result.steps_computed} computed{resumed}) in {result.gpu_seconds:.2f} s "
-                             f"on {result.device}")
+            now = time.monotonic()
+            if resumed or done == len(jobs) or now - last_logged["at"] >= video_model.progress_log_seconds:
+                last_logged["at"] = now  # throttled like step progress; every clip is in the metadata table
+                context.log.info(f"[{done}/{len(jobs)}] rendered {job.clip_id}: {result.steps_run} steps "
+                                 f"({result.steps_computed} computed{resumed}) in {result.gpu_seconds:.2f} s "
+                                 f"on {result.device}")
 
     for clip in clips:  # duplicates follow the clip that rendered their spec
         if clip["render_status"] == DUPLICATE:

@@ -55,8 +55,10 @@ def build_tiny_wan(target: Path) -> Path:
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
     from diffusers.utils import logging as diffusers_logging
     from transformers import UMT5Config, UMT5EncoderModel
+    from transformers.utils import logging as transformers_logging
 
     diffusers_logging.disable_progress_bar()  # "Writing model shards" bars are noise in logs
+    transformers_logging.disable_progress_bar()
 
     tokenizer = _tokenizer()
     torch.manual_seed(BUILD_SEED)

@@ -195,6 +195,9 @@ class VideoModelResource(ConfigurableResource):
     checkpoint_every: int = Field(default=10, description="Save a step checkpoint every k steps (0: never).")
     keep_checkpoints: int = Field(default=2, description="Checkpoints kept per clip (newest first).")
     batch_size: int = Field(default=1, description="Clips of identical shape denoised together (1: off).")
+    progress_log_seconds: float = Field(
+        default=2.0, description="Log a clip's progress at a checkpoint only if this long passed since its last "
+                                 "progress line (each run-log line is a stored event, ~10 ms).")
 
     def ensure_model(self) -> Path:
         path = Path(self.model_path)

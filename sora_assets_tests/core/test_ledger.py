@@ -167,3 +167,22 @@ def test_clip_row_optional_fields():
     assert row["seed_derived"] is False
     assert row["sha256"] is None and row["store_path"] is None
     assert row["steps"] == SPEC.steps
+
+
+def test_a_fresh_dead_letter_bills_its_gpu_time_and_a_skipped_one_carries_the_earlier_row():
+    from sora_assets.core.ledger import DEAD_LETTER
+
+    fresh = ledger_row(_clip(render_status=DEAD_LETTER, billable=True, gpu_seconds=3.0, steps_run=1),
+                       KEY, BATCH, CURVE, previous={})
+    assert fresh["gpu_seconds"] == 3.0 and fresh["cost_usd"] > 0 and not fresh["cache_hit"] and fresh["steps"] == 1
+    skipped = _clip(render_status=DEAD_LETTER, billable=False, gpu_seconds=0.0)
+    assert ledger_row(skipped, KEY, BATCH, CURVE, previous={fresh["clip_id"]: fresh}) == fresh
+    unknown = ledger_row(skipped, KEY, BATCH, CURVE, previous={})  # dead-lettered in another shard
+    assert unknown["gpu_seconds"] == 0.0 and unknown["cost_usd"] == 0.0 and not unknown["cache_hit"]
+
+
+def test_clip_rows_carry_render_measurements():
+    row = clip_row(_clip(final_status="published", resumed_from_step=40, step_seconds_mean=2.4,
+                         frames_sha256="ab" * 32), KEY, BATCH)
+    assert (row["gpu_seconds"], row["resumed_from_step"], row["step_seconds_mean"]) == (120.0, 40, 2.4)
+    assert row["frames_sha256"] == "ab" * 32

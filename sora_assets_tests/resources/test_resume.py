@@ -217,3 +217,29 @@ def test_a_folder_missing_a_component_fails_with_a_clear_error(tiny_model_dir: P
     model = VideoModelResource(model_path=str(folder), build_tiny_if_missing=False)
     with pytest.raises((OSError, ValueError), match="vae"):
         model.pipeline()
+
+
+def test_step_control_is_idempotent_and_leaves_interrupt_alone_without_a_gate(model: VideoModelResource) -> None:
+    from sora_assets.resources.step_control import enable_step_control
+
+    pipe = model.pipeline()
+    cls = type(pipe)
+    assert enable_step_control(pipe) is pipe and type(pipe) is cls and cls.__name__ == "WanPipeline"
+    pipe._interrupt = True
+    assert pipe.interrupt is True
+    pipe._interrupt = False
+    assert pipe.interrupt is False
+    with pytest.raises(TypeError, match="cannot be resumed"):
+        enable_step_control(object())
+
+
+def test_per_sample_slices_only_latent_shaped_tensors() -> None:
+    from sora_assets.resources.step_control import per_sample
+
+    batch = torch.arange(2 * 16 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 16, 3, 4, 4)
+    state = {"model_outputs": [batch, None], "last_sample": batch, "sigmas": torch.ones(2),
+             "timestep_list": [torch.tensor(5.0), None], "lower_order_nums": 1}
+    one = per_sample(state, 2, 1)
+    assert torch.equal(one["last_sample"], batch[1:2]) and torch.equal(one["model_outputs"][0], batch[1:2])
+    assert one["model_outputs"][1] is None and torch.equal(one["sigmas"], torch.ones(2))
+    assert one["lower_order_nums"] == 1 and torch.equal(one["timestep_list"][0], torch.tensor(5.0))
