@@ -45,6 +45,7 @@ def demo_home(tmp_path_factory: pytest.TempPathFactory) -> dict:
     second = cli("demo", "--format", "json", env=env)
     assert second.returncode == 0, second.stderr[-3000:]
     return {"home": home, "env": env, "first": json.loads(first.stdout), "second": json.loads(second.stdout),
+            "first_stderr": first.stderr,
             "elapsed": elapsed, "snapshot": snapshot}
 
 
@@ -55,6 +56,16 @@ def test_demo_renders_the_sample_within_budget(demo_home: dict) -> None:
     assert sum(r["published"] for r in rows) == 8
     assert sum(r["rejected"] for r in rows) == 2
     assert all(r["gpu_seconds"] > 0 for r in rows)
+
+
+def test_demo_shows_step_progress_and_published_clips_carry_per_step_timing(demo_home: dict) -> None:
+    assert "denoising demo-batch-" in demo_home["first_stderr"]  # the per-clip step bar
+    sidecars = [json.loads(p.read_text()) for p in (demo_home["home"] / "store").glob("*/*.json")]
+    assert len(sidecars) == 8
+    for sidecar in sidecars:
+        steps = sidecar["spec"]["steps"]
+        assert sidecar["steps_run"] == steps == len(sidecar["step_seconds"])
+        assert all(s > 0 for s in sidecar["step_seconds"]) and sidecar["device"] == "cpu"
 
 
 def test_every_published_clip_decodes_and_verifies_trusted(demo_home: dict, tmp_path: Path) -> None:
