@@ -43,6 +43,15 @@ def submit(home: Home, rows: list[dict], name: str = "batch.jsonl") -> tuple[Dag
     return instance, batch_shard_keys(home, batch_id_for(path.name, path.read_bytes()))
 
 
+def killed_run(home: Home, keys: list[str], failpoint: str) -> None:
+    """Run the shards in a child process that the failpoint SIGKILLs, as a lost worker would die."""
+    env = {**os.environ, ENV_VAR: failpoint}
+    killed = subprocess.run([sys.executable, "-c", RUN_IN_SUBPROCESS, str(home.root), *keys], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert "finished" not in killed.stdout
+
+
 def warehouse(home: Home) -> ParquetWarehouse:
     return ParquetWarehouse(root=str(home.warehouse), db_path=str(home.warehouse_db))
 
@@ -73,10 +82,7 @@ def test_a_shard_killed_mid_denoise_resumes_from_its_checkpoint_bit_identically(
         home_with_model: Home, reference: dict[int, str]) -> None:
     home = home_with_model
     instance, keys = submit(home, ROWS)
-    env = {**os.environ, ENV_VAR: "generate.after_step=13:kill"}
-    killed = subprocess.run([sys.executable, "-c", RUN_IN_SUBPROCESS, str(home.root), *keys], env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert killed.returncode == -9, killed.stderr[-3000:]
+    killed_run(home, keys, "generate.after_step=13:kill")
     first_clip = sorted((home.checkpoints / keys[0]).iterdir())[0]
     assert [p.name for p in sorted(first_clip.glob("*.json"))] == ["step-00010.json"]
 
@@ -152,10 +158,7 @@ def test_tier_step_budgets_are_enforced_and_recorded(home_with_model: Home) -> N
 def test_a_kill_while_publishing_never_publishes_a_clip_twice_nor_renders_it_again(home_with_model: Home) -> None:
     home = home_with_model
     instance, keys = submit(home, ROWS)
-    env = {**os.environ, ENV_VAR: "publish.before_rename:kill"}
-    killed = subprocess.run([sys.executable, "-c", RUN_IN_SUBPROCESS, str(home.root), *keys], env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert killed.returncode == -9, killed.stderr[-3000:]
+    killed_run(home, keys, "publish.before_rename:kill")
     assert not list(home.store.glob("*/*.mp4"))
 
     assert all(o.success for o in run_shards(home, instance, keys))

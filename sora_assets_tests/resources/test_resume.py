@@ -48,6 +48,17 @@ def uninterrupted(model: VideoModelResource, spec: GenerationSpec) -> np.ndarray
     return model.render(spec).frames
 
 
+def fail_after(model: VideoModelResource, spec: GenerationSpec, step: int, tmp_path: Path,
+               monkeypatch: pytest.MonkeyPatch) -> ClipCheckpoints:
+    """Render until a `raise` failpoint stops it after `step`; the failpoint is disarmed afterwards."""
+    checkpoints = ClipCheckpoints(tmp_path / "ck", "shard", "clip")
+    monkeypatch.setenv(ENV_VAR, f"generate.after_step={step}:raise")
+    with pytest.raises(FailpointError):
+        model.render(spec, "clip", checkpoints, failpoint_dir=tmp_path / "marks")
+    monkeypatch.delenv(ENV_VAR)
+    return checkpoints
+
+
 @pytest.mark.parametrize("kill_after", [7, 15, 19])
 def test_resume_after_a_real_sigkill_is_bit_identical(model: VideoModelResource, spec: GenerationSpec,
                                                       uninterrupted: np.ndarray, tmp_path: Path,
@@ -86,11 +97,7 @@ def test_a_raised_step_resumes_in_process_and_carries_the_gpu_time_spent(
 def test_a_corrupt_newest_checkpoint_falls_back_and_still_resumes_exactly(
         model: VideoModelResource, spec: GenerationSpec, uninterrupted: np.ndarray, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    checkpoints = ClipCheckpoints(tmp_path / "ck", "shard", "clip")
-    monkeypatch.setenv(ENV_VAR, "generate.after_step=16:raise")
-    with pytest.raises(FailpointError):
-        model.render(spec, "clip", checkpoints, failpoint_dir=tmp_path / "marks")
-    monkeypatch.delenv(ENV_VAR)
+    checkpoints = fail_after(model, spec, 16, tmp_path, monkeypatch)
     newest = checkpoints.folder / "step-00015.pt"
     data = bytearray(newest.read_bytes())
     data[-20] ^= 0xFF
@@ -102,11 +109,7 @@ def test_a_corrupt_newest_checkpoint_falls_back_and_still_resumes_exactly(
 
 def test_checkpoints_of_a_different_spec_are_not_used(model: VideoModelResource, spec: GenerationSpec,
                                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    checkpoints = ClipCheckpoints(tmp_path / "ck", "shard", "clip")
-    monkeypatch.setenv(ENV_VAR, "generate.after_step=11:raise")
-    with pytest.raises(FailpointError):
-        model.render(spec, "clip", checkpoints, failpoint_dir=tmp_path / "marks")
-    monkeypatch.delenv(ENV_VAR)
+    checkpoints = fail_after(model, spec, 11, tmp_path, monkeypatch)
     other = replace(spec, seed=spec.seed + 1)
     fresh = model.render(other, "clip", checkpoints)
     assert fresh.resumed_from_step == 0 and fresh.steps_computed == other.steps
@@ -117,11 +120,7 @@ def test_without_checkpointing_the_same_failure_reruns_every_step(tiny_model_dir
                                                                   tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     model = VideoModelResource(model_path=str(tiny_model_dir), checkpoint_every=0)
-    checkpoints = ClipCheckpoints(tmp_path / "ck", "shard", "clip")
-    monkeypatch.setenv(ENV_VAR, "generate.after_step=18:raise")
-    with pytest.raises(FailpointError):
-        model.render(spec, "clip", checkpoints, failpoint_dir=tmp_path / "marks")
-    monkeypatch.delenv(ENV_VAR)
+    checkpoints = fail_after(model, spec, 18, tmp_path, monkeypatch)
     assert checkpoints.steps_saved() == []
     assert model.render(spec, "clip", checkpoints).steps_computed == spec.steps
 
