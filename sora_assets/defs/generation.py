@@ -43,7 +43,10 @@ def finished_render(work: Path, cache_key: str) -> dict[str, Any] | None:
     record_path = work / f"{cache_key}.render.json"
     if not record_path.exists():
         return None
-    record = json.loads(record_path.read_text())
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError):
+        return None  # unreadable: render again rather than trust it
     video = Path(record.get("work_path", ""))
     if not video.exists() or sha256_file(video) != record.get("mp4_sha256"):
         return None
