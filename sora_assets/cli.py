@@ -215,6 +215,30 @@ def demo(home: HomeOption = None, sample: Annotated[Path | None, typer.Option(he
 
 
 @app.command()
+def backfill(failed: Annotated[bool, typer.Option("--failed", help="Shards whose last run failed")] = False,
+             batch: Annotated[str | None, typer.Option("--batch", help="Only shards of this batch id")] = None,
+             url: Annotated[str, typer.Option("--url", help="Dagster webserver (dagster dev)")] = "http://127.0.0.1:3000",
+             dry_run: Annotated[bool, typer.Option("--dry-run", help="List the shards, launch nothing")] = False,
+             fmt: FormatOption = OutputFormat.table) -> None:
+    """Launch one Dagster backfill of exactly the failed shards (finished clips are reused, the rest resume)."""
+    from sora_assets.backfill import BackfillError, failed_shards, launch_backfill, shard_statuses
+
+    if not failed:
+        raise fail("say which partitions to backfill: --failed")
+    try:
+        status = shard_statuses(url)
+        keys = failed_shards(status, batch)
+        backfill_id = launch_backfill(url, keys, f"failed shards{f' of {batch}' if batch else ''}") \
+            if keys and not dry_run else None
+    except BackfillError as exc:
+        raise fail(str(exc)) from None
+    rows = [{"partition_key": key, "action": "dry run" if dry_run else "launched", "backfill_id": backfill_id}
+            for key in keys]
+    emit(rows, fmt, "backfill of failed shards",
+         {"backfill_id": backfill_id, "failed": len(keys), "running_now": len(status.in_progress), "url": url})
+
+
+@app.command()
 def ui(home: HomeOption = None, port: int = 3000) -> None:
     """Start `dagster dev` on 127.0.0.1 with DAGSTER_HOME inside the pipeline home."""
     layout = Home.from_env(home).ensure()

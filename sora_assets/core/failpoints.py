@@ -1,12 +1,14 @@
 """Failpoints for tests and chaos drills: `SORA_ASSETS_FAILPOINTS`, off unless set.
 
-Syntax: entries separated by `,` or `;`, each `site[=value]:action` with action `kill` (SIGKILL the
-process, as a lost GPU node would) or `raise` (a FailpointError, as a crashed step would), e.g.
-`generate.after_step=48:kill,sign.before:raise`.
+Syntax: entries separated by `,` or `;`, each `site[=value]:action[*times]` with action `kill`
+(SIGKILL the process, as a lost GPU node would) or `raise` (a FailpointError, as a crashed step
+would), e.g. `generate.after_step=48:kill,sign.before:raise`.
 
-A failpoint fires once: its first hit creates a marker file (O_EXCL, so exactly one process wins) in
-the given folder, and later hits — the retry, the re-execution, the backfill — pass. Without a
-marker folder it fires once per process. Firing never changes what a successful run produces.
+A failpoint fires once (or `times` times): each firing creates a marker file (O_EXCL, so exactly one
+process wins each) in the given folder, and later hits — the retry, the re-execution, the backfill —
+pass. `generate.after_step=13:kill*3` kills a step and both its retries, so the run fails and a
+backfill has to finish the shard. Without a marker folder, counts are per process. Firing never
+changes what a successful run produces.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from pathlib import Path
 ENV_VAR = "SORA_ASSETS_FAILPOINTS"
 ACTIONS = ("kill", "raise")
 SITES = ("generate.after_step", "publish.before_rename", "sign.before")
-_ENTRY = re.compile(r"^(?P<site>[a-z_]+\.[a-z_]+)(?:=(?P<value>[^:]+))?:(?P<action>[a-z]+)$")
-_FIRED_IN_PROCESS: set[str] = set()
+_ENTRY = re.compile(r"^(?P<site>[a-z_]+\.[a-z_]+)(?:=(?P<value>[^:]+))?:(?P<action>[a-z]+)(?:\*(?P<times>\d+))?$")
+_FIRED_IN_PROCESS: dict[str, int] = {}
 
 
 class FailpointError(RuntimeError):
@@ -33,6 +35,7 @@ class Failpoint:
     site: str
     value: str | None
     action: str
+    times: int = 1
 
     @property
     def name(self) -> str:
@@ -48,7 +51,7 @@ def parse_failpoints(raw: str | None) -> list[Failpoint]:
             continue
         match = _ENTRY.match(entry)
         if not match:
-            raise ValueError(f"{ENV_VAR}: cannot parse {entry!r}; expected site[=value]:kill|raise")
+            raise ValueError(f"{ENV_VAR}: cannot parse {entry!r}; expected site[=value]:kill|raise[*times]")
         site, value, action = match["site"], match["value"], match["action"]
         if site not in SITES:
             raise ValueError(f"{ENV_VAR}: unknown site {site!r}; known: {', '.join(SITES)}")
@@ -56,7 +59,10 @@ def parse_failpoints(raw: str | None) -> list[Failpoint]:
             raise ValueError(f"{ENV_VAR}: unknown action {action!r} in {entry!r}; use kill or raise")
         if site == "generate.after_step" and not (value or "").isdigit():
             raise ValueError(f"{ENV_VAR}: {entry!r} needs a step number, e.g. generate.after_step=48:kill")
-        points.append(Failpoint(site, value, action))
+        times = int(match["times"] or 1)
+        if times < 1:
+            raise ValueError(f"{ENV_VAR}: {entry!r} must fire at least once")
+        points.append(Failpoint(site, value, action, times))
     return points
 
 
@@ -65,23 +71,28 @@ def active_failpoints() -> list[Failpoint]:
 
 
 def _claim(point: Failpoint, marker_dir: Path | None) -> bool:
-    """True for exactly one hit of this failpoint (per marker folder, or per process without one)."""
+    """True for exactly `times` hits of this failpoint (per marker folder, or per process without one)."""
+    key = f"{point.name}-{point.action}"
     if marker_dir is None:
-        if point.name in _FIRED_IN_PROCESS:
+        fired = _FIRED_IN_PROCESS.get(key, 0)
+        if fired >= point.times:
             return False
-        _FIRED_IN_PROCESS.add(point.name)
+        _FIRED_IN_PROCESS[key] = fired + 1
         return True
     marker_dir.mkdir(parents=True, exist_ok=True)
-    marker = marker_dir / re.sub(r"[^a-z0-9_.=-]", "_", f"{point.name}-{point.action}")
-    try:
-        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w") as handle:
-        handle.write(f"pid={os.getpid()}\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    return True
+    base = re.sub(r"[^a-z0-9_.=-]", "_", key)
+    for firing in range(1, point.times + 1):
+        marker = marker_dir / (base if firing == 1 else f"{base}.{firing}")
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"pid={os.getpid()}\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        return True
+    return False
 
 
 def hit(site: str, value: object = None, marker_dir: Path | None = None) -> None:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, MetadataValue, RetryPolicy, asset
+from dagster import AssetExecutionContext, Backoff, Jitter, MetadataValue, RetryPolicy, asset
 
 from sora_assets.core.batch import batch_id_of_key
 from sora_assets.core.batching import group_by_shape
@@ -74,7 +74,9 @@ def known_dead_letters(warehouse: ParquetWarehouse) -> dict[str, dict[str, Any]]
 
 
 @asset(partitions_def=shards_partitions, group_name="generation", kinds={"pytorch", "diffusers"}, pool="gpu",
-       retry_policy=RetryPolicy(max_retries=2),
+       # transient failures (a killed worker, OOM, I/O) retry with backoff; permanent ones raise
+       # Failure(allow_retries=False) and deterministic NaNs never reach here (they are dead letters)
+       retry_policy=RetryPolicy(max_retries=2, delay=1, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS),
        description="One H.264 MP4 per accepted prompt: rendered (resuming from step checkpoints), an exact "
                    "cache hit at zero GPU-seconds, or a dead letter when the latents went non-finite.")
 def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[str, Any]],

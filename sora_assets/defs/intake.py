@@ -3,6 +3,7 @@
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
+    DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
     SensorResult,
@@ -62,7 +63,7 @@ def register_inbox(context: SensorEvaluationContext, home: HomeResource) -> Sens
     )
 
 
-@sensor(job_name=RENDER_JOB, minimum_interval_seconds=15,
+@sensor(job_name=RENDER_JOB, minimum_interval_seconds=15, default_status=DefaultSensorStatus.RUNNING,
         description="Registers batch files dropped in <home>/inbox as shard partitions and launches their runs.")
 def inbox_sensor(context: SensorEvaluationContext, home: HomeResource) -> SensorResult:
     return register_inbox(context, home)

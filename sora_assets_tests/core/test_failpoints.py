@@ -47,8 +47,20 @@ def test_a_failpoint_fires_once_per_marker_folder(monkeypatch: pytest.MonkeyPatc
         hit("generate.after_step", 4, other)
 
 
+def test_a_count_fires_that_many_times_then_passes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(ENV_VAR, "generate.after_step=13:raise*3")
+    assert parse_failpoints("generate.after_step=13:raise*3")[0].times == 3
+    for _ in range(3):
+        with pytest.raises(FailpointError):
+            hit("generate.after_step", 13, tmp_path)
+    hit("generate.after_step", 13, tmp_path)
+    assert len(list(tmp_path.iterdir())) == 3
+    with pytest.raises(ValueError, match="at least once"):
+        parse_failpoints("sign.before:raise*0")
+
+
 def test_without_a_marker_folder_it_fires_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(failpoints, "_FIRED_IN_PROCESS", set())
+    monkeypatch.setattr(failpoints, "_FIRED_IN_PROCESS", {})
     monkeypatch.setenv(ENV_VAR, "sign.before:raise")
     with pytest.raises(FailpointError):
         hit("sign.before")
