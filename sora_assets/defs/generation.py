@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, Backoff, Jitter, MetadataValue, RetryPolicy, asset
+from dagster import AssetExecutionContext, Backoff, Failure, Jitter, MetadataValue, RetryPolicy, asset
 
 from sora_assets.core.batch import batch_id_of_key
 from sora_assets.core.batching import group_by_shape
 from sora_assets.core.checkpoints import ClipCheckpoints
+from sora_assets.core.failures import classify, is_out_of_memory
 from sora_assets.core.frames import frames_sha256, non_finite_frames, to_uint8
 from sora_assets.core.fsutil import atomic_write_bytes, atomic_write_json, sha256_file
 from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER, DUPLICATE, RENDERED
@@ -68,9 +69,16 @@ def render_record(result: RenderResult, path: Path, started: datetime) -> dict[s
 
 
 def known_dead_letters(warehouse: ParquetWarehouse) -> dict[str, dict[str, Any]]:
-    """Dead-lettered specs in any shard, by cache key: a deterministic NaN is not rendered twice."""
+    """Non-retryable dead letters in any shard, by cache key: a deterministic NaN is not rendered twice.
+
+    Retryable ones (the model folder was broken) render again once the cause is fixed.
+    """
     frame = warehouse.read("dead_letters")
-    return {row["cache_key"]: row for row in frame.to_dict(orient="records")}
+    return {row["cache_key"]: row for row in frame.to_dict(orient="records") if not row["retryable"]}
+
+
+def jobs_left(queue: deque[list[RenderJob]], current: list[RenderJob]) -> list[RenderJob]:
+    return current + [job for group in queue for job in group]
 
 
 @asset(partitions_def=shards_partitions, group_name="generation", kinds={"pytorch", "diffusers"}, pool="gpu",
@@ -150,6 +158,21 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
                     queue.append([RenderJob(job.spec, job.clip_id, job.checkpoints,
                                             job.checkpoints.latest(job.spec.cache_key(), job.spec.steps))])
             continue
+        except Exception as error:  # noqa: BLE001 - classified: split, fail permanently, or let Dagster retry
+            verdict = classify(error)
+            if is_out_of_memory(error) and len(group) > 1:
+                context.log.warning(f"out of memory denoising {len(group)} clips together; rendering them one by one")
+                queue.extendleft(reversed([[job] for job in group]))
+                continue
+            if not verdict.retryable:
+                for job in jobs_left(queue, group):
+                    by_id[job.clip_id].update(render_status=DEAD_LETTER, billable=False, nan_step=0,
+                                              dead_letter_reason=f"{verdict.reason}: {error}"[:500], retryable=True)
+                _record_dead_letters(context, warehouse, key, batch_id, clips)
+                raise Failure(f"{verdict.reason}: {error}", allow_retries=False,
+                              metadata={"reason": verdict.reason, "clips_waiting": len(jobs_left(queue, group))}) \
+                    from error
+            raise  # transient: the step's RetryPolicy retries with backoff, resuming from checkpoints
         for job, result in zip(group, results, strict=True):
             clip = by_id[job.clip_id]
             path = work / f"{clip['cache_key']}.mp4"
@@ -218,10 +241,12 @@ def _record_dead_letters(context: AssetExecutionContext, warehouse: ParquetWareh
         letters.append({
             "partition_key": key, "batch_id": batch_id, "clip_id": clip["clip_id"], "row": clip["row"],
             "cache_key": clip["cache_key"], "tier": clip["tier"], "reason": clip["dead_letter_reason"],
-            "step": clip["nan_step"], "retryable": False, "recorded_at": recorded_at,
+            "step": clip["nan_step"], "retryable": bool(clip.get("retryable")), "recorded_at": recorded_at,
             "gpu_seconds": float(clip["gpu_seconds"]) if clip.get("billable") else
             float(earlier["gpu_seconds"]) if earlier is not None else 0.0,
             "spec_json": GenerationSpec.from_dict(clip["spec"]).canonical_json()})
+        if clip.get("retryable"):
+            continue  # not a safety or reliability event of the clip itself: the model was unavailable
         events.append({
             "partition_key": key, "batch_id": batch_id, "clip_id": clip["clip_id"], "row": clip["row"],
             "stage": "generation", "check_name": NAN_REASON, "frame_index": None, "label": "nan",

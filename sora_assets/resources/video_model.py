@@ -19,6 +19,7 @@ from pydantic import Field
 
 from sora_assets.core import failpoints
 from sora_assets.core.checkpoints import ClipCheckpoints, StepCheckpoint
+from sora_assets.core.failures import ModelLoadError
 from sora_assets.core.prompt_rules import ModelProfile, TierPolicy
 from sora_assets.core.spec import GenerationSpec
 
@@ -255,10 +256,16 @@ class VideoModelResource(ConfigurableResource):
                 torch.set_num_threads(self.num_threads)
                 diffusers_logging.disable_progress_bar()  # loading bars would flood run logs
                 transformers_logging.disable_progress_bar()
-                check_model_folder(path)
+                try:
+                    check_model_folder(path)
+                except FileNotFoundError as exc:
+                    raise ModelLoadError(str(exc)) from exc
                 # DiffusionPipeline dispatches on model_index.json's class (WanPipeline here);
                 # local_files_only guarantees no hub access.
-                pipe = DiffusionPipeline.from_pretrained(str(path), dtype=dtype, local_files_only=True)
+                try:
+                    pipe = DiffusionPipeline.from_pretrained(str(path), dtype=dtype, local_files_only=True)
+                except Exception as exc:  # corrupt weights, wrong classes: no retry can fix the folder
+                    raise ModelLoadError(f"cannot load the model at {path}: {type(exc).__name__}: {exc}") from exc
                 if device.startswith("cuda") and self.cpu_offload:
                     pipe.enable_model_cpu_offload(device=device)
                 else:

@@ -173,3 +173,38 @@ def test_a_kill_while_publishing_never_publishes_a_clip_twice_nor_renders_it_aga
     assert all(o.success for o in run_shards(home, instance, keys))  # and once more: all cache hits
     assert len(list(home.store.glob("*/*.mp4"))) == 2
     assert render_metadata(instance, keys[0])["cache_hits"] == 2
+
+
+def test_out_of_memory_in_a_batch_renders_the_clips_one_by_one_without_a_retry(
+        home_with_model: Home, reference: dict[int, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    home = home_with_model
+    instance, keys = submit(home, ROWS)
+    monkeypatch.setenv(ENV_VAR, "generate.after_step=3:oom")
+    batched = {"video_model": VideoModelResource(model_path=str(home.default_model_path), batch_size=2)}
+    assert all(o.success for o in run_shards(home, instance, keys, resource_overrides=batched))
+    assert step_events(instance, DagsterEventType.STEP_UP_FOR_RETRY) == 0
+    meta = render_metadata(instance, keys[0])
+    assert meta["rendered"] == 2 and meta["dead_letters"] == 0
+    clips = warehouse(home).query("SELECT row, frames_sha256 FROM clips")
+    assert dict(zip(clips.row, clips.frames_sha256, strict=True)) == reference  # singles: exactly unbatched
+
+
+def test_a_broken_model_fails_at_once_with_retryable_dead_letters_and_renders_once_fixed(
+        home_with_model: Home, tiny_model_dir: Path) -> None:
+    home = home_with_model
+    instance, keys = submit(home, ROWS)
+    shard = sorted((home.default_model_path / "transformer").glob("*.safetensors"))[0]
+    intact = shard.read_bytes()
+    shard.write_bytes(intact[:100])
+    outcomes = run_shards(home, instance, keys)
+    assert not outcomes[0].success and "model_unavailable" in outcomes[0].error
+    assert step_events(instance, DagsterEventType.STEP_UP_FOR_RETRY) == 0  # permanent: not retried
+    letters = warehouse(home).query("SELECT reason, retryable, spec_json FROM dead_letters")
+    assert len(letters) == 2 and letters.retryable.all()
+    assert all(r.startswith("model_unavailable: ") for r in letters.reason)
+
+    shard.write_bytes(intact)  # the operator restores the weights and re-runs the shard
+    assert all(o.success for o in run_shards(home, instance, keys))
+    store = warehouse(home)
+    assert len(store.query("SELECT * FROM dead_letters")) == 0
+    assert set(store.query("SELECT status FROM clips").status) == {"published"}

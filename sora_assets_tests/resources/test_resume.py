@@ -14,6 +14,7 @@ import torch
 
 from sora_assets.core.checkpoints import ClipCheckpoints
 from sora_assets.core.failpoints import ENV_VAR, FailpointError
+from sora_assets.core.failures import ModelLoadError
 from sora_assets.core.frames import frames_sha256
 from sora_assets.core.spec import GenerationSpec
 from sora_assets.resources.video_model import NonFiniteLatentsError, RenderJob, VideoModelResource
@@ -214,8 +215,16 @@ def test_a_folder_missing_a_component_fails_with_a_clear_error(tiny_model_dir: P
     folder = shutil.copytree(tiny_model_dir, tmp_path / "broken")
     shutil.rmtree(folder / "vae")
     model = VideoModelResource(model_path=str(folder), build_tiny_if_missing=False)
-    with pytest.raises((OSError, ValueError), match="vae"):
+    with pytest.raises(ModelLoadError, match="missing component 'vae'"):
         model.pipeline()
+
+
+def test_corrupt_weights_are_a_model_load_error(tiny_model_dir: Path, tmp_path: Path) -> None:
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "corrupt")
+    shard = sorted((folder / "transformer").glob("*.safetensors"))[0]
+    shard.write_bytes(shard.read_bytes()[:100])
+    with pytest.raises(ModelLoadError, match="cannot load the model"):
+        VideoModelResource(model_path=str(folder), build_tiny_if_missing=False).pipeline()
 
 
 def test_step_control_is_idempotent_and_leaves_interrupt_alone_without_a_gate(model: VideoModelResource) -> None:
