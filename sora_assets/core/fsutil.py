@@ -78,3 +78,25 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def sweep_stale_temps(folder: Path, older_than_s: float = 3600.0) -> list[Path]:
+    """Delete temp files (`.<name>.<random>.tmp`) a killed writer left behind, once they are clearly stale.
+
+    Never visible under a real name, so harmless, but they would pile up; a live writer's temp file
+    is younger than `older_than_s` and is left alone.
+    """
+    import time
+
+    if not folder.is_dir():
+        return []
+    cutoff = time.time() - older_than_s
+    removed = []
+    for path in folder.rglob(".*.tmp"):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:
+            continue  # its writer finished or another sweeper got there first
+    return removed

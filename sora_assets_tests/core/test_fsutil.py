@@ -104,3 +104,23 @@ def test_hashes_match_hashlib(tmp_path):
     empty = tmp_path / "empty"
     empty.write_bytes(b"")
     assert sha256_file(empty) == hashlib.sha256(b"").hexdigest()
+
+
+def test_stale_temp_files_are_swept_and_live_ones_kept(tmp_path):
+    import os
+    import time
+
+    from sora_assets.core.fsutil import sweep_stale_temps
+
+    stale = tmp_path / "ab" / ".abc.mp4.x1y2.tmp"
+    live = tmp_path / "ab" / ".def.mp4.z3w4.tmp"
+    real = tmp_path / "ab" / "abc.mp4"
+    for path in (stale, live, real):
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"x")
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    os.utime(real, (old, old))
+    assert sweep_stale_temps(tmp_path, older_than_s=3600) == [stale]
+    assert live.exists() and real.exists() and not stale.exists()
+    assert sweep_stale_temps(tmp_path / "absent") == []

@@ -208,3 +208,40 @@ def test_a_broken_model_fails_at_once_with_retryable_dead_letters_and_renders_on
     store = warehouse(home)
     assert len(store.query("SELECT * FROM dead_letters")) == 0
     assert set(store.query("SELECT status FROM clips").status) == {"published"}
+
+
+def test_a_corrupted_stored_clip_is_never_served_and_is_rendered_again(home_with_model: Home) -> None:
+    home = home_with_model
+    instance, keys = submit(home, ROWS)
+    assert all(o.success for o in run_shards(home, instance, keys))
+    victim = sorted(home.store.glob("*/*.mp4"))[0]
+    victim.chmod(0o644)
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])  # truncated on disk
+
+    assert all(o.success for o in run_shards(home, instance, keys))
+    meta = render_metadata(instance, keys[0])
+    assert meta["cache_hits"] == 1 and meta["rendered"] == 1  # the damaged one is a miss, re-rendered
+    from sora_assets.resources.store import LocalClipStore
+
+    store = LocalClipStore(root=str(home.store))
+    for row in warehouse(home).query("SELECT cache_key, sha256 FROM clips").itertuples():
+        assert store.lookup(row.cache_key).sha256 == row.sha256  # every clip row points at a verified object
+
+
+def test_run_logs_never_contain_key_material_and_keys_are_private(home_with_model: Home) -> None:
+    home = home_with_model
+    instance, keys = submit(home, ROWS[:1])
+    assert all(o.success for o in run_shards(home, instance, keys, log_level="DEBUG"))
+    key_files = sorted(home.keys.glob("*.key"))
+    assert key_files and all(p.stat().st_mode & 0o777 == 0o600 for p in key_files)
+    secrets = [p.read_text().strip().splitlines()[1] for p in key_files]  # a line of each private key
+    logged = "\n".join(str(e.user_message) + str(e.dagster_event) for run in instance.get_runs()
+                       for e in instance.all_logs(run.run_id))
+    assert "PRIVATE KEY" not in logged and not any(secret in logged for secret in secrets)
+    assert files_outside(home) == set()
+
+
+def files_outside(home: Home) -> set[Path]:
+    """Files next to the home that the pipeline created (the test's batch file is allowed)."""
+    return {p for p in home.root.parent.rglob("*") if p.is_file()
+            and not p.is_relative_to(home.root) and p.suffix != ".jsonl"}
