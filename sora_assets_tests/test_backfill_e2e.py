@@ -101,6 +101,8 @@ def test_a_killed_shard_is_backfilled_over_graphql_and_finishes_exactly_once(
             checkpoint_dirs = sorted((home.checkpoints / key).iterdir())
             assert [p.name for p in sorted(checkpoint_dirs[0].glob("*.json"))] == ["step-00010.json"]
 
+            # the UI's "failed and missing" on published_clips would pick the same shards
+            assert set(instance.get_dynamic_partitions("shards")) - shard_statuses(url).published == {key}
             result = subprocess.run(["sora-assets", "backfill", "--failed", "--url", url, "--format", "json"],
                                     capture_output=True, text=True, env=env, timeout=60)
             assert result.returncode == 0, result.stderr
