@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from sora_assets.backfill import BackfillError, shard_statuses
 from sora_assets.core.home import Home
 from sora_assets.resources.warehouse import ParquetWarehouse
 from sora_assets.runner import open_instance, run_shards, submit_file, tick_inbox
-from sora_assets_tests.defs.test_dagster_dev import REPO, free_port
+from sora_assets_tests.defs.test_dagster_dev import running_dagster_dev
 
 pytestmark = pytest.mark.slow
 
@@ -70,19 +69,13 @@ def test_a_killed_shard_is_backfilled_over_graphql_and_finishes_exactly_once(
         tmp_path: Path, tiny_model_dir: Path, clean_frames: dict[int, str]) -> None:
     home = Home.from_env(tmp_path / "home").ensure()
     shutil.copytree(tiny_model_dir, home.default_model_path)
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "SORA_ASSETS_HOME": str(home.root),
+    env = {**os.environ, "SORA_ASSETS_HOME": str(home.root),
            # kills the render step and both its retries: the run fails, the backfill must finish the shard
            "SORA_ASSETS_FAILPOINTS": "generate.after_step=13:kill*3",
            "SORA_ASSETS_CHECKPOINT_EVERY": str(CHECKPOINT_EVERY)}
-    log = (tmp_path / "dagster_dev.log").open("w")  # noqa: SIM115 - outlives the Popen; closed in finally
-    process = subprocess.Popen(["dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-                               cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
+    with running_dagster_dev(tmp_path, env) as (process, port, dagster_home):
+        url = f"http://127.0.0.1:{port}"
+        env["DAGSTER_HOME"] = str(dagster_home)
         wait_for(lambda: shard_statuses(url), 120, process, "the webserver")
         batch = tmp_path / "night.jsonl"
         batch.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
@@ -126,12 +119,3 @@ def test_a_killed_shard_is_backfilled_over_graphql_and_finishes_exactly_once(
         assert len(ledger) == 2 and ledger.clip_id.is_unique and (ledger.gpu_seconds > 0).all()
         assert len(list(home.store.glob("*/*.mp4"))) == 2  # each clip published exactly once
         assert not (home.checkpoints / key).exists()
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()

@@ -11,6 +11,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,16 +36,34 @@ def graphql(port: int, query: str) -> dict:
         return json.loads(response.read())
 
 
-def test_dagster_dev_shows_the_asset_graph(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def running_dagster_dev(tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen, int, Path]]:
+    """`dagster dev` on 127.0.0.1 with a temporary DAGSTER_HOME; stopped by its process group's PID."""
     port = free_port()
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
     (dagster_home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "SORA_ASSETS_HOME": str(tmp_path / "home")}
-    log = (tmp_path / "dagster_dev.log").open("w")  # noqa: SIM115 - outlives the Popen; closed in finally
+    log_path = tmp_path / "dagster_dev.log"
+    log = log_path.open("w")  # noqa: SIM115 - outlives the Popen; closed in finally
     process = subprocess.Popen(["dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-                               cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                               cwd=REPO, env={**env, "DAGSTER_HOME": str(dagster_home)}, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
     try:
+        yield process, port, dagster_home
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+def test_dagster_dev_shows_the_asset_graph(tmp_path: Path) -> None:
+    env = {**os.environ, "SORA_ASSETS_HOME": str(tmp_path / "home")}
+    with running_dagster_dev(tmp_path, env) as (process, port, _):
         deadline = time.monotonic() + 150
         nodes = None
         while time.monotonic() < deadline and process.poll() is None:
@@ -61,12 +80,3 @@ def test_dagster_dev_shows_the_asset_graph(tmp_path: Path) -> None:
         assert set(keys) == set(DESIGN_ASSETS)
         for upstream, downstream in zip(DESIGN_ASSETS, DESIGN_ASSETS[1:], strict=False):
             assert [upstream] in [d["path"] for d in keys[downstream]["dependencyKeys"]]
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
