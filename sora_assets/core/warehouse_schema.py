@@ -37,6 +37,15 @@ TABLES: dict[str, pa.Schema] = {
         ("step", pa.int64()), ("gpu_seconds", pa.float64()), ("retryable", pa.bool_()),
         ("spec_json", pa.string()), ("recorded_at", pa.timestamp("us", tz="UTC")),
     ]),
+    "quality_metrics": pa.schema([
+        ("partition_key", pa.string()), ("batch_id", pa.string()), ("clip_id", pa.string()),
+        ("cache_key", pa.string()), ("model", pa.string()), ("width", pa.int64()), ("height", pa.int64()),
+        ("num_frames", pa.int64()), ("flicker", pa.float64()), ("motion", pa.float64()),
+        ("dynamic_degree", pa.float64()), ("warp_error", pa.float64()), ("sharpness", pa.float64()),
+        ("exposure", pa.float64()), ("clipped_ratio", pa.float64()), ("black_ratio", pa.float64()),
+        ("frozen_ratio", pa.float64()), ("colour_drift", pa.float64()),
+        ("recorded_at", pa.timestamp("us", tz="UTC")),
+    ]),
     "safety_events": pa.schema([
         ("partition_key", pa.string()), ("batch_id", pa.string()), ("clip_id", pa.string()),
         ("row", pa.int64()), ("stage", pa.string()), ("check_name", pa.string()), ("frame_index", pa.int64()),

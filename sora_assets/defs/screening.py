@@ -10,6 +10,8 @@ from dagster import AssetExecutionContext, asset
 from sora_assets.core.batch import batch_id_of_key
 from sora_assets.core.fsutil import atomic_write_json
 from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER
+from sora_assets.core.quality import clip_quality
+from sora_assets.core.spec import GenerationSpec
 from sora_assets.core.video_io import decode_mp4
 from sora_assets.defs.partitions import shards_partitions
 from sora_assets.resources.home import HomeResource
@@ -25,6 +27,7 @@ def screened_clips(context: AssetExecutionContext, rendered_clips: list[dict[str
     key = context.partition_key
     layout = home.home
     events: list[dict[str, Any]] = []
+    quality: list[dict[str, Any]] = []
     verdicts: dict[str, dict[str, Any]] = {}  # per work file: duplicates share one scan
     now = datetime.now(UTC)
     for clip in rendered_clips:
@@ -32,7 +35,13 @@ def screened_clips(context: AssetExecutionContext, rendered_clips: list[dict[str
             continue  # a cache hit was scanned when first published; a dead letter has no frames
         work_path = clip["work_path"]
         if work_path not in verdicts:
-            verdict = frame_safety.scan(decode_mp4(Path(work_path)), clip.get("non_finite_frames"))
+            frames = decode_mp4(Path(work_path))
+            spec = GenerationSpec.from_dict(clip["spec"])
+            quality.append({"partition_key": key, "batch_id": batch_id_of_key(key), "clip_id": clip["clip_id"],
+                            "cache_key": clip["cache_key"], "model": spec.model_id, "width": spec.width,
+                            "height": spec.height, "num_frames": spec.num_frames, "recorded_at": now,
+                            **clip_quality(frames).as_dict()})
+            verdict = frame_safety.scan(frames, clip.get("non_finite_frames"))
             verdicts[work_path] = {"scan_verdict": verdict.verdict, "scan_reasons": verdict.reasons,
                                    "frames_scanned": verdict.frames_scanned}
             events += [{"partition_key": key, "batch_id": batch_id_of_key(key), "clip_id": clip["clip_id"],
@@ -52,10 +61,12 @@ def screened_clips(context: AssetExecutionContext, rendered_clips: list[dict[str
                 context.log.warning(f"blocked {clip['clip_id']}: {', '.join(verdict.reasons)}")
         clip.update(verdicts[work_path])
     warehouse.write("safety_events", key, "screened_clips", events)
+    warehouse.write("quality_metrics", key, "screened_clips", quality)  # measured on the frames as encoded
     context.add_output_metadata({
         "scanned": len(verdicts),
         "blocked": sum(v["scan_verdict"] == "block" for v in verdicts.values()),
         "flagged": sum(v["scan_verdict"] == "flag" for v in verdicts.values()),
         "frames_scanned": sum(v["frames_scanned"] for v in verdicts.values()),
+        "mean_flicker": round(sum(q["flicker"] for q in quality) / max(1, len(quality)), 5),
     })
     return rendered_clips

@@ -23,7 +23,7 @@ from pydantic import Field
 from sora_assets.core.fsutil import atomic_write_bytes
 from sora_assets.core.warehouse_schema import TABLES
 
-VIEWS_VERSION = 2  # bump when a table is added or changed
+VIEWS_VERSION = 3  # bump when a table is added or changed
 SCHEMA_PARTITION = "_schema"  # a zero-row file per table so views exist before any data
 
 

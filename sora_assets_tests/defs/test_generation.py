@@ -153,6 +153,10 @@ def test_tier_step_budgets_are_enforced_and_recorded(home_with_model: Home) -> N
     assert all("steps" in w for w in clips.warnings)
     ledger = store.query("SELECT tier, steps FROM cost_ledger ORDER BY tier")
     assert list(ledger.steps) == [30, 50]
+    quality = store.query("SELECT * FROM quality_metrics")
+    assert len(quality) == 2 and set(quality.num_frames) == {9}  # measured on every rendered clip
+    assert quality[["flicker", "motion", "sharpness", "exposure"]].notna().all().all()
+    assert ((quality.exposure > 0) & (quality.exposure < 1)).all()
 
 
 def test_a_kill_while_publishing_never_publishes_a_clip_twice_nor_renders_it_again(home_with_model: Home) -> None:
