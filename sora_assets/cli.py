@@ -214,6 +214,56 @@ def demo(home: HomeOption = None, sample: Annotated[Path | None, typer.Option(he
         raise typer.Exit(1)
 
 
+class ReportKind(StrEnum):
+    cost = "cost"
+    quality = "quality"
+    safety = "safety"
+
+
+@app.command()
+def report(kind: ReportKind, home: HomeOption = None,
+           batch: Annotated[str | None, typer.Option("--batch", help="Only this batch id")] = None,
+           since: Annotated[str | None, typer.Option("--since", help="Only rows recorded since (ISO date/time, UTC)")]
+           = None,
+           only: Annotated[str | None, typer.Option("--only", help="One report of the kind, e.g. cost_by_tier")] = None,
+           parquet: Annotated[Path | None, typer.Option("--parquet", help="Also write the report to this file")]
+           = None,
+           fmt: FormatOption = OutputFormat.table) -> None:
+    """Cost, quality or safety reports from the warehouse (the same SQL as its v_* views)."""
+    from datetime import datetime
+
+    from sora_assets.core.reports import KINDS, report_sql
+    from sora_assets.resources.warehouse import ParquetWarehouse
+
+    names = KINDS[kind.value]
+    if only is not None:
+        if only not in names:
+            raise fail(f"--only must be one of {', '.join(names)}")
+        names = [only]
+    if (fmt is OutputFormat.csv or parquet) and len(names) > 1:
+        raise fail(f"--format csv and --parquet need one report: add --only ({', '.join(names)})")
+    if since is not None:
+        try:
+            datetime.fromisoformat(since)
+        except ValueError:
+            raise fail(f"--since {since!r} is not an ISO date or time (e.g. 2026-11-21 or 2026-11-21T08:00)") from None
+    layout = Home.from_env(home)
+    warehouse = ParquetWarehouse(root=str(layout.warehouse), db_path=str(layout.warehouse_db))
+    results = {}
+    for name in names:
+        sql, params = report_sql(name, batch, since)
+        results[name] = warehouse.query(sql, params)
+    if parquet:
+        results[names[0]].to_parquet(parquet, index=False)
+    filters = {"batch": batch, "since": since}
+    if fmt is OutputFormat.json and len(names) > 1:
+        print(json.dumps({**filters, "reports": {n: f.to_dict(orient="records") for n, f in results.items()}},
+                         indent=2, default=str))
+        return
+    for name, frame in results.items():
+        emit(frame.to_dict(orient="records"), fmt, name, filters if fmt is not OutputFormat.table else None)
+
+
 @app.command()
 def backfill(failed: Annotated[bool, typer.Option("--failed", help="Shards whose last run failed")] = False,
              batch: Annotated[str | None, typer.Option("--batch", help="Only shards of this batch id")] = None,

@@ -21,9 +21,10 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from sora_assets.core.fsutil import atomic_write_bytes
+from sora_assets.core.reports import view_statements
 from sora_assets.core.warehouse_schema import TABLES
 
-VIEWS_VERSION = 3  # bump when a table is added or changed
+VIEWS_VERSION = 4  # bump when a table is added or changed
 SCHEMA_PARTITION = "_schema"  # a zero-row file per table so views exist before any data
 
 
@@ -62,7 +63,7 @@ class ParquetWarehouse(ConfigurableResource):
             glob = (Path(self.root) / table / "*" / "*.parquet").as_posix()
             statements.append(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet("
                               f"'{glob}', union_by_name = true, hive_partitioning = false)")
-        return statements
+        return statements + view_statements()  # report views over the table views
 
     def _ensure_schema_files(self) -> None:
         for table, schema in TABLES.items():
