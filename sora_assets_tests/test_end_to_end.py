@@ -170,3 +170,16 @@ def test_a_blocked_clip_is_quarantined_and_never_signed_or_published(home_with_m
     assert set(clips.status) == {"blocked"} and clips.c2pa_state.isna().all() and clips.sha256.isna().all()
     ledger = warehouse.query("SELECT gpu_seconds, cache_hit FROM cost_ledger")
     assert len(ledger) == 2 and (ledger.gpu_seconds > 0).all()  # the GPU time was spent and is on the books
+
+
+def test_every_sql_query_in_the_readme_runs_on_the_demo_warehouse(demo_home: dict) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme[readme.index("```sql\n-- 1."):]
+    block = block[len("```sql\n"):block.index("```", len("```sql\n"))]
+    statements = ["\n".join(line for line in s.splitlines() if not line.strip().startswith("--")).strip()
+                  for s in block.split(";")]
+    statements = [s for s in statements if s]
+    assert len(statements) >= 8
+    results = {s.split()[3] if s.startswith("SELECT *") else s: sql(demo_home["home"], s) for s in statements}
+    assert len(results["v_cost_by_batch"]) == 1 and results["v_cost_by_batch"][0][1] == 8  # 8 clips in the ledger
+    assert len(results["v_cost_by_tier"]) == 2
