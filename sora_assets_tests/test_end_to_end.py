@@ -165,6 +165,11 @@ def test_a_blocked_clip_is_quarantined_and_never_signed_or_published(home_with_m
     reason = json.loads(quarantined[0].with_suffix(".reason.json").read_text())
     assert reason["reasons"] == ["test:forced-block"]
     assert not list(home.store.glob("*/*.mp4"))  # nothing published
+    import cv2
+    import numpy as np
+
+    sheet = cv2.imdecode(np.frombuffer((home.previews / f"{keys[0]}.png").read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+    assert set(np.unique(sheet[:, sheet.shape[1] * 3 // 7:])) <= {96, 255}  # blocked: no pixel of the clips shown
     warehouse = ParquetWarehouse(root=str(home.warehouse), db_path=str(home.warehouse_db))
     clips = warehouse.query("SELECT status, c2pa_state, sha256 FROM clips")
     assert set(clips.status) == {"blocked"} and clips.c2pa_state.isna().all() and clips.sha256.isna().all()

@@ -65,6 +65,11 @@ class Home:
         return self.root / "work"
 
     @property
+    def previews(self) -> Path:
+        """Contact sheets per shard (PNG), linked from the Dagster UI."""
+        return self.root / "previews"
+
+    @property
     def failpoints(self) -> Path:
         """Markers of failpoints that already fired (each fires once per home)."""
         return self.work / ".failpoints"

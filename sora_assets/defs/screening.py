@@ -1,15 +1,17 @@
 """Screening: every rendered frame is scanned; blocked clips go to quarantine and stop here."""
 
+import base64
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, asset
+from dagster import AssetExecutionContext, MetadataValue, asset
 
 from sora_assets.core.batch import batch_id_of_key
-from sora_assets.core.fsutil import atomic_write_json
+from sora_assets.core.fsutil import atomic_write_bytes, atomic_write_json
 from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER
+from sora_assets.core.previews import contact_sheet
 from sora_assets.core.quality import clip_quality
 from sora_assets.core.spec import GenerationSpec
 from sora_assets.core.video_io import decode_mp4
@@ -17,6 +19,8 @@ from sora_assets.defs.partitions import shards_partitions
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.safety import FrameSafetyResource
 from sora_assets.resources.warehouse import ParquetWarehouse
+
+PREVIEW_EMBED = 8  # clips embedded in the run's metadata (event log size); the file holds them all
 
 
 @asset(partitions_def=shards_partitions, group_name="safety", kinds={"onnx"},
@@ -28,6 +32,7 @@ def screened_clips(context: AssetExecutionContext, rendered_clips: list[dict[str
     layout = home.home
     events: list[dict[str, Any]] = []
     quality: list[dict[str, Any]] = []
+    previews: list[tuple[str, Any]] = []  # (clip id, frames or None when blocked)
     verdicts: dict[str, dict[str, Any]] = {}  # per work file: duplicates share one scan
     now = datetime.now(UTC)
     for clip in rendered_clips:
@@ -42,6 +47,7 @@ def screened_clips(context: AssetExecutionContext, rendered_clips: list[dict[str
                             "height": spec.height, "num_frames": spec.num_frames, "recorded_at": now,
                             **clip_quality(frames).as_dict()})
             verdict = frame_safety.scan(frames, clip.get("non_finite_frames"))
+            previews.append((clip["clip_id"], None if verdict.verdict == "block" else frames))
             verdicts[work_path] = {"scan_verdict": verdict.verdict, "scan_reasons": verdict.reasons,
                                    "frames_scanned": verdict.frames_scanned}
             events += [{"partition_key": key, "batch_id": batch_id_of_key(key), "clip_id": clip["clip_id"],
@@ -62,6 +68,14 @@ def screened_clips(context: AssetExecutionContext, rendered_clips: list[dict[str
         clip.update(verdicts[work_path])
     warehouse.write("safety_events", key, "screened_clips", events)
     warehouse.write("quality_metrics", key, "screened_clips", quality)  # measured on the frames as encoded
+    if previews:
+        sheet = atomic_write_bytes(layout.previews / f"{key}.png", contact_sheet(previews))
+        embedded = base64.b64encode(contact_sheet(previews[:PREVIEW_EMBED], tile=48)).decode()
+        context.add_output_metadata({
+            "contact_sheet": MetadataValue.md(f"![contact sheet](data:image/png;base64,{embedded})"
+                                              + (f"\n\nfirst {PREVIEW_EMBED} of {len(previews)} clips"
+                                                 if len(previews) > PREVIEW_EMBED else "")),
+            "contact_sheet_file": MetadataValue.path(str(sheet))})
     context.add_output_metadata({
         "scanned": len(verdicts),
         "blocked": sum(v["scan_verdict"] == "block" for v in verdicts.values()),

@@ -157,6 +157,10 @@ def test_tier_step_budgets_are_enforced_and_recorded(home_with_model: Home) -> N
     assert len(quality) == 2 and set(quality.num_frames) == {9}  # measured on every rendered clip
     assert quality[["flicker", "motion", "sharpness", "exposure"]].notna().all().all()
     assert ((quality.exposure > 0) & (quality.exposure < 1)).all()
+    sheet = home.previews / f"{keys[0]}.png"
+    assert sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    event = instance.get_latest_materialization_event(AssetKey("screened_clips"))
+    assert "data:image/png;base64," in event.asset_materialization.metadata["contact_sheet"].value
 
 
 def test_a_kill_while_publishing_never_publishes_a_clip_twice_nor_renders_it_again(home_with_model: Home) -> None:
