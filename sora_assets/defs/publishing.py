@@ -40,6 +40,21 @@ def final_status(clip: dict[str, Any]) -> str:
     return "withheld"
 
 
+def clips_table(clips: list[dict[str, Any]], ledger: list[dict[str, Any]], quality: Any) -> str:
+    """Markdown: each clip's outcome, cost, safety and quality, for the shard's page in the UI."""
+    cost = {row["clip_id"]: row for row in ledger}
+    flicker = dict(zip(quality.clip_id, quality.flicker, strict=True)) if len(quality) else {}
+    lines = ["| clip | status | steps | GPU s | cost $ | scan | C2PA | flicker |", "|---|---|---|---|---|---|---|---|"]
+    for clip in clips:
+        row = cost.get(clip["clip_id"], {})
+        measured = flicker.get(clip["clip_id"])
+        lines.append(f"| {clip['clip_id']} | {clip['final_status']} | {row.get('steps', '')} | "
+                     f"{row.get('gpu_seconds', 0):.2f} | {row.get('cost_usd', 0):.5f} | "
+                     f"{clip.get('scan_verdict') or ''} | {clip.get('c2pa_state') or ''} | "
+                     f"{'' if measured is None else f'{measured:.4f}'} |")
+    return "\n".join(lines)
+
+
 @asset(partitions_def=shards_partitions, group_name="publishing", kinds={"duckdb", "parquet"},
        description="Signed clips in the content-addressed store, with clips and cost_ledger rows per shard.",
        check_specs=[
@@ -92,6 +107,7 @@ def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str,
         "gpu_seconds": round(gpu_seconds, 3), "cost_usd": round(sum(r["cost_usd"] for r in ledger), 6),
         "api_equivalent_usd": round(sum(r["api_equivalent_usd"] for r in ledger), 2),
         "store": MetadataValue.path(str(store.root)),
+        "clips_table": MetadataValue.md(clips_table(signed_clips, ledger, warehouse.read("quality_metrics", key))),
     })
     ungated = [c["clip_id"] for c in published
                if c.get("c2pa_state") != "Trusted" or c.get("scan_verdict") not in ("pass", "flag")]
