@@ -163,7 +163,7 @@ def test_tier_step_budgets_are_enforced_and_recorded(home_with_model: Home) -> N
     assert "data:image/png;base64," in event.asset_materialization.metadata["contact_sheet"].value
     published = instance.get_latest_materialization_event(AssetKey("published_clips")).asset_materialization
     table = published.metadata["clips_table"].value.splitlines()
-    assert len(table) == 4 and all("| published |" in line and "Trusted" in line for line in table[2:])
+    assert len(table) == 3 and "| published |" in table[2] and "| Trusted |" in table[2]  # one clip per tier shard
 
 
 def test_a_kill_while_publishing_never_publishes_a_clip_twice_nor_renders_it_again(home_with_model: Home) -> None:
