@@ -45,6 +45,16 @@ def gpu_cost_usd(gpu_seconds: float, price_per_gpu_hour: float, overhead: float 
     return gpu_seconds / 3600.0 * price_per_gpu_hour * (1.0 + overhead)
 
 
+STORAGE_USD_PER_GB_MONTH = 0.023  # object storage list price (S3 Standard, first 50 TB)
+STORAGE_MONTHS = 1.0  # the ledger books one month of retention per published clip
+
+
+def storage_cost_usd(size_bytes: int, months: float = STORAGE_MONTHS,
+                     usd_per_gb_month: float = STORAGE_USD_PER_GB_MONTH) -> float:
+    """Storage of one stored object for `months` (decimal GB, as storage is billed)."""
+    return size_bytes / 1e9 * usd_per_gb_month * months
+
+
 def resolution_class(width: int, height: int) -> str:
     short_side = min(width, height)
     if short_side <= 720:

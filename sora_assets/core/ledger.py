@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sora_assets.core.cost import DEFAULT_OVERHEAD, PriceCurve, api_equivalent_usd, gpu_cost_usd, window_start
+from sora_assets.core.cost import (
+    DEFAULT_OVERHEAD,
+    PriceCurve,
+    api_equivalent_usd,
+    gpu_cost_usd,
+    storage_cost_usd,
+    window_start,
+)
 from sora_assets.core.spec import GenerationSpec
 
 RENDERED = "rendered"
@@ -48,6 +55,8 @@ def ledger_row(clip: dict[str, Any], partition_key: str, batch_id: str, curve: P
         "overhead": overhead, "cost_usd": gpu_cost_usd(gpu_seconds, price, overhead),
         "api_equivalent_usd": api_equivalent_usd(spec.width, spec.height, spec.duration_s,
                                                  clip.get("complexity") or "medium", clip["tier"] == "paid"),
+        # a render that was stored pays its storage; a cache hit or duplicate reuses an object already paid for
+        "storage_usd": storage_cost_usd(int(clip.get("stored_bytes") or 0)) if spent else 0.0,
         "cache_hit": clip["render_status"] in (CACHE_HIT, DUPLICATE), "device": clip.get("device") or "none",
         "recorded_at": datetime.now(UTC),
     }

@@ -11,6 +11,7 @@ _COST_COLUMNS = """
     count(*) FILTER (WHERE cache_hit) AS cache_hits,
     round(sum(gpu_seconds), 3) AS gpu_seconds,
     round(sum(cost_usd), 6) AS cost_usd,
+    round(sum(coalesce(storage_usd, 0)), 8) AS storage_usd,
     round(sum(api_equivalent_usd), 2) AS api_equivalent_usd,
     round(sum(api_equivalent_usd) - sum(cost_usd), 6) AS saved_vs_api_usd"""
 

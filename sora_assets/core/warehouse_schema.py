@@ -28,7 +28,8 @@ TABLES: dict[str, pa.Schema] = {
         ("cache_key", pa.string()), ("tier", pa.string()), ("model", pa.string()), ("steps", pa.int64()),
         ("gpu_seconds", pa.float64()),
         ("window_start", pa.timestamp("us", tz="UTC")), ("price_per_gpu_hour", pa.float64()),
-        ("overhead", pa.float64()), ("cost_usd", pa.float64()), ("api_equivalent_usd", pa.float64()),
+        ("overhead", pa.float64()), ("cost_usd", pa.float64()), ("storage_usd", pa.float64()),
+        ("api_equivalent_usd", pa.float64()),
         ("cache_hit", pa.bool_()), ("device", pa.string()), ("recorded_at", pa.timestamp("us", tz="UTC")),
     ]),
     "dead_letters": pa.schema([

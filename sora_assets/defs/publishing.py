@@ -81,7 +81,7 @@ def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str,
                 "c2pa_state": clip["c2pa_state"], "published_at": now}, failpoint_dir=home.home.failpoints)
         else:
             continue
-        clip.update(sha256=stored.sha256, store_path=str(stored.path),
+        clip.update(sha256=stored.sha256, store_path=str(stored.path), stored_bytes=stored.path.stat().st_size,
                     scan_verdict=clip.get("scan_verdict") or stored.sidecar.get("scan_verdict"))
     for clip in signed_clips:
         clip["final_status"] = final_status(clip)

@@ -186,3 +186,13 @@ def test_clip_rows_carry_render_measurements():
                          frames_sha256="ab" * 32), KEY, BATCH)
     assert (row["gpu_seconds"], row["resumed_from_step"], row["step_seconds_mean"]) == (120.0, 40, 2.4)
     assert row["frames_sha256"] == "ab" * 32
+
+
+def test_a_stored_render_pays_a_month_of_storage_and_a_cache_hit_pays_none():
+    from sora_assets.core.cost import storage_cost_usd
+
+    assert storage_cost_usd(2_000_000_000) == pytest.approx(0.046)  # 2 GB for a month at $0.023/GB
+    rendered = ledger_row(_clip(stored_bytes=50_000_000), KEY, BATCH, CURVE, previous={})
+    assert rendered["storage_usd"] == pytest.approx(50_000_000 / 1e9 * 0.023)
+    hit = ledger_row(_clip(render_status=CACHE_HIT, stored_bytes=50_000_000), KEY, BATCH, CURVE, previous={})
+    assert hit["storage_usd"] == 0.0

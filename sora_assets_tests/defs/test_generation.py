@@ -151,8 +151,9 @@ def test_tier_step_budgets_are_enforced_and_recorded(home_with_model: Home) -> N
     clips = store.query("SELECT tier, steps, warnings FROM clips ORDER BY tier")
     assert list(clips.steps) == [30, 50]
     assert all("steps" in w for w in clips.warnings)
-    ledger = store.query("SELECT tier, steps FROM cost_ledger ORDER BY tier")
+    ledger = store.query("SELECT tier, steps, storage_usd FROM cost_ledger ORDER BY tier")
     assert list(ledger.steps) == [30, 50]
+    assert (ledger.storage_usd > 0).all()  # each stored render pays its storage
     quality = store.query("SELECT * FROM quality_metrics")
     assert len(quality) == 2 and set(quality.num_frames) == {9}  # measured on every rendered clip
     assert quality[["flicker", "motion", "sharpness", "exposure"]].notna().all().all()
