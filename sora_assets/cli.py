@@ -264,6 +264,25 @@ def report(kind: ReportKind, home: HomeOption = None,
         emit(frame.to_dict(orient="records"), fmt, name, filters if fmt is not OutputFormat.table else None)
 
 
+@app.command(name="eval")
+def evaluate(home: HomeOption = None,
+             sample: Annotated[int, typer.Option("--sample", help="Published clips to re-render for determinism")] = 2,
+             fmt: FormatOption = OutputFormat.table) -> None:
+    """Check step budgets, C2PA Trusted state, determinism and quality drift; rows go to eval_results."""
+    from sora_assets.evaluation import as_rows, run_eval
+    from sora_assets.resources.home import default_resources
+
+    layout = Home.from_env(home)
+    if not layout.warehouse.exists():
+        raise fail(f"no warehouse at {layout.warehouse}: render something first (sora-assets demo)")
+    resources = default_resources(layout)
+    eval_id, checks = run_eval(resources["warehouse"], resources["video_model"], resources["signer"],
+                               resources["store"], sample=sample)
+    emit(as_rows(checks), fmt, f"eval {eval_id}", {"eval_id": eval_id, "passed": all(c.passed for c in checks)})
+    if not all(c.passed for c in checks):
+        raise typer.Exit(1)
+
+
 @app.command()
 def backfill(failed: Annotated[bool, typer.Option("--failed", help="Shards whose last run failed")] = False,
              batch: Annotated[str | None, typer.Option("--batch", help="Only shards of this batch id")] = None,

@@ -188,3 +188,28 @@ def test_every_sql_query_in_the_readme_runs_on_the_demo_warehouse(demo_home: dic
     results = {s.split()[3] if s.startswith("SELECT *") else s: sql(demo_home["home"], s) for s in statements}
     assert len(results["v_cost_by_batch"]) == 1 and results["v_cost_by_batch"][0][1] == 8  # 8 clips in the ledger
     assert len(results["v_cost_by_tier"]) == 2
+
+
+def test_eval_passes_on_the_demo_and_catches_a_miscounted_clip(demo_home: dict, tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    home = shutil.copytree(demo_home["home"], tmp_path / "home")  # tampered below: keep the shared home intact
+    env = {**os.environ, "SORA_ASSETS_HOME": str(home)}
+    first = cli("eval", "--format", "json", env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    checks = {r["check_name"]: r for r in json.loads(first.stdout)["rows"]}
+    assert checks["step_budget"]["passed"] and checks["c2pa_trusted"]["value"] == 8
+    assert checks["determinism"]["value"] == 2 and checks["drift_flicker"]["detail"].startswith("first eval run")
+
+    sidecar = sorted(home.glob("store/*/*.json"))[0]
+    record = json.loads(sidecar.read_text())
+    record["step_seconds"] = record["step_seconds"][:-1]  # a clip that ran one step fewer than it claims
+    sidecar.write_text(json.dumps(record))
+    second = cli("eval", "--sample", "1", "--format", "json", env=env)
+    assert second.returncode == 1
+    rows = {r["check_name"]: r for r in json.loads(second.stdout)["rows"]}
+    assert "drift_flicker" in rows, second.stdout
+    assert not rows["step_budget"]["passed"] and rows["step_budget"]["value"] == 1
+    assert rows["drift_flicker"]["passed"] and rows["drift_flicker"]["detail"] == "relative change 0.000"
+    assert len(sql(home, "SELECT DISTINCT eval_id FROM eval_results")) == 2

@@ -47,6 +47,10 @@ TABLES: dict[str, pa.Schema] = {
         ("frozen_ratio", pa.float64()), ("colour_drift", pa.float64()),
         ("recorded_at", pa.timestamp("us", tz="UTC")),
     ]),
+    "eval_results": pa.schema([
+        ("eval_id", pa.string()), ("check_name", pa.string()), ("passed", pa.bool_()), ("value", pa.float64()),
+        ("expected", pa.float64()), ("detail", pa.string()), ("recorded_at", pa.timestamp("us", tz="UTC")),
+    ]),
     "safety_events": pa.schema([
         ("partition_key", pa.string()), ("batch_id", pa.string()), ("clip_id", pa.string()),
         ("row", pa.int64()), ("stage", pa.string()), ("check_name", pa.string()), ("frame_index", pa.int64()),

@@ -106,7 +106,8 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
         cached = store.lookup(cache_key)
         if cached is not None:
             clip.update(render_status=CACHE_HIT, store_sha256=cached.sha256,
-                        steps_run=cached.sidecar.get("steps_run", spec.steps))
+                        steps_run=cached.sidecar.get("steps_run", spec.steps),
+                        frames_sha256=cached.sidecar.get("frames_sha256"))
         elif cache_key in dead:
             earlier = dead[cache_key]
             clip.update(render_status=DEAD_LETTER, billable=False, nan_step=int(earlier["step"]),

@@ -23,6 +23,24 @@ from sora_assets.resources.warehouse import ParquetWarehouse
 PREVIEW_EMBED = 8  # clips embedded in the run's metadata (event log size); the file holds them all
 
 
+def carried_events(warehouse: ParquetWarehouse, key: str, hits: dict[str, str]) -> list[dict[str, Any]]:
+    """A cache hit is not scanned again: its earlier frame-scan events in this shard are kept, not wiped."""
+    previous = warehouse.read("safety_events", key)
+    return [r for r in previous.to_dict(orient="records") if r["clip_id"] in hits and r["stage"] == "frame"]
+
+
+def carried_quality(warehouse: ParquetWarehouse, key: str, hits: dict[str, str]) -> list[dict[str, Any]]:
+    """A cache hit's quality is that of the stored clip it reuses, measured when it was first rendered."""
+    if not hits:
+        return []
+    measured = warehouse.query("SELECT * FROM quality_metrics WHERE cache_key IN (SELECT unnest(?)) "
+                               "QUALIFY row_number() OVER (PARTITION BY cache_key ORDER BY recorded_at) = 1",
+                               [sorted(set(hits.values()))])
+    by_key = {r["cache_key"]: r for r in measured.to_dict(orient="records")}
+    return [{**by_key[cache_key], "partition_key": key, "batch_id": batch_id_of_key(key), "clip_id": clip_id}
+            for clip_id, cache_key in hits.items() if cache_key in by_key]
+
+
 @asset(partitions_def=shards_partitions, group_name="safety", kinds={"onnx"},
        description="Frame-level safety scan of every rendered clip; blocked clips are quarantined.")
 def screened_clips(context: AssetExecutionContext, rendered_clips: list[dict[str, Any]],
@@ -66,6 +84,9 @@ def screened_clips(context: AssetExecutionContext, rendered_clips: list[dict[str
                 verdicts[work_path]["quarantine_path"] = str(target)
                 context.log.warning(f"blocked {clip['clip_id']}: {', '.join(verdict.reasons)}")
         clip.update(verdicts[work_path])
+    hits = {c["clip_id"]: c["cache_key"] for c in rendered_clips if c["render_status"] == CACHE_HIT}
+    events += carried_events(warehouse, key, hits)
+    quality += carried_quality(warehouse, key, hits)
     warehouse.write("safety_events", key, "screened_clips", events)
     warehouse.write("quality_metrics", key, "screened_clips", quality)  # measured on the frames as encoded
     if previews:

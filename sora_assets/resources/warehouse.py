@@ -24,7 +24,7 @@ from sora_assets.core.fsutil import atomic_write_bytes
 from sora_assets.core.reports import view_statements
 from sora_assets.core.warehouse_schema import TABLES
 
-VIEWS_VERSION = 5  # bump when a table is added or changed
+VIEWS_VERSION = 6  # bump when a table is added or changed
 SCHEMA_PARTITION = "_schema"  # a zero-row file per table so views exist before any data
 
 
@@ -73,21 +73,25 @@ class ParquetWarehouse(ConfigurableResource):
                 pq.write_table(schema.empty_table(), sink)
                 atomic_write_bytes(path, sink.getvalue())
 
+    def _views_current(self, marker: Path) -> bool:
+        """The views exist and point at this folder (they hold absolute paths: a moved home needs new ones)."""
+        return marker.exists() and Path(self.db_path).exists() and marker.read_text() == str(Path(self.root).resolve())
+
     def ensure_views(self) -> None:
-        """Create the views in warehouse.duckdb once per home (and again if the views change)."""
+        """Create the views in warehouse.duckdb once per home (and again if the views or the home move)."""
         marker = Path(self.root) / f".views-v{VIEWS_VERSION}"
-        if marker.exists() and Path(self.db_path).exists():
+        if self._views_current(marker):
             return
         Path(self.root).mkdir(parents=True, exist_ok=True)
         self._ensure_schema_files()
         with open(Path(self.root) / ".views.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one creator at a time; readers never take this
-            if marker.exists() and Path(self.db_path).exists():
+            if self._views_current(marker):
                 return
             with duckdb.connect(self.db_path) as connection:
                 for statement in self._view_sql():
                     connection.execute(statement)
-            marker.touch()
+            atomic_write_bytes(marker, str(Path(self.root).resolve()).encode())
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """An in-memory connection with the same views: our own reports never touch the file lock."""
