@@ -35,6 +35,15 @@ def home_with_model(home: Home, tiny_model_dir: Path) -> Home:
 
 
 @pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random CLIP folder (transformers layout) for the optional alignment score."""
+    from sora_assets.resources.alignment import build_tiny_clip
+    from sora_assets.resources.tiny_wan import _tokenizer
+
+    return build_tiny_clip(tmp_path_factory.mktemp("clip") / "tiny-clip", _tokenizer())
+
+
+@pytest.fixture(scope="session")
 def poisoned_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny model with one NaN in the transformer's output bias: every render goes NaN at step 1."""
     import torch

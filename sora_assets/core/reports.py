@@ -44,7 +44,7 @@ REPORTS: dict[str, Report] = {
                round(avg(dynamic_degree), 4) AS dynamic_degree, round(avg(warp_error), 5) AS warp_error,
                round(avg(sharpness), 2) AS sharpness, round(avg(exposure), 4) AS exposure,
                round(avg(black_ratio), 4) AS black_ratio, round(avg(frozen_ratio), 4) AS frozen_ratio,
-               round(avg(colour_drift), 3) AS colour_drift
+               round(avg(colour_drift), 3) AS colour_drift, round(avg(clip_score), 2) AS clip_score
         FROM quality_metrics {where} GROUP BY model ORDER BY model"""),
     "safety_by_category": Report("v_safety_by_category", """
         SELECT stage, coalesce(label, check_name) AS category, action, count(*) AS events,

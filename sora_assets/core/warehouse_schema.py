@@ -44,7 +44,7 @@ TABLES: dict[str, pa.Schema] = {
         ("num_frames", pa.int64()), ("flicker", pa.float64()), ("motion", pa.float64()),
         ("dynamic_degree", pa.float64()), ("warp_error", pa.float64()), ("sharpness", pa.float64()),
         ("exposure", pa.float64()), ("clipped_ratio", pa.float64()), ("black_ratio", pa.float64()),
-        ("frozen_ratio", pa.float64()), ("colour_drift", pa.float64()),
+        ("frozen_ratio", pa.float64()), ("colour_drift", pa.float64()), ("clip_score", pa.float64()),
         ("recorded_at", pa.timestamp("us", tz="UTC")),
     ]),
     "eval_results": pa.schema([

@@ -16,6 +16,7 @@ from sora_assets.core.quality import clip_quality
 from sora_assets.core.spec import GenerationSpec
 from sora_assets.core.video_io import decode_mp4
 from sora_assets.defs.partitions import shards_partitions
+from sora_assets.resources.alignment import ClipAlignmentResource
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.safety import FrameSafetyResource
 from sora_assets.resources.warehouse import ParquetWarehouse
@@ -45,7 +46,7 @@ def carried_quality(warehouse: ParquetWarehouse, key: str, hits: dict[str, str])
        description="Frame-level safety scan of every rendered clip; blocked clips are quarantined.")
 def screened_clips(context: AssetExecutionContext, rendered_clips: list[dict[str, Any]],
                    frame_safety: FrameSafetyResource, warehouse: ParquetWarehouse,
-                   home: HomeResource) -> list[dict[str, Any]]:
+                   home: HomeResource, alignment: ClipAlignmentResource) -> list[dict[str, Any]]:
     key = context.partition_key
     layout = home.home
     events: list[dict[str, Any]] = []
@@ -63,7 +64,7 @@ def screened_clips(context: AssetExecutionContext, rendered_clips: list[dict[str
             quality.append({"partition_key": key, "batch_id": batch_id_of_key(key), "clip_id": clip["clip_id"],
                             "cache_key": clip["cache_key"], "model": spec.model_id, "width": spec.width,
                             "height": spec.height, "num_frames": spec.num_frames, "recorded_at": now,
-                            **clip_quality(frames).as_dict()})
+                            "clip_score": alignment.score(spec.prompt, frames), **clip_quality(frames).as_dict()})
             verdict = frame_safety.scan(frames, clip.get("non_finite_frames"))
             previews.append((clip["clip_id"], None if verdict.verdict == "block" else frames))
             verdicts[work_path] = {"scan_verdict": verdict.verdict, "scan_reasons": verdict.reasons,

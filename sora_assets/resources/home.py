@@ -22,6 +22,7 @@ class HomeResource(ConfigurableResource):
 
 
 def default_resources(home: Home, shard_size: int = 64) -> dict[str, Any]:
+    from sora_assets.resources.alignment import ClipAlignmentResource
     from sora_assets.resources.safety import FrameSafetyResource
     from sora_assets.resources.signer import C2paSignerResource
     from sora_assets.resources.store import LocalClipStore
@@ -30,6 +31,8 @@ def default_resources(home: Home, shard_size: int = 64) -> dict[str, Any]:
 
     return {
         "home": HomeResource(path=str(home.root), shard_size=shard_size),
+        # optional CLIP score: a local CLIP folder (transformers layout); unset, the score is not computed
+        "alignment": ClipAlignmentResource(model_path=os.environ.get("SORA_ASSETS_CLIP_PATH", "")),
         "video_model": VideoModelResource(**model_settings_from_env(os.environ, home.default_model_path)),
         "store": LocalClipStore(root=str(home.store)),
         "warehouse": ParquetWarehouse(root=str(home.warehouse), db_path=str(home.warehouse_db)),

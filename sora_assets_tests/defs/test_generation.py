@@ -142,11 +142,14 @@ def test_nan_latents_dead_letter_the_clip_without_retries_and_are_not_rendered_a
     assert len(store.query("SELECT * FROM dead_letters")) == 2
 
 
-def test_tier_step_budgets_are_enforced_and_recorded(home_with_model: Home) -> None:
+def test_tier_step_budgets_are_enforced_and_recorded(home_with_model: Home, tiny_clip_dir: Path) -> None:
+    from sora_assets.resources.alignment import ClipAlignmentResource
+
     home = home_with_model
     instance, keys = submit(home, [{"prompt": "a cat walking on a beach at sunset", "tier": "free", "steps": 80},
                                    {"prompt": "a chef cooking in a busy kitchen", "tier": "paid", "steps": 80}])
-    assert all(o.success for o in run_shards(home, instance, keys))
+    with_clip = {"alignment": ClipAlignmentResource(model_path=str(tiny_clip_dir))}
+    assert all(o.success for o in run_shards(home, instance, keys, resource_overrides=with_clip))
     store = warehouse(home)
     clips = store.query("SELECT tier, steps, warnings FROM clips ORDER BY tier")
     assert list(clips.steps) == [30, 50]
@@ -158,6 +161,7 @@ def test_tier_step_budgets_are_enforced_and_recorded(home_with_model: Home) -> N
     assert len(quality) == 2 and set(quality.num_frames) == {9}  # measured on every rendered clip
     assert quality[["flicker", "motion", "sharpness", "exposure"]].notna().all().all()
     assert ((quality.exposure > 0) & (quality.exposure < 1)).all()
+    assert quality.clip_score.between(0, 100).all()  # the optional CLIP score, from a local folder
     sheet = home.previews / f"{keys[0]}.png"
     assert sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     event = instance.get_latest_materialization_event(AssetKey("screened_clips"))
