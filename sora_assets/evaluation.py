@@ -3,8 +3,7 @@ renders deterministic, quality not drifting between eval runs. Results land in `
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -104,4 +103,4 @@ def run_eval(warehouse: ParquetWarehouse, model: VideoModelResource, signer: C2p
 
 
 def as_rows(checks: list[EvalCheck]) -> list[dict[str, Any]]:
-    return [json.loads(json.dumps(c.__dict__)) for c in checks]
+    return [asdict(c) for c in checks]

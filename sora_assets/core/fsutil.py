@@ -100,3 +100,18 @@ def sweep_stale_temps(folder: Path, older_than_s: float = 3600.0) -> list[Path]:
         except FileNotFoundError:
             continue  # its writer finished or another sweeper got there first
     return removed
+
+
+def sweep_if_due(marker: Path, folders: list[Path], every_s: float = 3600.0) -> list[Path]:
+    """Sweep stale temp files at most once per `every_s`: walking a large store on every publish would
+    cost more than the litter it removes."""
+    import time
+
+    try:
+        if time.time() - marker.stat().st_mtime < every_s:
+            return []
+    except FileNotFoundError:
+        pass
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    return [path for folder in folders for path in sweep_stale_temps(folder, older_than_s=every_s)]

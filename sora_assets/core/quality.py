@@ -93,15 +93,16 @@ def clip_quality(frames: np.ndarray) -> QualityMetrics:
     pair_diffs = (np.abs(np.diff(frames.astype(np.int16), axis=0)).reshape(frames.shape[0] - 1, -1).mean(axis=1)
                   if frames.shape[0] > 1 else np.zeros(0))
     per_frame_colour = frames.reshape(frames.shape[0], -1, 3).mean(axis=1)
+    frame_luma = luma(frames)
     return QualityMetrics(
         flicker=temporal_flicker(frames),
         motion=float(np.mean(magnitudes)) if magnitudes else 0.0,
         dynamic_degree=float(np.mean([m > DYNAMIC_PIXELS for m in magnitudes])) if magnitudes else 0.0,
         warp_error=warp_error(gray, flows),
         sharpness=sharpness(gray),
-        exposure=float(luma(frames).mean() / 255.0),
+        exposure=float(frame_luma.mean() / 255.0),
         clipped_ratio=float(((gray <= CLIPPED_LOW) | (gray >= CLIPPED_HIGH)).mean()),
-        black_ratio=float((luma(frames) < BLACK_LUMA).mean()),
+        black_ratio=float((frame_luma < BLACK_LUMA).mean()),
         frozen_ratio=float((pair_diffs < FROZEN_DIFF).mean()) if pair_diffs.size else 0.0,
         colour_drift=float(per_frame_colour.std(axis=0).mean()),
     )

@@ -19,7 +19,7 @@ from sora_assets.core.batching import group_by_shape
 from sora_assets.core.checkpoints import ClipCheckpoints
 from sora_assets.core.failures import classify, is_out_of_memory
 from sora_assets.core.frames import frames_sha256, non_finite_frames, to_uint8
-from sora_assets.core.fsutil import atomic_write_bytes, atomic_write_json, sha256_file
+from sora_assets.core.fsutil import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
 from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER, DUPLICATE, RENDERED
 from sora_assets.core.spec import GenerationSpec
 from sora_assets.core.video_io import encode_mp4
@@ -54,9 +54,9 @@ def finished_render(work: Path, cache_key: str) -> dict[str, Any] | None:
     return record
 
 
-def render_record(result: RenderResult, path: Path, started: datetime) -> dict[str, Any]:
+def render_record(result: RenderResult, path: Path, mp4: bytes, started: datetime) -> dict[str, Any]:
     return {
-        "render_status": RENDERED, "work_path": str(path), "mp4_sha256": sha256_file(path),
+        "render_status": RENDERED, "work_path": str(path), "mp4_sha256": sha256_bytes(mp4),
         "gpu_seconds": result.total_gpu_seconds, "attempt_gpu_seconds": result.gpu_seconds,
         "steps_run": result.steps_run, "steps_computed": result.steps_computed,
         "resumed_from_step": result.resumed_from_step, "device": result.device,
@@ -177,8 +177,9 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
         for job, result in zip(group, results, strict=True):
             clip = by_id[job.clip_id]
             path = work / f"{clip['cache_key']}.mp4"
-            atomic_write_bytes(path, encode_mp4(to_uint8(result.frames), job.spec.fps))
-            record = render_record(result, path, started)
+            mp4 = encode_mp4(to_uint8(result.frames), job.spec.fps)
+            atomic_write_bytes(path, mp4)
+            record = render_record(result, path, mp4, started)  # hashed in memory, not read back
             atomic_write_json(work / f"{clip['cache_key']}.render.json", record)  # last: marks the render done
             clip.update(record)
             done += 1

@@ -19,7 +19,7 @@ from dagster import (
 from sora_assets.core.batch import batch_id_of_key
 from sora_assets.core.checkpoints import clear_partition
 from sora_assets.core.cost import PriceCurve
-from sora_assets.core.fsutil import sweep_stale_temps
+from sora_assets.core.fsutil import sweep_if_due
 from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER, RENDERED, clip_row, ledger_row
 from sora_assets.defs.partitions import shards_partitions
 from sora_assets.resources.home import HomeResource
@@ -92,7 +92,7 @@ def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str,
     warehouse.write("clips", key, "published_clips", [clip_row(c, key, batch_id) for c in signed_clips])
     shutil.rmtree(home.home.work / key, ignore_errors=True)
     clear_partition(home.home.checkpoints, key)  # every clip is now published, blocked or dead-lettered
-    swept = sweep_stale_temps(home.home.store) + sweep_stale_temps(home.home.warehouse)
+    swept = sweep_if_due(home.home.work / ".last-temp-sweep", [home.home.store, home.home.warehouse])
     if swept:
         context.log.info(f"removed {len(swept)} stale temp file(s) left by killed writers")
 

@@ -11,44 +11,33 @@ list instead is wrong for them; see FIELD_NOTES.md).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 _GATED_CLASSES: dict[type, type] = {}
 
 
-def _to_cpu(value: Any) -> Any:
+def _map_tensors(value: Any, fn: Callable[[Any], Any]) -> Any:
+    """Apply `fn` to every tensor in nested lists, tuples and dicts (the shapes scheduler state takes).
+
+    Hand-written because torch's own tree_map lives in the private `torch.utils._pytree`.
+    """
     import torch
 
     if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", copy=True)
-    if isinstance(value, list):
-        return [_to_cpu(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_to_cpu(v) for v in value)
+        return fn(value)
+    if isinstance(value, list | tuple):
+        return type(value)(_map_tensors(v, fn) for v in value)
     if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
-    return value
-
-
-def _to_device(value: Any, device: Any) -> Any:
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return value.to(device)
-    if isinstance(value, list):
-        return [_to_device(v, device) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_to_device(v, device) for v in value)
-    if isinstance(value, dict):
-        return {k: _to_device(v, device) for k, v in value.items()}
+        return {k: _map_tensors(v, fn) for k, v in value.items()}
     return value
 
 
 def capture_scheduler_state(scheduler: Any) -> dict[str, Any]:
     """The scheduler's runtime state (its `__dict__` minus the frozen config), copied to CPU."""
-    return {k: _to_cpu(v) for k, v in vars(scheduler).items() if k != "_internal_dict"}
+    return {k: _map_tensors(v, lambda t: t.detach().to("cpu", copy=True))
+            for k, v in vars(scheduler).items() if k != "_internal_dict"}
 
 
 def restore_scheduler_state(scheduler: Any, state: dict[str, Any], device: Any) -> None:
@@ -58,23 +47,18 @@ def restore_scheduler_state(scheduler: Any, state: dict[str, Any], device: Any) 
     for key, value in state.items():
         current = vars(scheduler).get(key)
         target = current.device if isinstance(current, torch.Tensor) else device
-        setattr(scheduler, key, _to_device(value, target))
+        setattr(scheduler, key, _map_tensors(value, lambda t, where=target: t.to(where)))
 
 
 def per_sample(state: dict[str, Any], batch_size: int, index: int) -> dict[str, Any]:
     """One sample's slice of a batched scheduler state: latent-shaped tensors (ndim >= 4) are sliced."""
-    import torch
 
-    def cut(value: Any) -> Any:
-        if isinstance(value, torch.Tensor) and value.ndim >= 4 and value.shape[0] == batch_size:
-            return value[index:index + 1].clone()
-        if isinstance(value, list):
-            return [cut(v) for v in value]
-        if isinstance(value, tuple):
-            return tuple(cut(v) for v in value)
-        return value
+    def cut(tensor: Any) -> Any:
+        if tensor.ndim >= 4 and tensor.shape[0] == batch_size:
+            return tensor[index:index + 1].clone()
+        return tensor
 
-    return {k: cut(v) for k, v in state.items()}
+    return {k: _map_tensors(v, cut) for k, v in state.items()}
 
 
 class ResumeGate:

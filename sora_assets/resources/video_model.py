@@ -308,6 +308,7 @@ class VideoModelResource(ConfigurableResource):
         resume = jobs[0].resume
         resumed_from = resume.next_step if resume else 0
         ids = tuple(j.clip_id for j in jobs)
+        cache_keys = [j.spec.cache_key() for j in jobs]  # once, not at every checkpoint
         listeners = [p for p in (progress, *PROGRESS_LISTENERS) if p is not None]
         # CPU generators: the same seed gives the same initial noise on any device
         generators = [torch.Generator(device="cpu").manual_seed(j.spec.seed) for j in jobs]
@@ -335,7 +336,7 @@ class VideoModelResource(ConfigurableResource):
                     if job.checkpoints is None:
                         continue
                     job.checkpoints.save(StepCheckpoint(
-                        cache_key=job.spec.cache_key(), next_step=step, total_steps=total,
+                        cache_key=cache_keys[i], next_step=step, total_steps=total,
                         latents=latents[i:i + 1].detach().to("cpu", copy=True),
                         scheduler_state=state if batch == 1 else per_sample(state, batch, i),
                         generator_state=generators[i].get_state(), gpu_seconds=spent,

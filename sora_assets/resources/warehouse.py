@@ -95,7 +95,8 @@ class ParquetWarehouse(ConfigurableResource):
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """An in-memory connection with the same views: our own reports never touch the file lock."""
-        self._ensure_schema_files()
+        if not self._views_current(Path(self.root) / f".views-v{VIEWS_VERSION}"):
+            self._ensure_schema_files()  # schema files only change with VIEWS_VERSION: no footer reads per query
         connection = duckdb.connect()
         for statement in self._view_sql():
             connection.execute(statement)

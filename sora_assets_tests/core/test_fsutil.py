@@ -124,3 +124,21 @@ def test_stale_temp_files_are_swept_and_live_ones_kept(tmp_path):
     assert sweep_stale_temps(tmp_path, older_than_s=3600) == [stale]
     assert live.exists() and real.exists() and not stale.exists()
     assert sweep_stale_temps(tmp_path / "absent") == []
+
+
+def test_sweeps_run_at_most_once_per_interval(tmp_path):
+    import os
+    import time
+
+    from sora_assets.core.fsutil import sweep_if_due
+
+    marker, store = tmp_path / "work" / ".last-temp-sweep", tmp_path / "store"
+    stale = store / "ab" / ".x.mp4.1.tmp"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"x")
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    assert sweep_if_due(marker, [store]) == [stale] and marker.exists()
+    stale.write_bytes(b"x")
+    os.utime(stale, (old, old))
+    assert sweep_if_due(marker, [store]) == [] and stale.exists()  # swept recently: not walked again
