@@ -264,6 +264,49 @@ def report(kind: ReportKind, home: HomeOption = None,
         emit(frame.to_dict(orient="records"), fmt, name, filters if fmt is not OutputFormat.table else None)
 
 
+@app.command()
+def plan(home: HomeOption = None,
+         gpus: Annotated[int | None, typer.Option("--gpus", help="GPUs per window (default: $SORA_ASSETS_GPUS or 1)")]
+         = None,
+         now: Annotated[str | None, typer.Option("--now", help="Plan as if it were this time (ISO 8601)")] = None,
+         fmt: FormatOption = OutputFormat.table) -> None:
+    """The render plan for every pending shard: when, on which GPU, its cost and the savings against FCFS."""
+    from datetime import UTC, datetime
+
+    from sora_assets.core.prices import PriceFileError
+    from sora_assets.planning import build_plan, plan_document
+    from sora_assets.resources.home import default_resources
+
+    layout = Home.from_env(home).ensure()
+    resources = default_resources(layout)
+    planner = resources["planner"]
+    if gpus is not None:
+        if gpus < 1:
+            raise fail("--gpus must be at least 1")
+        planner = planner.model_copy(update={"gpus": gpus})
+    try:
+        clock = datetime.fromisoformat(now) if now else datetime.now(UTC)
+    except ValueError:
+        raise fail(f"--now {now!r} is not an ISO date-time (e.g. 2026-11-21T14:00+00:00)") from None
+    clock = clock if clock.tzinfo else clock.replace(tzinfo=planner.zone)
+    try:
+        result = build_plan(layout, planner, resources["video_model"], resources["warehouse"], resources["store"],
+                            clock)
+    except (PriceFileError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    document = plan_document(result)
+    summary = {k: document[k] for k in ("plan_id", "solver", "status", "shards", "gpus", "total_cost_usd",
+                                        "fcfs_cost_usd", "savings_usd", "savings_pct")}
+    summary["late"] = ", ".join(f"{x['shard']} by {x['late_by_s'] / 3600:.2f} h" for x in document["late"]) or "none"
+    if fmt is OutputFormat.json:
+        print(json.dumps(document, indent=2, default=str))
+        return
+    rows = [{"shard": a["shard"], "tier": a["tier"], "start": a["start"][:16], "end": a["end"][:16],
+             "gpu": a["gpu_slot"], "est_gpu_s": a["est_gpu_seconds"], "est_usd": a["est_cost_usd"],
+             "slack_h": round(a["slack_s"] / 3600, 2)} for a in document["assignments"]]
+    emit(rows, fmt, f"render plan ({document['solver']}, {document['status']})", summary)
+
+
 @app.command(name="eval")
 def evaluate(home: HomeOption = None,
              sample: Annotated[int, typer.Option("--sample", help="Published clips to re-render for determinism")] = 2,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
 
 DEFAULT_OVERHEAD = 0.30
 PEAK_PRICE_PER_GPU_HOUR = 3.50
@@ -24,17 +25,33 @@ def _default_hourly_prices() -> list[float]:
 
 @dataclass(frozen=True)
 class PriceCurve:
-    """Hourly $/GPU-hour, indexed by the hour of day of the window start (UTC)."""
+    """Hourly $/GPU-hour by hour of day in `timezone`, plus dated prices that override it.
+
+    The time-of-use hours are the studio's local hours (peak 08:00-22:00 local); `dated` holds
+    prices for specific UTC hour starts, e.g. a spot forecast from a CSV under <home>/prices/.
+    """
 
     hourly: list[float] = field(default_factory=_default_hourly_prices)
+    timezone: str = "UTC"
+    dated: dict[datetime, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.hourly) != 24 or any(p < 0 for p in self.hourly):
             raise ValueError("a price curve has 24 non-negative hourly prices")
+        if any(p < 0 for p in self.dated.values()):
+            raise ValueError("prices are non-negative")
+        ZoneInfo(self.timezone)  # an unknown zone fails here, not at the first lookup
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     def price_at(self, when: datetime) -> float:
-        utc = when.astimezone(UTC) if when.tzinfo else when
-        return float(self.hourly[utc.hour])
+        aware = when if when.tzinfo else when.replace(tzinfo=UTC)
+        hour_start = window_start(aware.astimezone(UTC))
+        if hour_start in self.dated:
+            return float(self.dated[hour_start])
+        return float(self.hourly[aware.astimezone(self.zone).hour])
 
 
 def window_start(when: datetime) -> datetime:

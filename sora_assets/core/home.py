@@ -75,6 +75,16 @@ class Home:
         return self.work / ".failpoints"
 
     @property
+    def prices(self) -> Path:
+        """Price curves and GPU capacity as CSV (see core/prices.py); empty = the default curve."""
+        return self.root / "prices"
+
+    @property
+    def plans(self) -> Path:
+        """Render plans as JSON, `latest.json` being the one the window sensor follows."""
+        return self.root / "plans"
+
+    @property
     def dagster_io(self) -> Path:
         return self.root / "dagster_io"
 

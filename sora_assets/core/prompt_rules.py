@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from sora_assets.core.deadlines import deadline_error
 from sora_assets.core.spec import MAX_SEED, GenerationSpec, derive_seed, normalize_prompt
 
 KNOWN_COLUMNS = {
@@ -119,6 +120,10 @@ def coerce_row(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         typed[name] = value
         if error:
             errors.append(error)
+    if typed.get("deadline") is not None:
+        problem = deadline_error(typed["deadline"])
+        if problem:
+            errors.append(problem)
     if typed.get("prompt") is not None:
         typed["prompt"] = normalize_prompt(typed["prompt"])
     if typed.get("tier") is not None:

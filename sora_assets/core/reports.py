@@ -50,11 +50,26 @@ REPORTS: dict[str, Report] = {
         SELECT stage, coalesce(label, check_name) AS category, action, count(*) AS events,
                count(DISTINCT coalesce(clip_id, partition_key || ':' || row)) AS items
         FROM safety_events {where} GROUP BY ALL ORDER BY stage, category, action"""),
+    # the estimator's error: each shard's latest planned estimate against what the ledger recorded
+    "plan_accuracy": Report("v_plan_accuracy", """
+        WITH planned AS (
+            SELECT partition_key, any_value(batch_id) AS batch_id, max(recorded_at) AS planned_at,
+                   arg_max(est_gpu_seconds, recorded_at) AS est_gpu_seconds,
+                   arg_max(est_cost_usd, recorded_at) AS est_cost_usd
+            FROM render_plan {where} GROUP BY partition_key),
+        actual AS (
+            SELECT partition_key, sum(gpu_seconds) AS gpu_seconds, sum(cost_usd) AS cost_usd
+            FROM cost_ledger WHERE NOT cache_hit GROUP BY partition_key)
+        SELECT p.partition_key, p.batch_id, round(p.est_gpu_seconds, 3) AS est_gpu_seconds,
+               round(a.gpu_seconds, 3) AS actual_gpu_seconds, round(p.est_cost_usd, 6) AS est_cost_usd,
+               round(a.cost_usd, 6) AS actual_cost_usd,
+               round(100 * (a.gpu_seconds - p.est_gpu_seconds) / nullif(p.est_gpu_seconds, 0), 1) AS error_pct
+        FROM planned AS p JOIN actual AS a USING (partition_key) ORDER BY p.partition_key"""),
 }
 
 # `sora-assets report <kind>` prints these
 KINDS: dict[str, list[str]] = {
-    "cost": ["cost_by_batch", "cost_by_tier", "cost_by_window", "cache_savings"],
+    "cost": ["cost_by_batch", "cost_by_tier", "cost_by_window", "cache_savings", "plan_accuracy"],
     "quality": ["quality_by_model"],
     "safety": ["safety_by_category"],
 }

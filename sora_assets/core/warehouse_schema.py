@@ -51,6 +51,15 @@ TABLES: dict[str, pa.Schema] = {
         ("eval_id", pa.string()), ("check_name", pa.string()), ("passed", pa.bool_()), ("value", pa.float64()),
         ("expected", pa.float64()), ("detail", pa.string()), ("recorded_at", pa.timestamp("us", tz="UTC")),
     ]),
+    "render_plan": pa.schema([
+        ("plan_id", pa.string()), ("partition_key", pa.string()), ("batch_id", pa.string()), ("tier", pa.string()),
+        ("clips", pa.int64()), ("window_start", pa.timestamp("us", tz="UTC")),
+        ("window_end", pa.timestamp("us", tz="UTC")), ("planned_start", pa.timestamp("us", tz="UTC")),
+        ("planned_end", pa.timestamp("us", tz="UTC")), ("gpu_slot", pa.int64()), ("est_gpu_seconds", pa.float64()),
+        ("est_cost_usd", pa.float64()), ("deadline", pa.timestamp("us", tz="UTC")),
+        ("deadline_slack_s", pa.float64()), ("late", pa.bool_()), ("solver", pa.string()), ("status", pa.string()),
+        ("estimate_source", pa.string()), ("recorded_at", pa.timestamp("us", tz="UTC")),
+    ]),
     "safety_events": pa.schema([
         ("partition_key", pa.string()), ("batch_id", pa.string()), ("clip_id", pa.string()),
         ("row", pa.int64()), ("stage", pa.string()), ("check_name", pa.string()), ("frame_index", pa.int64()),

@@ -15,6 +15,7 @@ from sora_assets.core.batch import batch_id_of_key, rows_from_shard_file
 from sora_assets.core.intake import inbox_candidates, ingest_file, quarantine_file, shard_rows_path
 from sora_assets.defs.partitions import SHARDS, shards_partitions
 from sora_assets.resources.home import HomeResource
+from sora_assets.resources.planner import PlannerResource
 
 RENDER_JOB = "render_shard"
 TIER_PRIORITY = {"paid": 10, "free": 0}
@@ -30,8 +31,11 @@ def prompt_shards(context: AssetExecutionContext, home: HomeResource) -> pd.Data
     return frame
 
 
-def register_inbox(context: SensorEvaluationContext, home: HomeResource) -> SensorResult:
-    """One pass over the inbox; never raises for a bad file (it is quarantined with a reason)."""
+def register_inbox(context: SensorEvaluationContext, home: HomeResource, launch: bool = True) -> SensorResult:
+    """One pass over the inbox; never raises for a bad file (it is quarantined with a reason).
+
+    With `launch` False (planned launch mode) shards are only registered: the window sensor runs them.
+    """
     layout = home.home
     existing = set(context.instance.get_dynamic_partitions(SHARDS))
     new_keys: list[str] = []
@@ -53,6 +57,8 @@ def register_inbox(context: SensorEvaluationContext, home: HomeResource) -> Sens
             if key in existing or key in new_keys:
                 continue
             new_keys.append(key)
+            if not launch:
+                continue
             run_requests.append(RunRequest(
                 run_key=key, partition_key=key, job_name=RENDER_JOB,
                 tags={"dagster/priority": str(TIER_PRIORITY.get(result.shard_tiers.get(key, ""), 0)),
@@ -65,5 +71,5 @@ def register_inbox(context: SensorEvaluationContext, home: HomeResource) -> Sens
 
 @sensor(job_name=RENDER_JOB, minimum_interval_seconds=15, default_status=DefaultSensorStatus.RUNNING,
         description="Registers batch files dropped in <home>/inbox as shard partitions and launches their runs.")
-def inbox_sensor(context: SensorEvaluationContext, home: HomeResource) -> SensorResult:
-    return register_inbox(context, home)
+def inbox_sensor(context: SensorEvaluationContext, home: HomeResource, planner: PlannerResource) -> SensorResult:
+    return register_inbox(context, home, launch=planner.launch_mode == "now")

@@ -18,11 +18,11 @@ from dagster import (
 
 from sora_assets.core.batch import batch_id_of_key
 from sora_assets.core.checkpoints import clear_partition
-from sora_assets.core.cost import PriceCurve
 from sora_assets.core.fsutil import sweep_if_due
 from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER, RENDERED, clip_row, ledger_row
 from sora_assets.defs.partitions import shards_partitions
 from sora_assets.resources.home import HomeResource
+from sora_assets.resources.planner import PlannerResource
 from sora_assets.resources.store import LocalClipStore
 from sora_assets.resources.warehouse import ParquetWarehouse
 
@@ -64,7 +64,7 @@ def clips_table(clips: list[dict[str, Any]], ledger: list[dict[str, Any]], quali
                           description="Exactly one cost_ledger row per clip that reached rendering."),
        ])
 def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str, Any]], store: LocalClipStore,
-                    warehouse: ParquetWarehouse, home: HomeResource) -> Iterator[Any]:
+                    warehouse: ParquetWarehouse, home: HomeResource, planner: PlannerResource) -> Iterator[Any]:
     key = context.partition_key
     batch_id = batch_id_of_key(key)
     now = datetime.now(UTC).isoformat()
@@ -86,8 +86,9 @@ def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str,
     for clip in signed_clips:
         clip["final_status"] = final_status(clip)
 
+    curve = planner.prices(home.home).curve  # the same prices the plan used, so estimate and actual compare
     previous = {row["clip_id"]: row for row in warehouse.read("cost_ledger", key).to_dict(orient="records")}
-    ledger = [ledger_row(c, key, batch_id, PriceCurve(), previous) for c in signed_clips]
+    ledger = [ledger_row(c, key, batch_id, curve, previous, planner.overhead) for c in signed_clips]
     warehouse.write("cost_ledger", key, "published_clips", ledger)
     warehouse.write("clips", key, "published_clips", [clip_row(c, key, batch_id) for c in signed_clips])
     shutil.rmtree(home.home.work / key, ignore_errors=True)

@@ -42,6 +42,10 @@ class LocalClipStore(ConfigurableResource):
     def _index_path(self, cache_key: str) -> Path:
         return self._root() / "cache" / cache_key[:2] / f"{cache_key}.json"
 
+    def has(self, cache_key: str) -> bool:
+        """Cheap cache probe for planning (no checksum): publishing still verifies with `lookup`."""
+        return self._index_path(cache_key).exists()
+
     def lookup(self, cache_key: str) -> StoredClip | None:
         """The published clip for a cache key, verified against its checksum; None on a miss.
 

@@ -11,7 +11,8 @@ DESIGN_ASSETS = ["prompt_shards", "validated_prompts", "rendered_clips", "screen
 
 def test_definitions_load_with_every_stage_linked_in_order() -> None:
     graph = defs.resolve_asset_graph()
-    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(DESIGN_ASSETS)
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(DESIGN_ASSETS) | {"render_plan"}
+    assert AssetKey("validated_prompts") in graph.get(AssetKey("render_plan")).parent_keys
     for upstream, downstream in zip(DESIGN_ASSETS, DESIGN_ASSETS[1:], strict=False):
         assert AssetKey(upstream) in graph.get(AssetKey(downstream)).parent_keys
 
@@ -21,6 +22,9 @@ def test_render_job_sensor_and_gpu_pool_are_defined() -> None:
     assert defs.resolve_sensor_def("inbox_sensor").job_name == "render_shard"
     rendered = defs.resolve_assets_def("rendered_clips")
     assert rendered.node_def.pool == "gpu"
+    assert defs.resolve_job_def("plan_renders") is not None
+    window = defs.resolve_sensor_def("plan_window_sensor")
+    assert {job.name for job in window.jobs} == {"render_shard", "plan_renders"}
 
 
 def test_publishing_declares_its_gate_checks() -> None:

@@ -1,0 +1,190 @@
+"""Building, saving and reading render plans: shared by the `render_plan` asset, its sensor and the CLI.
+
+Pending shards are read from the home (registered batches minus published shards), validated with
+the same rules as `validated_prompts`, and estimated with the warehouse-calibrated cost model;
+clips already in the cache cost nothing and are left out of the estimate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sora_assets.core.batch import rows_from_shard_file
+from sora_assets.core.deadlines import default_deadline, parse_deadline
+from sora_assets.core.estimates import StepCostModel
+from sora_assets.core.fsutil import atomic_write_json
+from sora_assets.core.home import Home
+from sora_assets.core.intake import shard_rows_path
+from sora_assets.core.scheduling import (
+    Plan,
+    ShardDemand,
+    build_windows,
+    first_come_first_served,
+    horizon_hours,
+    plan_shards,
+)
+from sora_assets.core.spec import GenerationSpec
+from sora_assets.core.validation import validate_rows
+
+
+@dataclass
+class ShardEstimate:
+    key: str
+    clips: int
+    cached: int
+    gpu_seconds: float
+    sources: dict[str, int] = field(default_factory=dict)
+    deadline_source: str = "default"
+
+
+@dataclass
+class PlanResult:
+    plan_id: str
+    planned_at: datetime
+    plan: Plan
+    baseline: Plan
+    demands: list[ShardDemand]
+    estimates: dict[str, ShardEstimate]
+    gpus: int
+    timezone: str
+    price_sources: list[str]
+
+    @property
+    def savings_usd(self) -> float:
+        return self.baseline.total_cost_usd - self.plan.total_cost_usd
+
+    @property
+    def savings_pct(self) -> float:
+        base = self.baseline.total_cost_usd
+        return 100.0 * self.savings_usd / base if base else 0.0
+
+
+def registered_shards(home: Home) -> list[dict[str, Any]]:
+    """Every shard of every registered batch: key, tier, batch_id, submitted_at."""
+    shards = []
+    for record_path in sorted(home.batches.glob("*/batch.json")):
+        record = json.loads(record_path.read_text())
+        submitted = datetime.fromisoformat(record["submitted_at"])
+        for key, tier in record["shards"].items():
+            shards.append({"key": key, "tier": tier, "batch_id": record["batch_id"], "submitted_at": submitted})
+    return shards
+
+
+def published_shards(warehouse_root: Path) -> set[str]:
+    """Shards whose publishing step wrote its ledger (from the warehouse files, no Dagster needed)."""
+    return {p.parent.name.removeprefix("partition=")
+            for p in (warehouse_root / "cost_ledger").glob("partition=*/published_clips.parquet")}
+
+
+def estimate_shard(home: Home, shard: dict[str, Any], profile: Any, tiers: Any, cost_model: StepCostModel,
+                   in_cache: Any, zone: Any) -> tuple[ShardDemand, ShardEstimate]:
+    raw = rows_from_shard_file(shard_rows_path(home, shard["key"]).read_bytes())
+    outcome = validate_rows(raw, shard["batch_id"], profile, tiers=tiers)
+    specs, cached, seen = [], 0, set()
+    deadlines = []
+    for accepted in outcome.accepted:
+        key = GenerationSpec.from_dict(accepted.spec).cache_key()
+        if key in seen:
+            continue  # rendered once per shard
+        seen.add(key)
+        if in_cache(key):
+            cached += 1
+            continue
+        specs.append(accepted.spec)
+        if accepted.metadata.get("deadline"):
+            deadlines.append(parse_deadline(str(accepted.metadata["deadline"]), shard["submitted_at"], zone))
+    seconds, sources = cost_model.shard_seconds(specs)
+    deadline = min(deadlines) if deadlines else default_deadline(shard["submitted_at"], zone)
+    demand = ShardDemand(shard["key"], shard["tier"], seconds, deadline.astimezone(UTC), shard["submitted_at"],
+                         shard["batch_id"], len(specs))
+    return demand, ShardEstimate(shard["key"], len(outcome.accepted), cached, seconds, sources,
+                                 "rows" if deadlines else "default 08:00")
+
+
+def build_plan(home: Home, planner: Any, video_model: Any, warehouse: Any, store: Any, now: datetime,
+               exclude: set[str] = frozenset()) -> PlanResult:
+    """Plan every registered shard that is neither published nor in `exclude` (running or failed)."""
+    done = published_shards(Path(warehouse.root)) | set(exclude)
+    pending = [s for s in registered_shards(home) if s["key"] not in done]
+    history = warehouse.query("SELECT model, width, height, num_frames, steps, gpu_seconds FROM clips "
+                              "WHERE status IN ('published', 'blocked') AND gpu_seconds > 0")
+    cost_model = StepCostModel.from_history(history)
+    profile = video_model.profile(resolve_revision=True) if pending else None
+    tiers = video_model.tier_policy()
+    demands, estimates = [], {}
+    for shard in pending:
+        demand, estimate = estimate_shard(home, shard, profile, tiers, cost_model, store.has, planner.zone)
+        if demand.gpu_seconds > 0:  # all cached or all rejected: nothing to schedule
+            demands.append(demand)
+        estimates[shard["key"]] = estimate
+    prices = planner.prices(home)
+    hours = horizon_hours(now, demands, planner.gpus)
+    windows = build_windows(now, hours, prices.curve, planner.gpus, prices.capacity)
+    plan = plan_shards(demands, windows, now, step_minutes=planner.step_minutes, overhead=planner.overhead,
+                       exact_max_shards=planner.exact_max_shards, time_limit_s=planner.time_limit_s)
+    baseline = first_come_first_served(demands, windows, now, step_minutes=planner.step_minutes,
+                                       overhead=planner.overhead)
+    digest = hashlib.sha256(json.dumps(sorted((d.key, d.gpu_seconds) for d in demands)).encode()).hexdigest()[:8]
+    plan_id = f"plan-{now.astimezone(UTC):%Y%m%dt%H%M%S}-{digest}"
+    return PlanResult(plan_id, now, plan, baseline, demands, estimates, planner.gpus, planner.timezone,
+                      prices.sources)
+
+
+def plan_rows(result: PlanResult) -> list[dict[str, Any]]:
+    """Rows for the `render_plan` warehouse table."""
+    rows = []
+    for a in result.plan.assignments:
+        estimate = result.estimates.get(a.key)
+        rows.append({
+            "plan_id": result.plan_id, "partition_key": a.key, "batch_id": a.batch_id, "tier": a.tier,
+            "clips": estimate.clips - estimate.cached if estimate else None,
+            "window_start": a.window_start, "window_end": a.window_end, "planned_start": a.start,
+            "planned_end": a.end, "gpu_slot": a.gpu_slot, "est_gpu_seconds": a.gpu_seconds,
+            "est_cost_usd": a.cost_usd, "deadline": a.deadline, "deadline_slack_s": a.slack_seconds,
+            "late": a.slack_seconds < 0, "solver": result.plan.solver, "status": result.plan.status,
+            "estimate_source": ",".join(sorted(estimate.sources)) if estimate else "",
+            "recorded_at": result.planned_at,
+        })
+    return rows
+
+
+def plan_document(result: PlanResult) -> dict[str, Any]:
+    """The plan as JSON: what `sora-assets plan --format json` prints and the window sensor follows."""
+    def stamp(value: datetime) -> str:
+        return value.astimezone(UTC).isoformat()
+
+    return {
+        "plan_id": result.plan_id, "planned_at": stamp(result.planned_at), "solver": result.plan.solver,
+        "status": result.plan.status, "solve_seconds": round(result.plan.solve_seconds, 4),
+        "gpus": result.gpus, "timezone": result.timezone, "price_sources": result.price_sources,
+        "shards": len(result.plan.assignments),
+        "total_cost_usd": round(result.plan.total_cost_usd, 6),
+        "fcfs_cost_usd": round(result.baseline.total_cost_usd, 6),
+        "savings_usd": round(result.savings_usd, 6), "savings_pct": round(result.savings_pct, 2),
+        "lower_bound_usd": result.plan.lower_bound_usd, "notes": result.plan.notes,
+        "late": [{"shard": a.key, "tier": a.tier, "late_by_s": round(-a.slack_seconds, 1)}
+                 for a in result.plan.late],
+        "assignments": [{
+            "shard": a.key, "batch_id": a.batch_id, "tier": a.tier, "start": stamp(a.start), "end": stamp(a.end),
+            "window_start": stamp(a.window_start), "window_end": stamp(a.window_end), "gpu_slot": a.gpu_slot,
+            "est_gpu_seconds": round(a.gpu_seconds, 3), "est_cost_usd": round(a.cost_usd, 6),
+            "deadline": stamp(a.deadline), "slack_s": round(a.slack_seconds, 1)} for a in result.plan.assignments],
+        "estimates": {k: asdict(v) for k, v in result.estimates.items()},
+    }
+
+
+def save_plan(home: Home, document: dict[str, Any]) -> Path:
+    path = home.plans / f"{document['plan_id']}.json"
+    atomic_write_json(path, document)
+    atomic_write_json(home.plans / "latest.json", document)
+    return path
+
+
+def latest_plan(home: Home) -> dict[str, Any] | None:
+    path = home.plans / "latest.json"
+    return json.loads(path.read_text()) if path.exists() else None

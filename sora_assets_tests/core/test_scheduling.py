@@ -1,0 +1,196 @@
+"""The window solver: exact against brute force, constraints on random instances, paid before free."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sora_assets.core.cost import PriceCurve
+from sora_assets.core.scheduling import (
+    ShardDemand,
+    _grid_for,
+    build_windows,
+    first_come_first_served,
+    horizon_hours,
+    plan_shards,
+)
+
+NOW = datetime(2026, 11, 21, 14, 0, tzinfo=UTC)
+DEADLINE = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+
+
+def demand(key: str, seconds: float, tier: str = "free", deadline: datetime = DEADLINE, order: int = 0) -> ShardDemand:
+    return ShardDemand(key, tier, seconds, deadline, NOW + timedelta(seconds=order))
+
+
+def assert_valid(plan, windows, demands, step_minutes: int = 15) -> None:
+    """Capacity per grid step, slots never double-booked, every shard planned once at its cost."""
+    grid = _grid_for(NOW, windows, step_minutes)
+    assert sorted(a.key for a in plan.assignments) == sorted(d.key for d in demands)
+    use = np.zeros(grid.points, dtype=int)
+    for a in plan.assignments:
+        first = round((a.start - grid.origin).total_seconds() / grid.step_s)
+        length = grid.duration_points(a.gpu_seconds)
+        use[first:first + length] += 1
+        assert a.start >= NOW
+        assert a.gpu_slot < int(grid.gpus.max())
+        others = [b for b in plan.assignments if b.gpu_slot == a.gpu_slot and b.key != a.key]
+        assert all(b.end <= a.start or a.end <= b.start for b in others)
+    assert (use <= grid.gpus).all()
+
+
+def test_default_curve_defers_work_to_off_peak_and_saves_against_fcfs() -> None:
+    windows = build_windows(NOW, 24, PriceCurve(), gpus=2)
+    demands = [demand(f"s{i}", 3000, order=i) for i in range(6)]
+    plan = plan_shards(demands, windows, NOW)
+    baseline = first_come_first_served(demands, windows, NOW)
+    assert plan.status == "optimal"
+    assert all(a.start.hour >= 22 or a.start.hour < 8 for a in plan.assignments)
+    assert not plan.late
+    assert plan.total_cost_usd == pytest.approx(baseline.total_cost_usd * 0.8, rel=1e-6)
+    assert_valid(plan, windows, demands)
+
+
+def brute_force(demands, windows, step_minutes: int):
+    """Every start combination; capacity, deadlines and paid-before-free checked directly."""
+    grid = _grid_for(NOW, windows, step_minutes)
+    tables = [grid.cost_table(d.gpu_seconds, 0.3) for d in demands]
+    best = None
+    for starts in itertools.product(*[range(len(t)) for t in tables]):
+        use = np.zeros(grid.points, dtype=int)
+        ok = True
+        for d, s in zip(demands, starts, strict=True):
+            if s > grid.latest_start(d.gpu_seconds, d.deadline):
+                ok = False
+                break
+            use[s:s + grid.duration_points(d.gpu_seconds)] += 1
+        if not ok or (use > grid.gpus).any():
+            continue
+        paid = [s for d, s in zip(demands, starts, strict=True) if d.tier == "paid"]
+        free = [s for d, s in zip(demands, starts, strict=True) if d.tier != "paid"]
+        if paid and free and min(free) < max(paid):
+            continue
+        cost = sum(t[s] for t, s in zip(tables, starts, strict=True))
+        best = cost if best is None else min(best, cost)
+    return best
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(600, 7200), st.sampled_from(["paid", "free"]), st.integers(3, 8)),
+                min_size=1, max_size=4),
+       st.lists(st.floats(0.5, 5.0), min_size=24, max_size=24), st.integers(1, 2))
+def test_exact_plan_matches_brute_force(shards, hourly, gpus) -> None:
+    now = NOW
+    curve = PriceCurve(hourly=[round(p, 2) for p in hourly])
+    windows = build_windows(now, 8, curve, gpus=gpus)
+    demands = [demand(f"s{i}", secs, tier, now + timedelta(hours=h), order=i)
+               for i, (secs, tier, h) in enumerate(shards)]
+    try:
+        plan = plan_shards(demands, windows, now, step_minutes=30)
+    except ValueError:  # too much work for the 8-hour horizon: nothing to compare
+        return
+    best = brute_force(demands, windows, 30)
+    if best is None:
+        assert plan.late, "brute force found no on-time plan, so the plan must name late shards"
+        return
+    assert not plan.late
+    assert plan.status == "optimal"
+    assert plan.total_cost_usd == pytest.approx(best, abs=1e-5)
+    assert_valid(plan, windows, demands, 30)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(60, 3 * 3600), st.sampled_from(["paid", "free"]), st.integers(2, 30)),
+                min_size=1, max_size=25),
+       st.integers(1, 4), st.sampled_from(["exact", "greedy"]), st.data())
+def test_capacity_deadlines_and_paid_before_free_hold_on_random_instances(shards, gpus, method, data) -> None:
+    capacity = {NOW.replace(minute=0) + timedelta(hours=h): data.draw(st.integers(1, gpus))
+                for h in data.draw(st.lists(st.integers(0, 30), max_size=5))}
+    demands = [demand(f"s{i}", secs, tier, NOW + timedelta(hours=h), order=i)
+               for i, (secs, tier, h) in enumerate(shards)]
+    hours = horizon_hours(NOW, demands, 1)
+    windows = build_windows(NOW, hours, PriceCurve(), gpus=gpus, capacity=capacity)
+    plan = plan_shards(demands, windows, NOW, method=method, time_limit_s=5)
+    assert_valid(plan, windows, demands)
+    paid = [a.start for a in plan.assignments if a.tier == "paid"]
+    free = [a.start for a in plan.assignments if a.tier == "free"]
+    if paid and free:
+        assert min(free) >= max(paid)
+    for a in plan.assignments:  # an on-time shard really ends by its deadline, a late one says by how much
+        assert (a.slack_seconds >= 0) == (a.end <= a.deadline)
+
+
+def test_infeasible_plan_names_late_shards_and_by_how_much() -> None:
+    windows = build_windows(NOW, 12, PriceCurve(), gpus=1)
+    tight = NOW + timedelta(hours=2)
+    demands = [demand("a", 3600, "paid", tight), demand("b", 3600, "paid", tight), demand("c", 3600, "paid", tight)]
+    plan = plan_shards(demands, windows, NOW)
+    assert [a.key for a in plan.late] == ["c"] or len(plan.late) == 1
+    (late,) = plan.late
+    assert late.slack_seconds == pytest.approx(-3600)
+    assert_valid(plan, windows, demands)
+
+
+def test_paid_lateness_is_avoided_before_free_lateness() -> None:
+    windows = build_windows(NOW, 12, PriceCurve(), gpus=1)
+    tight = NOW + timedelta(hours=1)
+    plan = plan_shards([demand("free", 3600, "free", tight), demand("paid", 3600, "paid", tight)], windows, NOW)
+    assert [a.key for a in plan.late] == ["free"]
+    assert plan.by_key()["paid"].start == NOW
+
+
+def test_free_never_starts_before_paid_even_when_cheaper() -> None:
+    curve = PriceCurve(hourly=[1.0 if h == 14 else 5.0 for h in range(24)])
+    windows = build_windows(NOW, 12, curve, gpus=4)
+    plan = plan_shards([demand("paid", 1800, "paid", NOW + timedelta(hours=4)),
+                        demand("free", 1800, "free", NOW + timedelta(hours=4))], windows, NOW)
+    assert plan.by_key()["free"].start >= plan.by_key()["paid"].start
+
+
+def test_greedy_gap_is_small_and_never_better_than_exact() -> None:
+    rng = np.random.default_rng(7)
+    demands = [demand(f"s{i}", float(rng.integers(600, 5400)), str(rng.choice(["paid", "free"])), order=i)
+               for i in range(40)]
+    windows = build_windows(NOW, horizon_hours(NOW, demands, 4), PriceCurve(), gpus=4)
+    exact = plan_shards(demands, windows, NOW, method="exact")
+    greedy = plan_shards(demands, windows, NOW, method="greedy")
+    assert exact.status == "optimal"
+    assert not exact.late, "the instance fits before its deadline"
+    assert exact.lower_bound_usd == pytest.approx(exact.total_cost_usd, rel=1e-5)
+    if not greedy.late:  # an on-time greedy plan can never beat the optimum
+        assert exact.total_cost_usd <= greedy.total_cost_usd + 1e-9
+        assert greedy.total_cost_usd <= exact.total_cost_usd * 1.05
+
+
+def test_work_crossing_a_price_boundary_is_charged_per_window() -> None:
+    curve = PriceCurve(hourly=[2.0 if h == 14 else 4.0 for h in range(24)])
+    windows = build_windows(NOW, 2, curve, gpus=1)
+    plan = first_come_first_served([demand("x", 5400, deadline=NOW + timedelta(hours=2))], windows, NOW)
+    (a,) = plan.assignments
+    assert a.cost_usd == pytest.approx((2.0 * 1.0 + 4.0 * 0.5) * 1.3)
+
+
+def test_starts_on_the_grid_after_now() -> None:
+    now = NOW + timedelta(minutes=7)
+    windows = build_windows(now, 4, PriceCurve(hourly=[1.0] * 24), gpus=1)
+    plan = first_come_first_served([demand("x", 60, deadline=now + timedelta(hours=3))], windows, now)
+    assert plan.assignments[0].start == NOW + timedelta(minutes=15)
+
+
+def test_too_much_work_for_the_horizon_is_a_clear_error() -> None:
+    windows = build_windows(NOW, 2, PriceCurve(), gpus=1)
+    with pytest.raises(ValueError, match="horizon is too short"):
+        plan_shards([demand("a", 3600), demand("b", 3600), demand("c", 3600)], windows, NOW)
+
+
+def test_price_curve_reads_local_hours_and_dated_overrides() -> None:
+    curve = PriceCurve(timezone="America/New_York",
+                       dated={datetime(2026, 11, 21, 15, tzinfo=UTC): 9.0})
+    assert curve.price_at(datetime(2026, 11, 21, 14, 30, tzinfo=UTC)) == 3.5  # 09:30 in New York: peak
+    assert curve.price_at(datetime(2026, 11, 22, 3, 30, tzinfo=UTC)) == pytest.approx(3.5 * 0.8)  # 22:30 there
+    assert curve.price_at(datetime(2026, 11, 21, 15, 10, tzinfo=UTC)) == 9.0  # a dated price wins
