@@ -75,6 +75,11 @@ class Home:
         return self.work / ".failpoints"
 
     @property
+    def inputs(self) -> Path:
+        """Conditioning images a row may name in its `image` field (paths are relative to this folder)."""
+        return self.root / "inputs"
+
+    @property
     def prices(self) -> Path:
         """Price curves and GPU capacity as CSV (see core/prices.py); empty = the default curve."""
         return self.root / "prices"

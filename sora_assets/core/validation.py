@@ -9,7 +9,7 @@ import pandas as pd
 
 from sora_assets.core.batch import PARSE_ERROR_COLUMN, ROW_COLUMN
 from sora_assets.core.expectations import run_expectations
-from sora_assets.core.prefilter import check_prompt, prompt_fingerprint
+from sora_assets.core.prefilter import PrefilterDecision, TextPrefilter, default_prefilter, prompt_fingerprint
 from sora_assets.core.prompt_rules import (
     KNOWN_COLUMNS,
     ModelProfile,
@@ -48,6 +48,8 @@ class RejectedRow:
     category: str | None
     prompt_sha256: str | None
     prompt_excerpt: str | None  # never set for prompts the safety policy blocked
+    rule: str | None = None  # pre-filter evidence: rule id or "semantic:<exemplar>"
+    score: float | None = None
 
 
 @dataclass
@@ -56,6 +58,8 @@ class ValidationOutcome:
     rejected: list[RejectedRow] = field(default_factory=list)
     expectations_evaluated: int = 0
     expectations_successful: int = 0
+    policy_version: str = ""
+    flagged: list[tuple[int, PrefilterDecision]] = field(default_factory=list)  # (row, decision) passed on
 
     @property
     def blocked(self) -> list[RejectedRow]:
@@ -67,8 +71,10 @@ def _text(value: Any) -> str | None:
 
 
 def validate_rows(raw: pd.DataFrame, batch_id: str, profile: ModelProfile,
-                  tiers: TierPolicy | None = None, limits: PromptLimits | None = None) -> ValidationOutcome:
+                  tiers: TierPolicy | None = None, limits: PromptLimits | None = None,
+                  prefilter: TextPrefilter | None = None) -> ValidationOutcome:
     tiers = tiers or TierPolicy()
+    prefilter = prefilter or default_prefilter()
     limits = limits or PromptLimits()
     outcome = ValidationOutcome()
     records = raw.to_dict(orient="records")
@@ -94,6 +100,11 @@ def validate_rows(raw: pd.DataFrame, batch_id: str, profile: ModelProfile,
         if not any(stage == "parse" for stage, _ in errors[index]):
             errors[index].extend(("expectations", r) for r in reasons)
 
+    # one batched pass: the semantic layer embeds every prompt of the shard at once
+    texts = [(i, t["prompt"]) for i, t in enumerate(typed_rows) if isinstance(t.get("prompt"), str)]
+    decisions: dict[int, PrefilterDecision] = dict(zip([i for i, _ in texts],
+                                                       prefilter.check_many([p for _, p in texts]), strict=True))
+    outcome.policy_version = prefilter.policy.version
     seen_ids: dict[str, int] = {}
     for index, (record, typed) in enumerate(zip(records, typed_rows, strict=True)):
         row = int(record[ROW_COLUMN])
@@ -105,7 +116,7 @@ def validate_rows(raw: pd.DataFrame, batch_id: str, profile: ModelProfile,
             else:
                 seen_ids[source_id] = row
         prompt = typed.get("prompt")
-        decision = check_prompt(prompt) if isinstance(prompt, str) else None
+        decision = decisions.get(index)
         if errors[index]:
             # unsafe text never reaches the warehouse, even on rows rejected for other reasons
             unsafe = decision is not None and decision.blocked
@@ -120,10 +131,13 @@ def validate_rows(raw: pd.DataFrame, batch_id: str, profile: ModelProfile,
         if decision.blocked:
             outcome.rejected.append(RejectedRow(
                 row=row, source_id=source_id, stage="prefilter",
-                reason=f"blocked by text pre-filter: {decision.category} ({decision.rule}, "
-                       f"{decision.policy_version})",
-                category=decision.category, prompt_sha256=prompt_fingerprint(prompt), prompt_excerpt=None))
+                reason=f"blocked by text pre-filter: {decision.category} ({decision.method} {decision.rule}, "
+                       f"score {decision.score:.2f}, policy {decision.policy_version})",
+                category=decision.category, prompt_sha256=prompt_fingerprint(prompt), prompt_excerpt=None,
+                rule=decision.rule, score=decision.score))
             continue
+        if decision.flagged:
+            outcome.flagged.append((row, decision))
 
         plan = plan_row(typed, profile, tiers)
         metadata = {k: v for k, v in record.items() if v is not None

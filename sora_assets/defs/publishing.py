@@ -30,6 +30,22 @@ SCANNED_AND_SIGNED = "published_clips_scanned_and_trusted"
 LEDGER_COMPLETE = "ledger_has_one_row_per_clip"
 
 
+SCAN_RECORDED = "published_clips_have_scan_records"
+
+
+def clips_without_scan_record(warehouse: ParquetWarehouse, key: str) -> list[str]:
+    """Published clips of the shard with no pass/flag frame-scan record for their video (by sha256:
+    a cache hit's record is the scan of the render it reuses)."""
+    missing = warehouse.query("""
+        SELECT c.clip_id FROM clips AS c
+        WHERE c.partition_key = ? AND c.sha256 IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM safety_events AS e JOIN clips AS scanned
+              ON e.clip_id = scanned.clip_id AND e.partition_key = scanned.partition_key
+            WHERE scanned.sha256 = c.sha256 AND e.check_name = 'frame_scan' AND e.action IN ('pass', 'flag'))
+        ORDER BY c.clip_id""", [key])
+    return list(missing.clip_id)
+
+
 def final_status(clip: dict[str, Any]) -> str:
     if clip.get("sha256"):
         return "published" if clip["render_status"] != CACHE_HIT else "cache_hit"
@@ -62,6 +78,9 @@ def clips_table(clips: list[dict[str, Any]], ledger: list[dict[str, Any]], quali
                           description="Every published clip passed the frame scan and verifies as Trusted."),
            AssetCheckSpec(LEDGER_COMPLETE, asset="published_clips",
                           description="Exactly one cost_ledger row per clip that reached rendering."),
+           AssetCheckSpec(SCAN_RECORDED, asset="published_clips",
+                          description="Every published clip (cache hits included) has a passing frame-scan record "
+                                      "(pass or flag) in safety_events."),
        ])
 def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str, Any]], store: LocalClipStore,
                     warehouse: ParquetWarehouse, home: HomeResource, planner: PlannerResource) -> Iterator[Any]:
@@ -115,6 +134,10 @@ def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str,
     yield AssetCheckResult(check_name=SCANNED_AND_SIGNED, passed=not ungated,
                            severity=AssetCheckSeverity.ERROR,
                            metadata={"published": len(published), "ungated": ", ".join(ungated) or "none"})
+    unscanned = clips_without_scan_record(warehouse, key)
+    yield AssetCheckResult(check_name=SCAN_RECORDED, passed=not unscanned, severity=AssetCheckSeverity.ERROR,
+                           metadata={"published": len(published),
+                                     "without_scan_record": ", ".join(unscanned) or "none"})
     ledger_ids = [r["clip_id"] for r in ledger]
     yield AssetCheckResult(check_name=LEDGER_COMPLETE,
                            passed=len(ledger_ids) == len(set(ledger_ids)) == len(signed_clips),

@@ -42,6 +42,9 @@ def carried_quality(warehouse: ParquetWarehouse, key: str, hits: dict[str, str])
             for clip_id, cache_key in hits.items() if cache_key in by_key]
 
 
+SCAN_RECORD = "frame_scan"
+
+
 @asset(partitions_def=shards_partitions, group_name="safety", kinds={"onnx"},
        description="Frame-level safety scan of every rendered clip; blocked clips are quarantined.")
 def screened_clips(context: AssetExecutionContext, rendered_clips: list[dict[str, Any]],
@@ -65,7 +68,7 @@ def screened_clips(context: AssetExecutionContext, rendered_clips: list[dict[str
                             "cache_key": clip["cache_key"], "model": spec.model_id, "width": spec.width,
                             "height": spec.height, "num_frames": spec.num_frames, "recorded_at": now,
                             "clip_score": alignment.score(spec.prompt, frames), **clip_quality(frames).as_dict()})
-            verdict = frame_safety.scan(frames, clip.get("non_finite_frames"))
+            verdict = frame_safety.scan(frames, clip.get("non_finite_frames"), prompt=spec.prompt)
             previews.append((clip["clip_id"], None if verdict.verdict == "block" else frames))
             verdicts[work_path] = {"scan_verdict": verdict.verdict, "scan_reasons": verdict.reasons,
                                    "frames_scanned": verdict.frames_scanned}
@@ -74,6 +77,13 @@ def screened_clips(context: AssetExecutionContext, rendered_clips: list[dict[str
                         "frame_index": e.frame_index, "label": e.label, "score": e.score, "action": e.action,
                         "policy_version": verdict.policy_version, "detail": e.detail, "recorded_at": now}
                        for e in verdict.events]
+            # one summary row per scanned clip: the record the publishing gate and its check look for
+            events.append({"partition_key": key, "batch_id": batch_id_of_key(key), "clip_id": clip["clip_id"],
+                           "row": clip["row"], "stage": "frame", "check_name": SCAN_RECORD, "frame_index": None,
+                           "label": None, "score": float(verdict.frames_scanned), "action": verdict.verdict,
+                           "policy_version": verdict.policy_version,
+                           "detail": f"frames={verdict.frames_scanned}; faces_checked={verdict.faces_checked}; "
+                                     f"reasons={','.join(verdict.reasons) or 'none'}", "recorded_at": now})
             if verdict.verdict == "block":
                 target = layout.quarantine / key / f"{clip['clip_id']}.mp4"
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ from sora_assets.core.manifest import clip_manifest
 from sora_assets.core.spec import GenerationSpec
 from sora_assets.defs.partitions import shards_partitions
 from sora_assets.resources.home import HomeResource
+from sora_assets.resources.safety import FrameSafetyResource
 from sora_assets.resources.signer import C2paSignerResource
 from sora_assets.resources.store import LocalClipStore
 
@@ -25,10 +26,11 @@ def publishable(clip: dict[str, Any], publish_flagged: bool) -> bool:
        description="Clips signed with a C2PA manifest (c2pa.created, trainedAlgorithmicMedia) and verified Trusted.")
 def signed_clips(context: AssetExecutionContext, screened_clips: list[dict[str, Any]],
                  signer: C2paSignerResource, store: LocalClipStore,
-                 home: HomeResource) -> list[dict[str, Any]]:
+                 home: HomeResource, frame_safety: FrameSafetyResource) -> list[dict[str, Any]]:
     signed: dict[str, dict[str, Any]] = {}
+    publish_flagged = home.publish_flagged and frame_safety.policy().publish_flagged
     for clip in screened_clips:
-        if not publishable(clip, home.publish_flagged):
+        if not publishable(clip, publish_flagged):  # the gate: nothing blocked or unscanned is signed
             continue
         if clip["render_status"] == CACHE_HIT:
             stored = store.get(clip["store_sha256"])

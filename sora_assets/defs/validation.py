@@ -4,37 +4,87 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext, asset
+from PIL import Image
 
 from sora_assets.core.batch import batch_id_of_key
-from sora_assets.core.prefilter import POLICY_VERSION
-from sora_assets.core.validation import validate_rows
+from sora_assets.core.home import Home
+from sora_assets.core.prefilter import prompt_fingerprint
+from sora_assets.core.validation import RejectedRow, ValidationOutcome, validate_rows
 from sora_assets.defs.partitions import shards_partitions
+from sora_assets.resources.home import HomeResource
+from sora_assets.resources.safety import FrameSafetyResource
 from sora_assets.resources.video_model import VideoModelResource
 from sora_assets.resources.warehouse import ParquetWarehouse
+
+
+def scan_conditioning_images(outcome: ValidationOutcome, home: Home, frame_safety: FrameSafetyResource, key: str,
+                             batch_id: str, now: datetime) -> list[dict[str, Any]]:
+    """Scan every row's conditioning image (`image`, under <home>/inputs/) with the frame policy before
+    any GPU time; a blocked or unreadable image rejects its row. Returns the safety events."""
+    events: list[dict[str, Any]] = []
+    kept = []
+    for row in outcome.accepted:
+        name = row.metadata.get("image")
+        if not name:
+            kept.append(row)
+            continue
+        spec_prompt = row.spec.get("prompt", "")
+        try:
+            path = home.confine(home.inputs / str(name))
+            with Image.open(path) as image:
+                pixels = np.asarray(image.convert("RGB"))
+        except (OSError, ValueError) as exc:  # missing, unreadable, or outside the home
+            outcome.rejected.append(RejectedRow(row.row, row.source_id, "input_scan",
+                                                f"conditioning image {str(name)[:80]!r} unusable: {exc}"[:300],
+                                                None, prompt_fingerprint(spec_prompt), None))
+            continue
+        verdict = frame_safety.scan_image(pixels, prompt=spec_prompt)
+        events += [{"partition_key": key, "batch_id": batch_id, "clip_id": row.clip_id, "row": row.row,
+                    "stage": "input_image", "check_name": e.check_name, "frame_index": None, "label": e.label,
+                    "score": e.score, "action": e.action, "policy_version": verdict.policy_version,
+                    "detail": f"image={str(name)[:80]}", "recorded_at": now} for e in verdict.events]
+        if verdict.verdict == "block":
+            outcome.rejected.append(RejectedRow(row.row, row.source_id, "input_scan",
+                                                f"conditioning image blocked by the frame policy: "
+                                                f"{', '.join(verdict.reasons)} (policy {verdict.policy_version})",
+                                                verdict.reasons[0].split(":")[0], prompt_fingerprint(spec_prompt),
+                                                None))
+            continue
+        kept.append(row)
+    outcome.accepted = kept
+    return events
 
 
 @asset(partitions_def=shards_partitions, group_name="validation", kinds={"great_expectations"},
        description="Rows that passed the shard contract and the text pre-filter, with their generation specs.")
 def validated_prompts(context: AssetExecutionContext, prompt_shards: pd.DataFrame,
-                      video_model: VideoModelResource, warehouse: ParquetWarehouse) -> list[dict[str, Any]]:
+                      video_model: VideoModelResource, warehouse: ParquetWarehouse, home: HomeResource,
+                      frame_safety: FrameSafetyResource) -> list[dict[str, Any]]:
     key = context.partition_key
     batch_id = batch_id_of_key(key)
     outcome = validate_rows(prompt_shards, batch_id, video_model.profile(), tiers=video_model.tier_policy())
     now = datetime.now(UTC)
+    image_events = scan_conditioning_images(outcome, home.home, frame_safety, key, batch_id, now)
     warehouse.write("rejections", key, "validated_prompts", [
         {**asdict(r), "partition_key": key, "batch_id": batch_id, "recorded_at": now} for r in outcome.rejected])
     warehouse.write("safety_events", key, "validated_prompts", [
         {"partition_key": key, "batch_id": batch_id, "clip_id": None, "row": r.row, "stage": "prefilter",
-         "check_name": "text_prefilter", "frame_index": None, "label": r.category, "score": 1.0,
-         "action": "block", "policy_version": POLICY_VERSION, "detail": f"prompt_sha256={r.prompt_sha256}",
-         "recorded_at": now} for r in outcome.blocked])
+         "check_name": "text_prefilter", "frame_index": None, "label": r.category, "score": r.score,
+         "action": "block", "policy_version": outcome.policy_version,
+         "detail": f"rule={r.rule}; prompt_sha256={r.prompt_sha256}", "recorded_at": now} for r in outcome.blocked]
+        + [{"partition_key": key, "batch_id": batch_id, "clip_id": None, "row": row, "stage": "prefilter",
+            "check_name": "text_prefilter", "frame_index": None, "label": d.category, "score": d.score,
+            "action": "flag", "policy_version": outcome.policy_version, "detail": f"rule={d.rule}",
+            "recorded_at": now} for row, d in outcome.flagged] + image_events)
     for rejected in outcome.rejected:  # blocked prompts are logged by hash, never by text
         context.log.info(f"row {rejected.row} rejected at {rejected.stage}: {rejected.reason}")
     context.add_output_metadata({
         "accepted": len(outcome.accepted), "rejected": len(outcome.rejected),
-        "blocked_by_prefilter": len(outcome.blocked),
+        "blocked_by_prefilter": len(outcome.blocked), "flagged_by_prefilter": len(outcome.flagged),
+        "safety_policy": outcome.policy_version,
         "expectations_passed": f"{outcome.expectations_successful}/{outcome.expectations_evaluated}",
         "warnings": sum(len(a.warnings) for a in outcome.accepted),
     })

@@ -1,4 +1,5 @@
-"""Frame safety scanning: NudeNet (ONNX weights ship in the wheel) plus technical frame checks."""
+"""Frame safety scanning: NudeNet (ONNX weights ship in the wheel) on every frame for the strict
+classes, OpenCV's Haar face detector on sampled frames, technical checks on every frame."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from sora_assets.core.frames import technical_findings
-from sora_assets.core.safety_policy import FramePolicy, ScanVerdict, judge
+from sora_assets.core.policy import SafetyPolicy, load_policy
+from sora_assets.core.safety_policy import FramePolicy, ScanVerdict, judge, names_person, sampled_indices
 
 _DETECTOR_LOCK = threading.Lock()
 _DETECTOR: dict[str, Any] = {}
@@ -26,17 +28,48 @@ def nude_detector() -> Any:
         return _DETECTOR["detector"]
 
 
+def face_detector() -> Any:
+    """OpenCV's frontal-face Haar cascade (ships with opencv-python 4.x), one per process."""
+    with _DETECTOR_LOCK:
+        if "faces" not in _DETECTOR:
+            import cv2
+
+            cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+            if cascade.empty():
+                raise RuntimeError("OpenCV's haarcascade_frontalface_default.xml did not load")
+            _DETECTOR["faces"] = cascade
+        return _DETECTOR["faces"]
+
+
+def count_faces(frame: np.ndarray) -> int:
+    import cv2
+
+    grey = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+    side = min(grey.shape)
+    found = face_detector().detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5,
+                                             minSize=(max(24, side // 10), max(24, side // 10)))
+    return len(found)
+
+
 class FrameSafetyResource(ConfigurableResource):
-    strict_threshold: float = Field(default=0.45, description="Score at which a strict class blocks.")
-    sampled_threshold: float = Field(default=0.5)
-    sample_stride: int = Field(default=5, description="Sampled classes: every Nth frame plus first/last.")
+    policy_path: str = Field(default="", description="Safety policy YAML; empty = $SORA_ASSETS_SAFETY_POLICY "
+                                                     "or the packaged policy.")
+
+    def safety_policy(self) -> SafetyPolicy:
+        return load_policy(self.policy_path or None)
 
     def policy(self) -> FramePolicy:
-        return FramePolicy(strict_threshold=self.strict_threshold, sampled_threshold=self.sampled_threshold,
-                           sample_stride=self.sample_stride)
+        return FramePolicy.from_policy(self.safety_policy())
 
-    def scan(self, frames: np.ndarray, non_finite: list[int] | None = None) -> ScanVerdict:
-        """uint8 RGB frames (F, H, W, 3). Strict classes need every frame, so NudeNet sees all of them."""
+    def scan(self, frames: np.ndarray, non_finite: list[int] | None = None, prompt: str = "") -> ScanVerdict:
+        """uint8 RGB frames (F, H, W, 3): NudeNet on every frame, faces on sampled frames only."""
+        policy = self.policy()
         detector = nude_detector()
         detections = [detector.detect(np.ascontiguousarray(frame[:, :, ::-1])) for frame in frames]  # RGB→BGR
-        return judge(detections, technical_findings(frames), non_finite or [], len(frames), self.policy())
+        faces = {i: count_faces(frames[i]) for i in sampled_indices(len(frames), policy.sample_stride)}
+        return judge(detections, technical_findings(frames), non_finite or [], len(frames), policy, faces=faces,
+                     prompt_names_person=bool(prompt) and names_person(prompt, self.safety_policy()))
+
+    def scan_image(self, image: np.ndarray, prompt: str = "") -> ScanVerdict:
+        """A conditioning image (H, W, 3 uint8 RGB), judged as a one-frame clip before any GPU time."""
+        return self.scan(np.asarray(image, dtype=np.uint8)[None], prompt=prompt)

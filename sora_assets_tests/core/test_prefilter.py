@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
+from sora_assets.core.policy import load_policy
 from sora_assets.core.prefilter import (
-    POLICY_VERSION,
     check_prompt,
     normalize_for_policy,
     prompt_fingerprint,
@@ -49,7 +49,7 @@ def test_minor_and_sexual_in_either_order_is_sexual_minors(prompt):
     decision = check_prompt(prompt)
     assert decision.blocked
     assert decision.category == "sexual_minors"
-    assert decision.rule == "minor_and_sexual"
+    assert decision.rule == "minor_and_sexual_terms"
 
 
 def test_minor_rule_is_reported_before_explicit_rule():
@@ -103,7 +103,7 @@ def test_decision_fields():
     decision = check_prompt("blood spatter on the wall")
     assert decision.blocked and decision.score == 1.0
     assert decision.rule == "gore_terms"
-    assert decision.policy_version == POLICY_VERSION
+    assert decision.policy_version == load_policy().version and decision.method == "rule"
 
 
 @pytest.mark.parametrize(("text", "normalized"), [

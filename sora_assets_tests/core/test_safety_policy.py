@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from sora_assets.core.frames import FrameFinding, technical_findings
+from sora_assets.core.policy import load_policy
 from sora_assets.core.safety_policy import (
-    POLICY_VERSION,
     SAMPLED_LABELS,
     STRICT_LABELS,
     FramePolicy,
@@ -40,7 +40,7 @@ def test_clean_clip_passes():
     assert verdict.verdict == "pass"
     assert verdict.events == [] and verdict.reasons == []
     assert verdict.frames_scanned == 6
-    assert verdict.policy_version == POLICY_VERSION
+    assert verdict.policy_version == load_policy().version
 
 
 @pytest.mark.parametrize("label", sorted(STRICT_LABELS))

@@ -29,7 +29,8 @@ def test_render_job_sensor_and_gpu_pool_are_defined() -> None:
 
 def test_publishing_declares_its_gate_checks() -> None:
     checks = {key.name for key in defs.resolve_assets_def("published_clips").check_keys}
-    assert checks == {"published_clips_scanned_and_trusted", "ledger_has_one_row_per_clip"}
+    assert checks == {"published_clips_scanned_and_trusted", "ledger_has_one_row_per_clip",
+                      "published_clips_have_scan_records"}
 
 
 def test_every_asset_is_partitioned_by_shard() -> None:

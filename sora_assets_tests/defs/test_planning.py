@@ -150,8 +150,8 @@ def test_plan_cli_prints_cost_savings_and_late_shards(home_with_model: Home, tmp
     env = {"SORA_ASSETS_HOME": str(home_with_model.root), "PATH": "/usr/bin:/bin"}
     import os
 
-    result = subprocess.run([sys.executable, "-m", "sora_assets.cli", "plan", "--now", T14.isoformat(),
-                             "--format", "json"], capture_output=True, text=True, env={**os.environ, **env}, timeout=300)
+    result = subprocess.run([sys.executable, "-m", "sora_assets.cli", "plan", "--now", T14.isoformat(), "--format",
+                             "json"], capture_output=True, text=True, env={**os.environ, **env}, timeout=300)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["fcfs_cost_usd"] > document["total_cost_usd"] > 0
