@@ -307,22 +307,54 @@ def plan(home: HomeOption = None,
     emit(rows, fmt, f"render plan ({document['solver']}, {document['status']})", summary)
 
 
+class EvalSuite(StrEnum):
+    all = "all"
+    pipeline = "pipeline"
+    safety = "safety"
+
+
 @app.command(name="eval")
 def evaluate(home: HomeOption = None,
              sample: Annotated[int, typer.Option("--sample", help="Published clips to re-render for determinism")] = 2,
+             suite: Annotated[EvalSuite, typer.Option("--suite", help="all | pipeline | safety")] = EvalSuite.all,
              fmt: FormatOption = OutputFormat.table) -> None:
-    """Check step budgets, C2PA Trusted state, determinism and quality drift; rows go to eval_results."""
+    """Golden safety sets and frame fixtures (safety); step budgets, C2PA, determinism and quality drift
+    (pipeline). Rows go to eval_results; --format json prints the figures. Exit 1 if a check fails."""
     from sora_assets.evaluation import as_rows, run_eval
     from sora_assets.resources.home import default_resources
 
     layout = Home.from_env(home)
-    if not layout.warehouse.exists():
-        raise fail(f"no warehouse at {layout.warehouse}: render something first (sora-assets demo)")
+    rendered = layout.warehouse.exists() and any((layout.warehouse / "clips").glob("partition=*/*.parquet"))
+    if suite is EvalSuite.pipeline and not rendered:
+        raise fail(f"no rendered clips under {layout.warehouse}: render something first (sora-assets demo)")
     resources = default_resources(layout)
-    eval_id, checks = run_eval(resources["warehouse"], resources["video_model"], resources["signer"],
-                               resources["store"], sample=sample)
-    emit(as_rows(checks), fmt, f"eval {eval_id}", {"eval_id": eval_id, "passed": all(c.passed for c in checks)})
-    if not all(c.passed for c in checks):
+    rows: list[dict[str, Any]] = []
+    extra: dict[str, Any] = {}
+    if suite in (EvalSuite.all, EvalSuite.safety):
+        from sora_assets.core.prefilter import default_prefilter
+        from sora_assets.safety_eval import run_safety_eval
+
+        safety_id, figures, checks = run_safety_eval(resources["warehouse"], default_prefilter(),
+                                                     resources["frame_safety"])
+        rows += as_rows(checks)
+        extra.update(safety_eval_id=safety_id, safety=figures.as_dict())
+    if suite in (EvalSuite.all, EvalSuite.pipeline):
+        if rendered:
+            eval_id, checks = run_eval(resources["warehouse"], resources["video_model"], resources["signer"],
+                                       resources["store"], sample=sample)
+            rows += as_rows(checks)
+            extra["eval_id"] = eval_id
+        else:
+            extra["pipeline"] = "skipped: nothing rendered yet"
+    passed = all(r["passed"] for r in rows)
+    extra["passed"] = passed
+    if fmt is OutputFormat.table and "safety" in extra:  # the figures are a nested dict: print a summary
+        figures = extra.pop("safety")
+        extra["safety"] = (f"must-block {figures['must_block_rate']:.1%} of {figures['must_block']}, "
+                           f"false blocks {figures['false_block_rate']:.1%} of {figures['must_pass']}, "
+                           f"policy {figures['policy_version']}")
+    emit(rows, fmt, "eval", extra)
+    if not passed:
         raise typer.Exit(1)
 
 

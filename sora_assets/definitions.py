@@ -3,6 +3,7 @@
 from dagster import Definitions
 
 from sora_assets.core.home import Home
+from sora_assets.defs.evaluation import golden_eval, golden_eval_job, golden_eval_schedule
 from sora_assets.defs.intake import inbox_sensor
 from sora_assets.defs.jobs import SHARD_ASSETS, plan_job, render_shard_job
 from sora_assets.defs.launching import plan_window_sensor
@@ -12,9 +13,10 @@ from sora_assets.resources.home import default_resources
 
 def build_definitions(home: Home | None = None) -> Definitions:
     return Definitions(
-        assets=[*SHARD_ASSETS, render_plan],
-        jobs=[render_shard_job, plan_job],
+        assets=[*SHARD_ASSETS, render_plan, golden_eval],
+        jobs=[render_shard_job, plan_job, golden_eval_job],
         sensors=[inbox_sensor, plan_window_sensor],
+        schedules=[golden_eval_schedule],
         resources=default_resources(home or Home.from_env()),
     )
 

@@ -139,8 +139,8 @@ def test_validate_fails_with_a_one_line_reason_on_an_unreadable_file(tmp_path: P
 class BlockEverything(FrameSafetyResource):
     """Test double for the detector's judgement: every clip is blocked, so the gate can be observed."""
 
-    def scan(self, frames, non_finite=None):
-        verdict = super().scan(frames, non_finite)
+    def scan(self, frames, non_finite=None, prompt=""):
+        verdict = super().scan(frames, non_finite, prompt)
         verdict.verdict, verdict.reasons = "block", ["test:forced-block"]
         return verdict
 
@@ -212,4 +212,6 @@ def test_eval_passes_on_the_demo_and_catches_a_miscounted_clip(demo_home: dict, 
     assert "drift_flicker" in rows, second.stdout
     assert not rows["step_budget"]["passed"] and rows["step_budget"]["value"] == 1
     assert rows["drift_flicker"]["passed"] and rows["drift_flicker"]["detail"] == "relative change 0.000"
-    assert len(sql(home, "SELECT DISTINCT eval_id FROM eval_results")) == 2
+    assert len(sql(home, "SELECT DISTINCT eval_id FROM eval_results WHERE eval_id LIKE 'eval-%'")) == 2
+    assert len(sql(home, "SELECT DISTINCT eval_id FROM eval_results WHERE eval_id LIKE 'safety-%'")) == 2
+    assert rows["golden_must_block_rate"]["passed"] and rows["frame_fixture_coffee_pan"]["passed"]

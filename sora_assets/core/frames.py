@@ -12,6 +12,7 @@ FROZEN_DIFF = 0.25  # mean absolute difference (0-255) under which two frames ar
 # pictures correlate above 0.9 (scikit-image's astronaut: 0.98), even the tiny random model's clips
 # 0.3-0.8 at std under 10; uniform RGB noise is about 0.0 at std 74.
 NOISE_MAX_CORRELATION = 0.15
+SUBSAMPLE_FROM = 256  # short side from which technical checks read every second pixel
 NOISE_MIN_STD = 25.0
 
 
@@ -54,9 +55,18 @@ def luma(frames: np.ndarray) -> np.ndarray:
     return (frames.astype(np.float32) @ weights).reshape(frames.shape[0], -1).mean(axis=1)
 
 
-def neighbour_correlation(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per frame: correlation of each luma pixel with its right-hand neighbour, and the luma std."""
-    y = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+def grey_frames(frames: np.ndarray) -> np.ndarray:
+    """uint8 Rec.601 luma per frame (OpenCV's SIMD conversion: ~10x faster than a float matmul)."""
+    import cv2
+
+    return np.stack([cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames])
+
+
+def neighbour_correlation(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame: correlation of each luma pixel with its right-hand neighbour, and the luma std.
+
+    Every fourth row is enough for a frame-level statistic and quarters the cost."""
+    y = grey[:, ::4, :].astype(np.float32)
     left = y[:, :, :-1].reshape(len(y), -1)
     right = y[:, :, 1:].reshape(len(y), -1)
     left = left - left.mean(axis=1, keepdims=True)
@@ -68,14 +78,19 @@ def neighbour_correlation(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def technical_findings(frames: np.ndarray) -> list[FrameFinding]:
     """Black, frozen and noise frames in uint8 RGB frames (F, H, W, 3)."""
-    findings = [FrameFinding("black", int(i), float(v)) for i, v in enumerate(luma(frames)) if v < BLACK_LUMA]
+    import cv2
+
+    # frame-level statistics: every second pixel of a large frame gives the same answer at a quarter of the cost
+    grey = grey_frames(frames[:, ::2, ::2] if min(frames.shape[1:3]) >= SUBSAMPLE_FROM else frames)
+    findings = [FrameFinding("black", int(i), float(v)) for i, v in enumerate(grey.reshape(len(grey), -1).mean(axis=1))
+                if v < BLACK_LUMA]
     if frames.shape[2] > 1:
-        correlation, spread = neighbour_correlation(frames)
+        correlation, spread = neighbour_correlation(grey)
         findings += [FrameFinding("noise", int(i), float(c)) for i, (c, sd) in enumerate(zip(correlation, spread,
                                                                                                strict=True))
                      if c < NOISE_MAX_CORRELATION and sd > NOISE_MIN_STD]
     if frames.shape[0] > 1:
-        diffs = np.abs(np.diff(frames.astype(np.int16), axis=0)).reshape(frames.shape[0] - 1, -1).mean(axis=1)
-        findings += [FrameFinding("frozen", int(i) + 1, float(v)) for i, v in enumerate(diffs)
-                     if v < FROZEN_DIFF]
+        # on luma: a third of the work of RGB, and a frame that changes only in hue is still "frozen" enough
+        diffs = [float(cv2.absdiff(a, b).mean()) for a, b in zip(grey[:-1], grey[1:], strict=True)]
+        findings += [FrameFinding("frozen", int(i) + 1, v) for i, v in enumerate(diffs) if v < FROZEN_DIFF]
     return findings

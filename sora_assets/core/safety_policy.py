@@ -30,6 +30,7 @@ class FramePolicy:
     sample_stride: int = 5
     version: str = field(default_factory=_packaged_version)
     strict_labels: frozenset[str] = STRICT_LABELS
+    class_thresholds: Mapping[str, float] = field(default_factory=dict)  # per-class overrides of strict_threshold
     strict_action: str = "block"
     face_action_when_named: str = "flag"  # likeness review when the prompt names a person
     technical: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_TECHNICAL))
@@ -41,6 +42,7 @@ class FramePolicy:
         return cls(strict_threshold=float(frames["strict"]["threshold"]),
                    sample_stride=int(frames["sampled"]["stride"]), version=policy.version,
                    strict_labels=frozenset(frames["strict"]["classes"]),
+                   class_thresholds={k: float(v) for k, v in (frames["strict"].get("class_thresholds") or {}).items()},
                    strict_action=frames["strict"].get("action", "block"),
                    face_action_when_named=frames["sampled"]["faces"].get("action_when_prompt_names_person", "flag"),
                    technical={**DEFAULT_TECHNICAL, **frames["technical"]},
@@ -119,7 +121,7 @@ def judge(detections: Sequence[Sequence[dict]], findings: Sequence[FrameFinding]
     for index, frame_detections in enumerate(detections):
         for detection in frame_detections:
             label, score = detection["class"], float(detection["score"])
-            if label in policy.strict_labels and score >= policy.strict_threshold:
+            if label in policy.strict_labels and score >= policy.class_thresholds.get(label, policy.strict_threshold):
                 verdict.events.append(SafetyEvent("nudity", index, label, score, policy.strict_action))
             elif label in SAMPLED_LABELS and index in sampled and score >= policy.sampled_threshold:
                 verdict.events.append(SafetyEvent("face", index, label, score, face_action, face_detail))

@@ -103,9 +103,9 @@ def test_single_frame_has_no_frozen_check():
 
 
 def test_frozen_difference_is_signed_not_wrapped():
-    # ten values one step darker: true mean difference 10/192; uint8 wrap-around would make it ~13
+    # five pixels one luma step darker: true mean luma difference 5/64; uint8 wrap-around would make it ~20
     clip = np.full((2, 8, 8, 3), 100, dtype=np.uint8)
-    clip[1, 0, :5, :2] = 99
+    clip[1, 0, :5, :] = 99
     findings = technical_findings(clip)
     assert [(f.check, f.frame_index) for f in findings] == [("frozen", 1)]
-    assert findings[0].value == pytest.approx(10 / 192)
+    assert findings[0].value == pytest.approx(5 / 64)

@@ -11,7 +11,8 @@ DESIGN_ASSETS = ["prompt_shards", "validated_prompts", "rendered_clips", "screen
 
 def test_definitions_load_with_every_stage_linked_in_order() -> None:
     graph = defs.resolve_asset_graph()
-    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(DESIGN_ASSETS) | {"render_plan"}
+    expected = set(DESIGN_ASSETS) | {"render_plan", "golden_eval"}
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == expected
     assert AssetKey("validated_prompts") in graph.get(AssetKey("render_plan")).parent_keys
     for upstream, downstream in zip(DESIGN_ASSETS, DESIGN_ASSETS[1:], strict=False):
         assert AssetKey(upstream) in graph.get(AssetKey(downstream)).parent_keys
@@ -46,3 +47,8 @@ def test_workspace_yaml_loads_with_the_dagster_cli(tmp_path) -> None:
                             capture_output=True, text=True, env={**os.environ, **env_home}, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Validation successful" in result.stdout + result.stderr
+
+
+def test_golden_eval_runs_daily_on_a_schedule() -> None:
+    schedule = defs.resolve_schedule_def("golden_eval_schedule")
+    assert schedule.cron_schedule == "0 6 * * *" and schedule.job_name == "golden_eval_job"
