@@ -77,6 +77,7 @@ def test_dagster_dev_shows_the_asset_graph(tmp_path: Path) -> None:
                 process.wait(timeout=0.5)  # paces the readiness poll; returns at once if the server died
         assert nodes, (tmp_path / "dagster_dev.log").read_text()[-3000:]
         keys = {"/".join(n["assetKey"]["path"]): n for n in nodes}
-        assert set(keys) == set(DESIGN_ASSETS)
+        assert set(keys) == set(DESIGN_ASSETS) | {"render_plan", "golden_eval"}
+        assert ["validated_prompts"] in [d["path"] for d in keys["render_plan"]["dependencyKeys"]]
         for upstream, downstream in zip(DESIGN_ASSETS, DESIGN_ASSETS[1:], strict=False):
             assert [upstream] in [d["path"] for d in keys[downstream]["dependencyKeys"]]

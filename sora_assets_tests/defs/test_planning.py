@@ -161,3 +161,25 @@ def test_plan_cli_prints_cost_savings_and_late_shards(home_with_model: Home, tmp
     table = subprocess.run([sys.executable, "-m", "sora_assets.cli", "plan", "--now", T14.isoformat()],
                            capture_output=True, text=True, env={**os.environ, **env}, timeout=300)
     assert table.returncode == 0 and "savings_pct" in table.stdout and "fcfs_cost_usd" in table.stdout
+
+
+def test_plan_accuracy_view_compares_the_latest_estimate_with_the_ledger(tmp_path) -> None:
+    from sora_assets.core.reports import report_sql
+    from sora_assets.resources.warehouse import ParquetWarehouse
+
+    warehouse = ParquetWarehouse(root=str(tmp_path / "wh"), db_path=str(tmp_path / "wh.duckdb"))
+    plan = {"partition_key": "b-s000", "batch_id": "b", "tier": "paid"}
+    warehouse.write("render_plan", "plan-1", "render_plan",
+                    [{**plan, "plan_id": "plan-1", "est_gpu_seconds": 50.0, "est_cost_usd": 0.05, "recorded_at": T14}])
+    warehouse.write("render_plan", "plan-2", "render_plan",  # a re-plan: its estimate is the one compared
+                    [{**plan, "plan_id": "plan-2", "est_gpu_seconds": 100.0, "est_cost_usd": 0.10,
+                      "recorded_at": at(15)}])
+    ledger = {"partition_key": "b-s000", "batch_id": "b", "recorded_at": at(23)}
+    warehouse.write("cost_ledger", "b-s000", "published_clips", [
+        {**ledger, "clip_id": "c1", "gpu_seconds": 60.0, "cost_usd": 0.06, "cache_hit": False},
+        {**ledger, "clip_id": "c2", "gpu_seconds": 60.0, "cost_usd": 0.06, "cache_hit": False},
+        {**ledger, "clip_id": "c3", "gpu_seconds": 0.0, "cost_usd": 0.0, "cache_hit": True}])
+    sql, params = report_sql("plan_accuracy")
+    (row,) = warehouse.query(sql, params).to_dict(orient="records")
+    assert (row["est_gpu_seconds"], row["actual_gpu_seconds"], row["error_pct"]) == (100.0, 120.0, 20.0)
+    assert row["est_cost_usd"] == pytest.approx(0.10) and row["actual_cost_usd"] == pytest.approx(0.12)
