@@ -82,6 +82,7 @@ def drift_checks(warehouse: ParquetWarehouse, previous: dict[str, float]) -> tup
 
 def previous_means(warehouse: ParquetWarehouse) -> dict[str, float]:
     rows = warehouse.read("eval_results")
+    rows = rows[rows.check_name.str.startswith("drift_")] if not rows.empty else rows  # pipeline evals only
     if rows.empty:
         return {}
     latest = rows[rows.eval_id == rows.eval_id.max()]

@@ -93,3 +93,20 @@ def flip_byte_in(data: bytes, box_type: str) -> bytes:
     flipped = bytearray(data)
     flipped[offset + 8 + (size - 8) // 2] ^= 0x01
     return bytes(flipped)
+
+
+HARBOUR_AND_LIGHTHOUSE = ('{"prompt": "a quiet harbour at dawn", "steps": 3}\n'
+                          '{"prompt": "a lighthouse in fog", "steps": 3}\n')
+
+
+def registered_batch(home: Home, name: str, text: str = HARBOUR_AND_LIGHTHOUSE):
+    """Submit a batch file and register it as the sensor would: (instance, shard keys)."""
+    from sora_assets.core.batch import batch_id_for
+    from sora_assets.runner import batch_shard_keys, open_instance, submit_file, tick_inbox
+
+    batch = home.root.parent / name
+    batch.write_text(text)
+    submit_file(home, batch)
+    instance = open_instance(home)
+    tick_inbox(home, instance)
+    return instance, batch_shard_keys(home, batch_id_for(batch.name, batch.read_bytes()))

@@ -146,18 +146,12 @@ class BlockEverything(FrameSafetyResource):
 
 
 def test_a_blocked_clip_is_quarantined_and_never_signed_or_published(home_with_model: Home) -> None:
-    from sora_assets.core.batch import batch_id_for
     from sora_assets.resources.warehouse import ParquetWarehouse
-    from sora_assets.runner import batch_shard_keys, open_instance, run_shards, submit_file, tick_inbox
+    from sora_assets.runner import run_shards
+    from sora_assets_tests.conftest import registered_batch
 
     home = home_with_model
-    batch = home.root.parent / "two.jsonl"
-    batch.write_text('{"prompt": "a quiet harbour at dawn", "steps": 3}\n'
-                     '{"prompt": "a lighthouse in fog", "steps": 3}\n')
-    submit_file(home, batch)
-    instance = open_instance(home)
-    tick_inbox(home, instance)
-    keys = batch_shard_keys(home, batch_id_for(batch.name, batch.read_bytes()))
+    instance, keys = registered_batch(home, "two.jsonl")
     outcomes = run_shards(home, instance, keys, resource_overrides={"frame_safety": BlockEverything()})
     assert all(o.success for o in outcomes)
     quarantined = sorted((home.quarantine / keys[0]).glob("*.mp4"))

@@ -164,18 +164,12 @@ class BlockHarbour(FrameSafetyResource):
 
 @pytest.mark.slow
 def test_no_quarantined_clip_is_signed_or_published_even_when_signing_fails(home_with_model, monkeypatch) -> None:
-    from sora_assets.core.batch import batch_id_for
     from sora_assets.resources.warehouse import ParquetWarehouse
-    from sora_assets.runner import batch_shard_keys, open_instance, run_shards, submit_file, tick_inbox
+    from sora_assets.runner import run_shards
+    from sora_assets_tests.conftest import registered_batch
 
     home = home_with_model
-    batch = home.root.parent / "gate.jsonl"
-    batch.write_text('{"prompt": "a quiet harbour at dawn", "steps": 3}\n'
-                     '{"prompt": "a lighthouse in fog", "steps": 3}\n')
-    submit_file(home, batch)
-    instance = open_instance(home)
-    tick_inbox(home, instance)
-    keys = batch_shard_keys(home, batch_id_for(batch.name, batch.read_bytes()))
+    instance, keys = registered_batch(home, "gate.jsonl")
     monkeypatch.setenv("SORA_ASSETS_FAILPOINTS", "sign.before:raise")
     first = run_shards(home, instance, keys, resource_overrides={"frame_safety": BlockHarbour()})
     assert not first[0].success and "signed_clips" in first[0].error  # signing raised: the run stopped there

@@ -40,7 +40,14 @@ class ParquetWarehouse(ConfigurableResource):
     def write(self, table: str, partition_key: str, writer: str, rows: Iterable[dict[str, Any]]) -> Path:
         """Replace this writer's rows for the partition (idempotent re-materialisation)."""
         schema = TABLES[table]
+        # rows read back through pandas carry NaN for missing integers/strings: store them as nulls
+        nullable = [name for name in schema.names if not pa.types.is_floating(schema.field(name).type)]
         records = [{name: row.get(name) for name in schema.names} for row in rows]
+        for record in records:
+            for name in nullable:
+                value = record[name]
+                if isinstance(value, float) and value != value:
+                    record[name] = None
         arrow = pa.Table.from_pylist(records, schema=schema)
         sink = io.BytesIO()
         pq.write_table(arrow, sink)

@@ -92,3 +92,17 @@ def test_four_concurrent_writer_processes_never_fail_lose_or_duplicate_rows(tmp_
     final = warehouse.query("SELECT clip_id, gpu_seconds FROM cost_ledger")
     assert len(final) == 4 * 5 * 3 and final.clip_id.is_unique  # nothing lost, nothing doubled
     assert set(final.gpu_seconds) == {12.0}  # every partition holds each writer's last write
+
+
+def test_rows_read_back_with_nan_for_missing_integers_are_written_again_as_nulls(tmp_path) -> None:
+    from datetime import UTC, datetime
+
+    from sora_assets.resources.warehouse import ParquetWarehouse
+
+    warehouse = ParquetWarehouse(root=str(tmp_path / "wh"), db_path=str(tmp_path / "wh.duckdb"))
+    row = {"partition_key": "p", "clip_id": "c", "stage": "frame", "check_name": "frame_scan", "frame_index": None,
+           "row": 1, "recorded_at": datetime.now(UTC)}
+    warehouse.write("safety_events", "p", "screened_clips", [row, {**row, "frame_index": 3}])
+    again = warehouse.read("safety_events", "p").to_dict(orient="records")  # frame_index comes back as NaN
+    warehouse.write("safety_events", "p", "screened_clips", again)
+    assert sorted(warehouse.read("safety_events", "p").frame_index.fillna(-1)) == [-1, 3]
