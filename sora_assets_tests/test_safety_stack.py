@@ -222,3 +222,20 @@ def test_the_scan_record_check_finds_published_clips_without_a_passing_scan(tmp_
         {**event, "partition_key": "p", "clip_id": "flagged", "action": "flag"},
         {**event, "partition_key": "p", "clip_id": "unscanned", "action": "block"}])
     assert clips_without_scan_record(warehouse, "p") == ["unscanned"]  # the cache hit inherits orig's scan
+
+
+def test_the_golden_eval_asset_records_passing_figures(tmp_path: Path) -> None:
+    from dagster import DagsterInstance, materialize
+
+    from sora_assets.defs.evaluation import golden_eval
+    from sora_assets.resources.warehouse import ParquetWarehouse
+
+    warehouse = ParquetWarehouse(root=str(tmp_path / "wh"), db_path=str(tmp_path / "wh.duckdb"))
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([golden_eval], instance=instance,
+                             resources={"warehouse": warehouse, "frame_safety": FrameSafetyResource()})
+        metadata = instance.get_latest_materialization_event(golden_eval.key).asset_materialization.metadata
+    assert result.success and metadata["passed"].value is True
+    assert metadata["must_block_rate"].value == 1.0 and metadata["false_block_rate"].value <= MAX_FALSE_BLOCK_RATE
+    rows = warehouse.query("SELECT check_name, passed FROM eval_results")
+    assert rows.passed.all() and {"golden_must_block_rate", "frame_fixture_noise_clip"} <= set(rows.check_name)

@@ -205,9 +205,9 @@ def _default_prefilter(policy_key: tuple[str, str]) -> TextPrefilter:
     return TextPrefilter(load_policy(policy_key[0]), embed)
 
 
-def default_prefilter() -> TextPrefilter:
-    """The prefilter for the configured policy file, with the bundled MiniLM (one per process)."""
-    policy = load_policy()
+def default_prefilter(policy_path: str | None = None) -> TextPrefilter:
+    """The prefilter for a policy file (default: the configured one), with the bundled MiniLM (one per process)."""
+    policy = load_policy(policy_path)
     return _default_prefilter((policy.source, policy.version))
 
 

@@ -20,11 +20,10 @@ from sora_assets.resources.warehouse import ParquetWarehouse
                    "frame fixtures through the frame post-filter; rows in eval_results.")
 def golden_eval(context: AssetExecutionContext, warehouse: ParquetWarehouse,
                 frame_safety: FrameSafetyResource) -> MaterializeResult:
-    from sora_assets.core.prefilter import TextPrefilter, _default_prefilter
+    from sora_assets.core.prefilter import default_prefilter
     from sora_assets.safety_eval import run_safety_eval
 
-    policy = frame_safety.safety_policy()
-    prefilter: TextPrefilter = _default_prefilter((policy.source, policy.version))
+    prefilter = default_prefilter(frame_safety.policy_path or None)  # the same policy file as the frame scan
     eval_id, figures, checks = run_safety_eval(warehouse, prefilter, frame_safety)
     failed = [c.check_name for c in checks if not c.passed]
     if failed:

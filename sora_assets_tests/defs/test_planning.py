@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, build_sensor_context, materialize
@@ -110,7 +110,7 @@ def test_a_missed_window_is_replanned_not_launched_late(home_with_model: Home, i
     submit(home_with_model)
     plan = make_plan(home_with_model, instance, T14)
     last = max(datetime.fromisoformat(a["start"]) for a in plan["assignments"])
-    late_clock = last.replace(hour=last.hour + 1)
+    late_clock = last + timedelta(hours=1)
     requests, reasons = due_runs(instance, resources(home_with_model)["home"], PlannerResource(launch_mode="planned"),
                                  str(home_with_model.warehouse), late_clock)
     assert [r.job_name for r in requests] == [PLAN_JOB]
