@@ -48,7 +48,6 @@ class PlanResult:
     planned_at: datetime
     plan: Plan
     baseline: Plan
-    demands: list[ShardDemand]
     estimates: dict[str, ShardEstimate]
     gpus: int
     timezone: str
@@ -131,7 +130,7 @@ def build_plan(home: Home, planner: Any, video_model: Any, warehouse: Any, store
                                        overhead=planner.overhead)
     digest = hashlib.sha256(json.dumps(sorted((d.key, d.gpu_seconds) for d in demands)).encode()).hexdigest()[:8]
     plan_id = f"plan-{now.astimezone(UTC):%Y%m%dt%H%M%S}-{digest}"
-    return PlanResult(plan_id, now, plan, baseline, demands, estimates, planner.gpus, planner.timezone,
+    return PlanResult(plan_id, now, plan, baseline, estimates, planner.gpus, planner.timezone,
                       prices.sources)
 
 

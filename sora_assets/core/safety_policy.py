@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from sora_assets.core.frames import FrameFinding
 from sora_assets.core.policy import SafetyPolicy, load_policy
+from sora_assets.core.prefilter import policy_variants
 
 STRICT_LABELS = frozenset({
     "FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED", "ANUS_EXPOSED", "FEMALE_BREAST_EXPOSED",
@@ -62,8 +63,6 @@ _CAPITALISED_PAIR = re.compile(r"\b([A-Z][a-z]+)\s+([A-Z][a-z]+(?:-[A-Z][a-z]+)?
 def names_person(prompt: str, policy: SafetyPolicy) -> bool:
     """Does the prompt name a person? A public figure from the policy, or a given name from its list
     followed by a capitalised surname ("Maria Lopez walking"). A heuristic, not named-entity recognition."""
-    from sora_assets.core.prefilter import policy_variants
-
     if any(policy.terms["public_figures"].search(v) for v in policy_variants(prompt, policy.lexicon)):
         return True
     given = {n.lower() for n in policy.raw_terms.get("given_names", ())}

@@ -22,9 +22,9 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from sora_assets.core.batch import TIER_ORDER
 from sora_assets.core.cost import DEFAULT_OVERHEAD, PriceCurve, window_start
 
-TIER_RANK = {"paid": 0, "free": 1}
 PAID_LATENESS_WEIGHT = 100  # one grid step of paid lateness outweighs 100 steps of free lateness
 MICRO = 1_000_000  # costs are integers in micro-dollars inside the solver
 
@@ -169,7 +169,7 @@ def _grid_for(now: datetime, windows: Sequence[Window], step_minutes: int) -> _G
 
 
 def _order(demands: Sequence[ShardDemand]) -> list[ShardDemand]:
-    return sorted(demands, key=lambda d: (TIER_RANK.get(d.tier, 1), d.deadline, -d.gpu_seconds, d.key))
+    return sorted(demands, key=lambda d: (TIER_ORDER.get(d.tier, 1), d.deadline, -d.gpu_seconds, d.key))
 
 
 def _assign_slots(grid: _Grid, demands: Sequence[ShardDemand], starts: dict[str, int],

@@ -17,13 +17,12 @@ from dagster import (
 
 from sora_assets.defs.intake import RENDER_JOB, TIER_PRIORITY
 from sora_assets.defs.jobs import PLAN_JOB, plan_job, render_shard_job
+from sora_assets.defs.partitions import GPU_POOL
 from sora_assets.defs.planning import ACTIVE, shards_with_runs
 from sora_assets.planning import latest_plan, published_shards, registered_shards
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.planner import PlannerResource
 from sora_assets.resources.warehouse import ParquetWarehouse
-
-GPU_POOL = "gpu"
 
 
 def ensure_gpu_pool(instance: DagsterInstance, gpus: int) -> bool:
@@ -44,8 +43,8 @@ def due_runs(instance: DagsterInstance, home: HomeResource, planner: PlannerReso
     """
     layout = home.home
     shards = {s["key"]: s for s in registered_shards(layout)}
-    done = published_shards(Path(warehouse_root)) | shards_with_runs(
-        instance, ACTIVE + [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE])
+    # a succeeded run is a published shard (its ledger file exists): only active and failed runs are asked for
+    done = published_shards(Path(warehouse_root)) | shards_with_runs(instance, ACTIVE + [DagsterRunStatus.FAILURE])
     pending = {key for key in shards if key not in done}
     plan = latest_plan(layout)
     reasons: list[str] = []

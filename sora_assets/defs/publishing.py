@@ -21,6 +21,7 @@ from sora_assets.core.checkpoints import clear_partition
 from sora_assets.core.fsutil import sweep_if_due
 from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER, RENDERED, clip_row, ledger_row
 from sora_assets.defs.partitions import shards_partitions
+from sora_assets.defs.screening import SCAN_RECORD
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.planner import PlannerResource
 from sora_assets.resources.store import LocalClipStore
@@ -41,8 +42,8 @@ def clips_without_scan_record(warehouse: ParquetWarehouse, key: str) -> list[str
         WHERE c.partition_key = ? AND c.sha256 IS NOT NULL AND NOT EXISTS (
             SELECT 1 FROM safety_events AS e JOIN clips AS scanned
               ON e.clip_id = scanned.clip_id AND e.partition_key = scanned.partition_key
-            WHERE scanned.sha256 = c.sha256 AND e.check_name = 'frame_scan' AND e.action IN ('pass', 'flag'))
-        ORDER BY c.clip_id""", [key])
+            WHERE scanned.sha256 = c.sha256 AND e.check_name = ? AND e.action IN ('pass', 'flag'))
+        ORDER BY c.clip_id""", [key, SCAN_RECORD])
     return list(missing.clip_id)
 
 
