@@ -15,6 +15,8 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
+from sora_assets.core.prompt_rules import coerce_value
+
 SUPPORTED_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 ROW_COLUMN = "_row"  # 1-based position of the row in its source file
 PARSE_ERROR_COLUMN = "_parse_error"
@@ -184,11 +186,22 @@ def plan_shards(frame: pd.DataFrame, shard_size: int) -> list[ShardPlan]:
     """Group by tier (a shard has one priority) and shot group (never split), pack to `shard_size`."""
     if shard_size < 1:
         raise ValueError("shard_size must be at least 1")
-    groups: dict[tuple[str, str], list[int]] = {}
-    for record in frame.to_dict(orient="records"):
-        tier = tier_of(record.get("tier"))
+    records = frame.to_dict(orient="records")
+    # a shot group takes its anchor's tier (else its first row's): one group, one shard, one priority;
+    # validation then rejects a shot that names a different tier
+    group_tier: dict[str, str] = {}
+    for record in records:
         shot_group = record.get("shot_group")
-        unit = f"shot:{shot_group}" if shot_group not in (None, "") else f"row:{record[ROW_COLUMN]}"
+        if shot_group not in (None, ""):
+            is_anchor = coerce_value("anchor", record.get("anchor"))[0] is True
+            if is_anchor or str(shot_group) not in group_tier:
+                group_tier[str(shot_group)] = tier_of(record.get("tier"))
+    groups: dict[tuple[str, str], list[int]] = {}
+    for record in records:
+        shot_group = record.get("shot_group")
+        grouped = shot_group not in (None, "")
+        tier = group_tier[str(shot_group)] if grouped else tier_of(record.get("tier"))
+        unit = f"shot:{shot_group}" if grouped else f"row:{record[ROW_COLUMN]}"
         groups.setdefault((tier, unit), []).append(int(record[ROW_COLUMN]))
 
     shards: list[ShardPlan] = []

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from sora_assets.core.prompt_rules import COMPLEXITIES, MAX_SEED, TIERS, ModelProfile, PromptLimits
+from sora_assets.core.prompt_rules import COMPLEXITIES, MAX_SEED, MAX_SHOT, TIERS, ModelProfile, PromptLimits
 
 _lock = threading.Lock()
 _context: Any = None
@@ -69,11 +69,14 @@ def _suite_definition(profile: ModelProfile, limits: PromptLimits) -> list[tuple
          f"guidance_scale must be 0-{limits.max_guidance_scale}"),
         ("ExpectColumnValuesToBeBetween", {"column": "seed", "min_value": 0, "max_value": MAX_SEED},
          f"seed must be 0-{MAX_SEED}"),
+        ("ExpectColumnValuesToBeBetween", {"column": "shot", "min_value": 1, "max_value": MAX_SHOT},
+         f"shot must be 1-{MAX_SHOT}"),
     ]
 
 
 _NUMERIC = {"width": "Int64", "height": "Int64", "num_frames": "Int64", "fps": "Int64", "steps": "Int64",
-            "seed": "Int64", "guidance_scale": "Float64"}
+            "seed": "Int64", "guidance_scale": "Float64", "shot": "Int64"}
+
 
 
 def _validation_for(profile: ModelProfile, limits: PromptLimits) -> tuple[Any, list[str]]:

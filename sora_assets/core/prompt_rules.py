@@ -11,11 +11,16 @@ from sora_assets.core.spec import MAX_SEED, GenerationSpec, derive_seed, normali
 
 KNOWN_COLUMNS = {
     "prompt", "negative_prompt", "seed", "tier", "width", "height", "num_frames", "fps", "steps",
-    "guidance_scale", "shot_group", "anchor", "deadline", "id", "complexity",
+    "guidance_scale", "shot_group", "anchor", "deadline", "id", "complexity", "shot", "camera", "continue_from",
+    "image",
 }
-INT_FIELDS = ("seed", "width", "height", "num_frames", "fps", "steps")
+INT_FIELDS = ("seed", "width", "height", "num_frames", "fps", "steps", "shot")
 FLOAT_FIELDS = ("guidance_scale",)
-TEXT_FIELDS = ("prompt", "negative_prompt", "tier", "id", "shot_group", "deadline", "complexity")
+TEXT_FIELDS = ("prompt", "negative_prompt", "tier", "id", "shot_group", "deadline", "complexity", "camera", "image")
+TRUE_WORDS = {"true", "yes", "y", "1"}
+FALSE_WORDS = {"false", "no", "n", "0"}
+PREVIOUS_SHOT = "previous"
+MAX_SHOT = 9999
 TIERS = ("free", "paid")
 COMPLEXITIES = ("simple", "medium", "complex", "extreme")
 
@@ -67,9 +72,36 @@ def coerce_value(name: str, value: Any) -> tuple[Any, str | None]:
     return value, error
 
 
+def _coerce_flag(name: str, value: Any) -> tuple[bool | None, str | None]:
+    """`anchor`: JSON booleans, 0/1, or yes/no words (CSV cells are text)."""
+    if isinstance(value, bool):
+        return value, None
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value), None
+    if isinstance(value, str) and value.strip().lower() in TRUE_WORDS | FALSE_WORDS:
+        return value.strip().lower() in TRUE_WORDS, None
+    return None, f"{name} must be true or false, got {str(value)[:40]!r}"
+
+
+def _coerce_continue_from(value: Any) -> tuple[int | str | None, str | None]:
+    """`continue_from`: the shot number to continue, or true / "previous" for the shot before."""
+    if value is True or (isinstance(value, str) and value.strip().lower() in TRUE_WORDS | {PREVIOUS_SHOT}):
+        return PREVIOUS_SHOT, None
+    if value is False or (isinstance(value, str) and value.strip().lower() in FALSE_WORDS - {"0"}):
+        return None, None
+    number, error = _coerce_value("shot", value)
+    if error:
+        return None, f"continue_from must be a shot number or \"previous\", got {str(value)[:40]!r}"
+    return number, None
+
+
 def _coerce_value(name: str, value: Any) -> tuple[Any, str | None]:
     if value is None:
         return None, None
+    if name == "anchor":
+        return _coerce_flag(name, value)
+    if name == "continue_from":
+        return _coerce_continue_from(value)
     if name in INT_FIELDS:
         if isinstance(value, bool):
             return None, f"{name} must be an integer, got a boolean"
@@ -105,7 +137,7 @@ def _coerce_value(name: str, value: Any) -> tuple[Any, str | None]:
     if name in TEXT_FIELDS:
         if isinstance(value, str):
             return value, None
-        if name in ("id", "shot_group", "deadline") and isinstance(value, int | float) \
+        if name in ("id", "shot_group", "deadline", "camera") and isinstance(value, int | float) \
                 and not isinstance(value, bool):
             return str(value), None
         return None, f"{name} must be text, got {type(value).__name__}"
@@ -124,8 +156,11 @@ def coerce_row(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         problem = deadline_error(typed["deadline"])
         if problem:
             errors.append(problem)
-    if typed.get("prompt") is not None:
-        typed["prompt"] = normalize_prompt(typed["prompt"])
+    for text_field in ("prompt", "camera"):
+        if typed.get(text_field) is not None:
+            typed[text_field] = normalize_prompt(typed[text_field])
+    if typed.get("shot_group") is not None:
+        typed["shot_group"] = typed["shot_group"].strip() or None
     if typed.get("tier") is not None:
         typed["tier"] = typed["tier"].strip().lower() or None
     if typed.get("complexity") is not None:

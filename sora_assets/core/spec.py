@@ -38,9 +38,14 @@ class GenerationSpec:
     fps: int
     guidance_scale: float
     scheduler: str
+    # what conditions the first frame: "image:<sha256 of the file>" or "last_frame:<cache key of the shot it
+    # continues>"; None for text-to-video (left out of the canonical form, so text-only cache keys are unchanged)
+    conditioning: str | None = None
 
     def canonical(self) -> dict[str, Any]:
         data = asdict(self)
+        if self.conditioning is None:
+            del data["conditioning"]
         data["prompt"] = normalize_prompt(self.prompt)
         data["negative_prompt"] = normalize_prompt(self.negative_prompt)
         data["guidance_scale"] = round(float(self.guidance_scale), 4)

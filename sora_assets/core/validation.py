@@ -18,6 +18,8 @@ from sora_assets.core.prompt_rules import (
     coerce_row,
     plan_row,
 )
+from sora_assets.core.sequences import SHOT_STAGE, apply_shot_rules
+from sora_assets.core.spec import GenerationSpec
 
 PROMPT_EXCERPT_CHARS = 120
 
@@ -37,13 +39,14 @@ class AcceptedRow:
     seed_derived: bool
     warnings: list[str]
     metadata: dict[str, Any]
+    shot: dict[str, Any] | None = None  # ShotRef.to_dict() for rows of a shot group
 
 
 @dataclass
 class RejectedRow:
     row: int
     source_id: str | None
-    stage: str  # parse | schema | expectations | prefilter
+    stage: str  # parse | schema | expectations | shot_group | prefilter | input_scan
     reason: str
     category: str | None
     prompt_sha256: str | None
@@ -99,6 +102,9 @@ def validate_rows(raw: pd.DataFrame, batch_id: str, profile: ModelProfile,
     for index, reasons in expectations.row_reasons.items():
         if not any(stage == "parse" for stage, _ in errors[index]):
             errors[index].extend(("expectations", r) for r in reasons)
+    shot_refs = apply_shot_rules(typed_rows, [int(r[ROW_COLUMN]) for r in records], errors, {
+        "width": profile.default_width, "height": profile.default_height, "fps": profile.default_fps,
+        "tier": "free"})
 
     # one batched pass: the semantic layer embeds every prompt of the shard at once
     texts = [(i, t["prompt"]) for i, t in enumerate(typed_rows) if isinstance(t.get("prompt"), str)]
@@ -142,11 +148,61 @@ def validate_rows(raw: pd.DataFrame, batch_id: str, profile: ModelProfile,
         plan = plan_row(typed, profile, tiers)
         metadata = {k: v for k, v in record.items() if v is not None
                     and k not in KNOWN_COLUMNS and k not in (ROW_COLUMN, PARSE_ERROR_COLUMN)}
-        for key in ("shot_group", "anchor", "deadline"):
+        for key in ("shot_group", "anchor", "deadline", "shot", "camera", "continue_from", "image"):
             if typed.get(key) is not None or record.get(key) is not None:
-                metadata[key] = record.get(key)
+                metadata[key] = typed.get(key) if typed.get(key) is not None else record.get(key)
+        ref = shot_refs.get(index)
         outcome.accepted.append(AcceptedRow(
             row=row, clip_id=clip_id_for(batch_id, row), source_id=source_id, tier=plan.tier,
             complexity=plan.complexity, spec=plan.spec.to_dict(), seed_derived=plan.seed_derived,
-            warnings=plan.warnings, metadata=metadata))
+            warnings=plan.warnings, metadata=metadata, shot=ref.to_dict() if ref else None))
+    reject_orphaned_shots(outcome)
     return outcome
+
+
+def reject_orphaned_shots(outcome: ValidationOutcome) -> None:
+    """A shot whose anchor or continuation source was rejected (pre-filter, image scan) cannot render
+    as part of its sequence: it is rejected too, naming the row it depended on. Cascades along chains."""
+    while True:
+        accepted_rows = {a.row for a in outcome.accepted}
+        orphans = []
+        for row in outcome.accepted:
+            if not row.shot:
+                continue
+            for needed, what in ((row.shot["anchor_row"], "anchor"), (row.shot["continue_from_row"], "source shot")):
+                if needed is not None and needed not in accepted_rows:
+                    orphans.append((row, f"shot group {row.shot['group']!r}: its {what} (row {needed}) was rejected"))
+                    break
+        if not orphans:
+            return
+        for row, reason in orphans:
+            outcome.accepted.remove(row)
+            outcome.rejected.append(RejectedRow(row=row.row, source_id=row.source_id, stage=SHOT_STAGE, reason=reason,
+                                                category=None, prompt_sha256=prompt_fingerprint(row.spec["prompt"]),
+                                                prompt_excerpt=row.spec["prompt"][:PROMPT_EXCERPT_CHARS]))
+
+
+def link_conditioning(outcome: ValidationOutcome, conditioned_model: ModelProfile | None) -> None:
+    """Rows conditioned on a first frame render with the image-to-video model; a continuation's
+    conditioning names its source shot's cache key, so the whole chain is content-addressed before
+    any frame exists. Image rows already carry `image:<sha256>` (set by the input scan)."""
+    reject_orphaned_shots(outcome)
+    by_row = {a.row: a for a in outcome.accepted}
+    conditioned = [a for a in outcome.accepted if a.spec.get("conditioning")
+                   or (a.shot and a.shot.get("continue_from_row") is not None)]
+    if conditioned and conditioned_model is None:
+        raise ValueError("rows need an image-to-video model, and none is configured")
+    for row in conditioned:
+        row.spec.update(model_id=conditioned_model.model_id, model_revision=conditioned_model.revision,
+                        scheduler=conditioned_model.scheduler)
+    # shot order, so a chain's earlier links have final specs (and cache keys) before later ones read them
+    for row in sorted((a for a in conditioned if a.shot), key=lambda a: (a.shot["group"], a.shot["shot"])):
+        source_row = row.shot.get("continue_from_row")
+        if source_row is not None:
+            source = GenerationSpec.from_dict(by_row[source_row].spec)
+            row.spec["conditioning"] = f"last_frame:{source.cache_key()}"
+
+
+def needs_conditioned_model(outcome: ValidationOutcome) -> bool:
+    return any(a.metadata.get("image") or (a.shot and a.shot.get("continue_from_row") is not None)
+               for a in outcome.accepted)

@@ -326,6 +326,14 @@ def test_plan_shards_never_splits_an_oversized_shot_group():
     assert [s.row_numbers for s in shards] == [[1], [2, 3, 4, 5]]
 
 
+def test_plan_shards_keeps_a_mixed_tier_shot_group_together_under_its_anchors_tier():
+    frame = _frame([{"prompt": "a", "shot_group": "g", "tier": "free"},
+                    {"prompt": "b", "shot_group": "g", "tier": "paid", "anchor": "yes"},
+                    {"prompt": "c", "tier": "free"}])
+    shards = plan_shards(frame, 5)
+    assert [(s.tier, s.row_numbers) for s in shards] == [("paid", [1, 2]), ("free", [3])]
+
+
 def test_plan_shards_interleaved_shot_group_stays_together():
     frame = _frame([
         {"prompt": "a", "shot_group": "g"}, {"prompt": "b"}, {"prompt": "c", "shot_group": "g"},
@@ -364,15 +372,20 @@ def test_plan_shards_invariants_on_random_batches(seed):
     all_rows = [r for s in shards for r in s.row_numbers]
     assert sorted(all_rows) == list(range(1, len(rows) + 1))  # every row exactly once
 
-    tier_by_row = {i + 1: tier_of(r["tier"]) for i, r in enumerate(rows)}
+    group_tier: dict[str, str] = {}  # a shot group rides with its first row's tier (no anchors here)
+    for r in rows:
+        if r.get("shot_group"):
+            group_tier.setdefault(r["shot_group"], tier_of(r["tier"]))
+    tier_by_row = {i + 1: group_tier[r["shot_group"]] if r.get("shot_group") else tier_of(r["tier"])
+                   for i, r in enumerate(rows)}
     for shard in shards:
         assert {tier_by_row[r] for r in shard.row_numbers} == {shard.tier}  # one tier per shard
 
     shard_of_row = {r: s.index for s in shards for r in s.row_numbers}
-    groups: dict[tuple[str, str], set[int]] = {}
+    groups: dict[str, set[int]] = {}
     for i, r in enumerate(rows):
         if r.get("shot_group"):
-            groups.setdefault((tier_by_row[i + 1], r["shot_group"]), set()).add(shard_of_row[i + 1])
+            groups.setdefault(r["shot_group"], set()).add(shard_of_row[i + 1])
     assert all(len(indexes) == 1 for indexes in groups.values())  # shot groups never split
 
     for shard in shards:

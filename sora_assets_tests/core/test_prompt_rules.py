@@ -89,7 +89,28 @@ def test_text_coercion():
 
 def test_unknown_field_passes_through():
     payload = {"nested": [1, 2]}
-    assert coerce_value("anchor", payload) == (payload, None)
+    assert coerce_value("lighting_notes", payload) == (payload, None)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(True, True), ("yes", True), ("1", True), (1, True), (False, False),
+                                               ("No", False), (0, False)])
+def test_anchor_flag_accepts_booleans_and_csv_words(raw, expected):
+    assert coerce_value("anchor", raw) == (expected, None)
+
+
+def test_anchor_flag_rejects_other_values():
+    value, error = coerce_value("anchor", "master")
+    assert value is None and "anchor must be true or false" in error
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(True, "previous"), ("previous", "previous"), ("yes", "previous"),
+                                               (2, 2), ("3", 3), (False, None)])
+def test_continue_from_takes_a_shot_number_or_previous(raw, expected):
+    assert coerce_value("continue_from", raw) == (expected, None)
+
+
+def test_continue_from_rejects_text():
+    assert "continue_from must be a shot number" in coerce_value("continue_from", "the wide one")[1]
 
 
 def test_coerce_row_normalises_and_collects_all_errors():

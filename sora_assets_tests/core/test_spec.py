@@ -74,9 +74,19 @@ def test_canonical_json_content():
     assert data["spec_version"] == SPEC_VERSION
     assert data["prompt"] == "un caf\u00e9"
     assert data["guidance_scale"] == 5.1235
-    assert set(data) == {f.name for f in dataclasses.fields(GenerationSpec)} | {"spec_version"}
+    assert set(data) == {f.name for f in dataclasses.fields(GenerationSpec)} - {"conditioning"} | {"spec_version"}
     assert "\u00e9" in spec.canonical_json()  # not escaped
     assert spec.cache_key() == hashlib.sha256(spec.canonical_json().encode()).hexdigest()
+
+
+def test_conditioning_enters_the_key_only_when_set():
+    conditioned = dataclasses.replace(BASE, conditioning="image:" + "ab" * 32)
+    other_image = dataclasses.replace(BASE, conditioning="image:" + "cd" * 32)
+    assert json.loads(conditioned.canonical_json())["conditioning"] == "image:" + "ab" * 32
+    assert len({BASE.cache_key(), conditioned.cache_key(), other_image.cache_key()}) == 3
+    # text-only specs keep the cache keys they had before conditioning existed
+    assert "conditioning" not in json.loads(BASE.canonical_json())
+    assert GenerationSpec.from_dict(conditioned.to_dict()) == conditioned
 
 
 def test_duration():
