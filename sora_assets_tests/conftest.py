@@ -27,10 +27,18 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_wan(tmp_path_factory.mktemp("models") / "tiny-wan")
 
 
+@pytest.fixture(scope="session")
+def tiny_i2v_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sora_assets.resources.tiny_wan import build_tiny_wan_i2v
+
+    return build_tiny_wan_i2v(tmp_path_factory.mktemp("models") / "tiny-wan-i2v")
+
+
 @pytest.fixture
-def home_with_model(home: Home, tiny_model_dir: Path) -> Home:
-    """A home whose model folder is a copy of the session's tiny model (saves a build per test)."""
+def home_with_model(home: Home, tiny_model_dir: Path, tiny_i2v_dir: Path) -> Home:
+    """A home whose model folders are copies of the session's tiny models (saves a build per test)."""
     shutil.copytree(tiny_model_dir, home.default_model_path)
+    shutil.copytree(tiny_i2v_dir, home.default_model_path.parent / tiny_i2v_dir.name)
     return home
 
 

@@ -67,4 +67,17 @@ TABLES: dict[str, pa.Schema] = {
         ("policy_version", pa.string()), ("detail", pa.string()),
         ("recorded_at", pa.timestamp("us", tz="UTC")),
     ]),
+    "edit_decisions": pa.schema([  # the edit decision list of each shot group, as validated
+        ("partition_key", pa.string()), ("batch_id", pa.string()), ("shot_group", pa.string()), ("shot", pa.int64()),
+        ("shot_id", pa.string()), ("clip_id", pa.string()), ("row", pa.int64()), ("anchor", pa.bool_()),
+        ("camera_action", pa.string()), ("reference", pa.string()), ("seed", pa.int64()),
+        ("duration_s", pa.float64()), ("recorded_at", pa.timestamp("us", tz="UTC")),
+    ]),
+    "sequences": pa.schema([  # one row per shot group: stitched (or cached) sequence, or why it is incomplete
+        ("partition_key", pa.string()), ("batch_id", pa.string()), ("shot_group", pa.string()),
+        ("status", pa.string()), ("shots", pa.int64()), ("shot_clip_ids", pa.string()), ("frames", pa.int64()),
+        ("fps", pa.int64()), ("crossfade_frames", pa.int64()), ("duration_s", pa.float64()),
+        ("sha256", pa.string()), ("store_path", pa.string()), ("c2pa_state", pa.string()),
+        ("ingredients", pa.int64()), ("missing", pa.string()), ("recorded_at", pa.timestamp("us", tz="UTC")),
+    ]),
 }

@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from dagster import AssetExecutionContext, Backoff, Failure, Jitter, MetadataValue, RetryPolicy, asset
+from PIL import Image
 
 from sora_assets.core.batch import batch_id_of_key
 from sora_assets.core.batching import group_by_shape
@@ -20,9 +22,10 @@ from sora_assets.core.checkpoints import ClipCheckpoints
 from sora_assets.core.failures import classify, is_out_of_memory
 from sora_assets.core.frames import frames_sha256, non_finite_frames, to_uint8
 from sora_assets.core.fsutil import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
+from sora_assets.core.home import Home
 from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER, DUPLICATE, RENDERED
 from sora_assets.core.spec import GenerationSpec
-from sora_assets.core.video_io import encode_mp4
+from sora_assets.core.video_io import decode_mp4, encode_mp4
 from sora_assets.defs.partitions import GPU_POOL, shards_partitions
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.store import LocalClipStore
@@ -77,6 +80,41 @@ def known_dead_letters(warehouse: ParquetWarehouse) -> dict[str, dict[str, Any]]
     return {row["cache_key"]: row for row in frame.to_dict(orient="records") if not row["retryable"]}
 
 
+def _shot_order(clip: dict[str, Any]) -> tuple[Any, ...]:
+    shot = clip.get("shot") or {}
+    return (shot.get("group") or "", shot.get("shot") or 0, clip["row"])
+
+
+def conditioning_image(spec: GenerationSpec, clip: dict[str, Any], by_key: dict[str, dict[str, Any]], layout: Home,
+                       store: LocalClipStore) -> tuple[np.ndarray | None, str]:
+    """The first frame a conditioned spec names: its input image (checked against the validated hash), or
+    the last frame of the shot it continues, decoded from that shot's MP4 (so a fresh render, an earlier
+    attempt's file and a cache hit all give the same pixels)."""
+    kind, _, ref = (spec.conditioning or "").partition(":")
+    if kind == "image":
+        try:
+            path = layout.confine(layout.inputs / str(clip["metadata"]["image"]))
+            if sha256_file(path) != ref:
+                return None, f"{path.name} changed after validation"
+            with Image.open(path) as image:
+                return np.asarray(image.convert("RGB")), ""
+        except (OSError, ValueError, KeyError) as exc:
+            return None, f"input image unreadable: {exc}"
+    if kind == "last_frame":
+        source = by_key.get(ref)
+        if source is None:
+            return None, "the shot it continues is not in this shard"
+        status = source.get("render_status")
+        if status == CACHE_HIT:
+            video = store.get(source["store_sha256"]).path
+        elif status == RENDERED:
+            video = Path(source["work_path"])
+        else:
+            return None, f"the shot it continues ({source['clip_id']}) is {status or 'not rendered'}"
+        return decode_mp4(video)[-1], ""
+    return None, f"unknown conditioning {spec.conditioning!r}"
+
+
 def jobs_left(queue: deque[list[RenderJob]], current: list[RenderJob]) -> list[RenderJob]:
     return current + [job for group in queue for job in group]
 
@@ -98,6 +136,7 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
     clips: list[dict[str, Any]] = []
     first_of: dict[str, dict[str, Any]] = {}  # cache key -> the clip of this shard that renders it
     jobs: list[tuple[dict[str, Any], RenderJob]] = []
+    conditioned: list[tuple[dict[str, Any], RenderJob]] = []  # need a first frame: rendered after the others
     for row in validated_prompts:
         spec = GenerationSpec.from_dict(row["spec"])
         cache_key = spec.cache_key()
@@ -124,7 +163,8 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
             resume = checkpoints.latest(cache_key, spec.steps)
             for skipped in checkpoints.rejected:
                 context.log.warning(f"{clip['clip_id']}: ignoring checkpoint {skipped.path.name}: {skipped.reason}")
-            jobs.append((clip, RenderJob(spec, clip["clip_id"], checkpoints, resume)))
+            job = RenderJob(spec, clip["clip_id"], checkpoints, resume)
+            (conditioned if spec.conditioning else jobs).append((clip, job))
 
     last_logged = {"at": 0.0}
 
@@ -135,11 +175,16 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
             last_logged["at"] = now
             context.log.info(f"{', '.join(event.clip_ids)}: step {event.step}/{event.total}, checkpoint saved")
 
-    by_id = {clip["clip_id"]: clip for clip, _ in jobs}
-    queue = deque(group_by_shape([job for _, job in jobs], lambda j: shape_key(j.spec), video_model.batch_size,
-                                 alone=lambda j: j.resume is not None))
-    done = 0
-    while queue:
+    by_id = {clip["clip_id"]: clip for clip, _ in jobs + conditioned}
+    total = len(jobs) + len(conditioned)
+    progress = {"done": 0}
+
+    def render_queue(queue: deque[list[RenderJob]]) -> None:
+        """Render groups in order; NaN clips become dead letters, permanent errors fail the step."""
+        while queue:
+            _render_next(queue)
+
+    def _render_next(queue: deque[list[RenderJob]]) -> None:
         group = queue.popleft()
         started = datetime.now(UTC)
         try:
@@ -154,25 +199,26 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
                     job.checkpoints.clear()
                     context.log.error(f"{job.clip_id}: non-finite latents after step {error.step}; dead-lettered, "
                                       "not retried (the same seed would fail again)")
-                    done += 1
+                    progress["done"] += 1
                 else:  # a healthy batch-mate: render it on its own, from its own checkpoint if any
                     queue.append([RenderJob(job.spec, job.clip_id, job.checkpoints,
-                                            job.checkpoints.latest(job.spec.cache_key(), job.spec.steps))])
-            continue
+                                            job.checkpoints.latest(job.spec.cache_key(), job.spec.steps), job.image)])
+            return
         except Exception as error:  # noqa: BLE001 - classified: split, fail permanently, or let Dagster retry
             verdict = classify(error)
             if is_out_of_memory(error) and len(group) > 1:
                 context.log.warning(f"out of memory denoising {len(group)} clips together; rendering them one by one")
                 queue.extendleft(reversed([[job] for job in group]))
-                continue
+                return
             if not verdict.retryable:
-                for job in jobs_left(queue, group):
+                waiting = jobs_left(queue, group) + [job for clip, job in conditioned
+                                                     if clip.get("render_status") is None and job not in group]
+                for job in waiting:
                     by_id[job.clip_id].update(render_status=DEAD_LETTER, billable=False, nan_step=0,
                                               dead_letter_reason=f"{verdict.reason}: {error}"[:500], retryable=True)
                 _record_dead_letters(context, warehouse, key, batch_id, clips)
                 raise Failure(f"{verdict.reason}: {error}", allow_retries=False,
-                              metadata={"reason": verdict.reason, "clips_waiting": len(jobs_left(queue, group))}) \
-                    from error
+                              metadata={"reason": verdict.reason, "clips_waiting": len(waiting)}) from error
             raise  # transient: the step's RetryPolicy retries with backoff, resuming from checkpoints
         for job, result in zip(group, results, strict=True):
             clip = by_id[job.clip_id]
@@ -180,16 +226,34 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
             mp4 = encode_mp4(to_uint8(result.frames), job.spec.fps)
             atomic_write_bytes(path, mp4)
             record = render_record(result, path, mp4, started)  # hashed in memory, not read back
+            if job.image is not None:
+                record["conditioning_sha256"] = sha256_bytes(np.ascontiguousarray(job.image).tobytes())
             atomic_write_json(work / f"{clip['cache_key']}.render.json", record)  # last: marks the render done
             clip.update(record)
-            done += 1
+            progress["done"] += 1
+            done = progress["done"]
             resumed = f", resumed from step {result.resumed_from_step}" if result.resumed_from_step else ""
             now = time.monotonic()
-            if resumed or done == len(jobs) or now - last_logged["at"] >= video_model.progress_log_seconds:
+            if resumed or done == total or now - last_logged["at"] >= video_model.progress_log_seconds:
                 last_logged["at"] = now  # throttled like step progress; every clip is in the metadata table
-                context.log.info(f"[{done}/{len(jobs)}] rendered {job.clip_id}: {result.steps_run} steps "
+                context.log.info(f"[{done}/{total}] rendered {job.clip_id}: {result.steps_run} steps "
                                  f"({result.steps_computed} computed{resumed}) in {result.gpu_seconds:.2f} s "
                                  f"on {result.device}")
+
+    render_queue(deque(group_by_shape([job for _, job in jobs], lambda j: shape_key(j.spec), video_model.batch_size,
+                                      alone=lambda j: j.resume is not None)))
+    # first-frame clips one at a time, in shot order: a continuation reads the shot before it from disk
+    by_key = {clip["cache_key"]: clip for clip in clips if clip.get("render_status") != DUPLICATE}
+    for clip, job in sorted(conditioned, key=lambda pair: _shot_order(pair[0])):
+        image, problem = conditioning_image(job.spec, clip, by_key, layout, store)
+        if image is None:
+            clip.update(render_status=DEAD_LETTER, billable=False, nan_step=0, retryable=True,
+                        dead_letter_reason=f"conditioning_unavailable: {problem}"[:500])
+            context.log.error(f"{clip['clip_id']}: no first frame ({problem}); not rendered")
+            progress["done"] += 1
+            continue
+        job.image = image
+        render_queue(deque([[job]]))
 
     for clip in clips:  # duplicates follow the clip that rendered their spec
         if clip["render_status"] == DUPLICATE:

@@ -97,6 +97,8 @@ def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str,
                 "steps_run": clip["steps_run"], "gpu_seconds": clip["gpu_seconds"],
                 "resumed_from_step": clip.get("resumed_from_step", 0), "frames_sha256": clip.get("frames_sha256"),
                 "step_seconds": clip.get("step_seconds"), "device": clip.get("device"),
+                "conditioning": clip["spec"].get("conditioning"),
+                "conditioning_sha256": clip.get("conditioning_sha256"), "shot": clip.get("shot"),
                 "scan_verdict": clip["scan_verdict"], "scan_reasons": clip["scan_reasons"],
                 "c2pa_state": clip["c2pa_state"], "published_at": now}, failpoint_dir=home.home.failpoints)
         else:

@@ -12,7 +12,7 @@ from sora_assets.core.spec import GenerationSpec
 from sora_assets.defs.partitions import shards_partitions
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.safety import FrameSafetyResource
-from sora_assets.resources.signer import C2paSignerResource
+from sora_assets.resources.signer import C2paSignerResource, Ingredient
 from sora_assets.resources.store import LocalClipStore
 
 
@@ -22,6 +22,35 @@ def publishable(clip: dict[str, Any], publish_flagged: bool) -> bool:
     return clip.get("scan_verdict") == "pass" or (publish_flagged and clip.get("scan_verdict") == "flag")
 
 
+def _signing_order(clip: dict[str, Any]) -> tuple[Any, ...]:
+    continues = str(clip["spec"].get("conditioning") or "").startswith("last_frame:")
+    shot = clip.get("shot") or {}
+    return (continues, shot.get("group") or "", shot.get("shot") or 0, clip["row"])
+
+
+def conditioning_ingredients(spec: GenerationSpec, clip: dict[str, Any], by_key: dict[str, dict[str, Any]],
+                             home: HomeResource, store: LocalClipStore) -> tuple[list[Ingredient], str | None]:
+    """What a conditioned clip was made from, as C2PA `inputTo` ingredients: the input image file, or the
+    signed clip of the shot it continues. A continuation of a clip that was not signed (blocked, withheld)
+    is withheld too: it is built from that clip's last frame."""
+    kind, _, ref = (spec.conditioning or "").partition(":")
+    if kind == "image":
+        path = home.home.confine(home.home.inputs / str(clip["metadata"]["image"]))
+        return [Ingredient.image(path, f"input {clip['metadata']['image']}")], None
+    if kind == "last_frame":
+        source = by_key.get(ref)
+        if source is not None and source.get("signed_path"):
+            path = Path(source["signed_path"])
+        elif source is not None and source["render_status"] == CACHE_HIT and source.get("c2pa_state") == "Trusted":
+            path = store.get(source["store_sha256"]).path
+        else:
+            state = "not in this shard" if source is None else \
+                source.get("withheld_reason") or source.get("scan_verdict") or source["render_status"]
+            return [], f"the shot it continues was not signed ({state})"
+        return [Ingredient(path, f"{source['clip_id']}.mp4 (last frame)", "inputTo", "video/mp4")], None
+    return [], None
+
+
 @asset(partitions_def=shards_partitions, group_name="provenance", kinds={"c2pa"},
        description="Clips signed with a C2PA manifest (c2pa.created, trainedAlgorithmicMedia) and verified Trusted.")
 def signed_clips(context: AssetExecutionContext, screened_clips: list[dict[str, Any]],
@@ -29,7 +58,9 @@ def signed_clips(context: AssetExecutionContext, screened_clips: list[dict[str, 
                  home: HomeResource, frame_safety: FrameSafetyResource) -> list[dict[str, Any]]:
     signed: dict[str, dict[str, Any]] = {}
     publish_flagged = home.publish_flagged and frame_safety.policy().publish_flagged
-    for clip in screened_clips:
+    by_key = {clip["cache_key"]: clip for clip in screened_clips}
+    # sources before the shots that continue them: a continuation names its source's signed file
+    for clip in sorted(screened_clips, key=_signing_order):
         if not publishable(clip, publish_flagged):  # the gate: nothing blocked or unscanned is signed
             continue
         if clip["render_status"] == CACHE_HIT:
@@ -43,12 +74,18 @@ def signed_clips(context: AssetExecutionContext, screened_clips: list[dict[str, 
         work_path = clip["work_path"]
         if work_path not in signed:
             spec = GenerationSpec.from_dict(clip["spec"])
+            ingredients, withheld = conditioning_ingredients(spec, clip, by_key, home, store)
+            if withheld:
+                clip["withheld_reason"] = withheld
+                context.log.warning(f"{clip['clip_id']} withheld: {withheld}")
+                continue
             destination = Path(work_path).with_suffix(".signed.mp4")
             failpoints.hit("sign.before", None, home.home.failpoints)
             signer.sign(Path(work_path), destination, clip_manifest(
                 title=f"{clip['clip_id']}.mp4", clip_id=clip["clip_id"], model=spec.model_id,
                 model_revision=spec.model_revision, seed=spec.seed, steps=int(clip["steps_run"]),
-                prompt_sha256=spec.prompt_sha256(), cache_key=clip["cache_key"]))
+                prompt_sha256=spec.prompt_sha256(), cache_key=clip["cache_key"], conditioning=spec.conditioning,
+                shot=clip.get("shot")), ingredients)
             verification = signer.verify(destination)
             if not verification.trusted:  # refuse to publish anything we cannot vouch for
                 raise Failure(f"signed {clip['clip_id']} verified as {verification.state}: "

@@ -10,9 +10,17 @@ from dagster import AssetExecutionContext, asset
 from PIL import Image
 
 from sora_assets.core.batch import batch_id_of_key
+from sora_assets.core.fsutil import sha256_file
 from sora_assets.core.home import Home
 from sora_assets.core.prefilter import prompt_fingerprint
-from sora_assets.core.validation import RejectedRow, ValidationOutcome, validate_rows
+from sora_assets.core.sequences import ShotRef, edit_decision
+from sora_assets.core.validation import (
+    RejectedRow,
+    ValidationOutcome,
+    link_conditioning,
+    needs_conditioned_model,
+    validate_rows,
+)
 from sora_assets.defs.partitions import shards_partitions
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.safety import FrameSafetyResource
@@ -36,6 +44,7 @@ def scan_conditioning_images(outcome: ValidationOutcome, home: Home, frame_safet
             path = home.confine(home.inputs / str(name))
             with Image.open(path) as image:
                 pixels = np.asarray(image.convert("RGB"))
+            image_sha256 = sha256_file(path)
         except (OSError, ValueError) as exc:  # missing, unreadable, or outside the home
             outcome.rejected.append(RejectedRow(row.row, row.source_id, "input_scan",
                                                 f"conditioning image {str(name)[:80]!r} unusable: {exc}"[:300],
@@ -53,6 +62,7 @@ def scan_conditioning_images(outcome: ValidationOutcome, home: Home, frame_safet
                                                 verdict.reasons[0].split(":")[0], prompt_fingerprint(spec_prompt),
                                                 None))
             continue
+        row.spec["conditioning"] = f"image:{image_sha256}"  # the file's bytes are part of the clip's identity
         kept.append(row)
     outcome.accepted = kept
     return events
@@ -68,6 +78,10 @@ def validated_prompts(context: AssetExecutionContext, prompt_shards: pd.DataFram
     outcome = validate_rows(prompt_shards, batch_id, video_model.profile(), tiers=video_model.tier_policy())
     now = datetime.now(UTC)
     image_events = scan_conditioning_images(outcome, home.home, frame_safety, key, batch_id, now)
+    link_conditioning(outcome, video_model.profile(conditioned=True) if needs_conditioned_model(outcome) else None)
+    warehouse.write("edit_decisions", key, "validated_prompts", [
+        {**edit_decision(ShotRef(**a.shot), a.clip_id, a.row, a.spec, a.metadata.get("image")), "partition_key": key,
+         "batch_id": batch_id, "recorded_at": now} for a in outcome.accepted if a.shot])
     warehouse.write("rejections", key, "validated_prompts", [
         {**asdict(r), "partition_key": key, "batch_id": batch_id, "recorded_at": now} for r in outcome.rejected])
     warehouse.write("safety_events", key, "validated_prompts", [
@@ -87,5 +101,7 @@ def validated_prompts(context: AssetExecutionContext, prompt_shards: pd.DataFram
         "safety_policy": outcome.policy_version,
         "expectations_passed": f"{outcome.expectations_successful}/{outcome.expectations_evaluated}",
         "warnings": sum(len(a.warnings) for a in outcome.accepted),
+        "shot_groups": len({a.shot["group"] for a in outcome.accepted if a.shot}),
+        "conditioned": sum(bool(a.spec.get("conditioning")) for a in outcome.accepted),
     })
     return [asdict(a) for a in outcome.accepted]

@@ -6,6 +6,7 @@ import datetime
 import fcntl
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,29 @@ LEAF_YEARS = 10
 ROOT_YEARS = 20
 
 
+@dataclass(frozen=True)
+class Ingredient:
+    """A file the signed asset was made from: a shot of a sequence (componentOf), a first frame (inputTo)."""
+
+    path: Path
+    title: str
+    relationship: str  # componentOf | inputTo | parentOf
+    format: str  # MIME type
+
+    @classmethod
+    def image(cls, path: Path, title: str | None = None) -> Ingredient:
+        formats = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
+        return cls(path, title or path.name, "inputTo", formats.get(path.suffix.lower(), "image/png"))
+
+
 @dataclass
 class Verification:
     state: str  # Trusted | Valid | Invalid | Missing
     failures: list[str] = field(default_factory=list)
     generation: dict[str, Any] = field(default_factory=dict)
     actions: list[str] = field(default_factory=list)
+    ingredients: list[dict[str, Any]] = field(default_factory=list)  # title, relationship, format, manifest
+    sequence: dict[str, Any] = field(default_factory=dict)
 
     @property
     def trusted(self) -> bool:
@@ -111,13 +129,19 @@ def read_verification(data: bytes, trust_anchor_pem: str | None) -> Verification
     manifest = json.loads(reader.json())
     active = manifest.get("manifests", {}).get(manifest.get("active_manifest"), {})
     generation: dict[str, Any] = {}
+    sequence: dict[str, Any] = {}
     actions: list[str] = []
     for assertion in active.get("assertions", []):
         if assertion.get("label") == "org.sora_assets.generation":
             generation = assertion.get("data", {})
+        if assertion.get("label") == "org.sora_assets.sequence":
+            sequence = assertion.get("data", {})
         if str(assertion.get("label", "")).startswith("c2pa.actions"):
             actions += [a.get("action") for a in assertion.get("data", {}).get("actions", [])]
-    return Verification(state=state, failures=failures, generation=generation, actions=actions)
+    ingredients = [{"title": i.get("title"), "relationship": i.get("relationship"), "format": i.get("format"),
+                    "manifest": i.get("active_manifest")} for i in active.get("ingredients", [])]
+    return Verification(state=state, failures=failures, generation=generation, actions=actions,
+                        ingredients=ingredients, sequence=sequence)
 
 
 class C2paSignerResource(ConfigurableResource):
@@ -139,7 +163,9 @@ class C2paSignerResource(ConfigurableResource):
     def trust_anchor(self) -> str:
         return (self.ensure_keys() / ROOT_CERT).read_text()
 
-    def sign(self, source: Path, destination: Path, manifest: dict[str, Any]) -> None:
+    def sign(self, source: Path, destination: Path, manifest: dict[str, Any],
+             ingredients: Sequence[Ingredient] = ()) -> None:
+        """Embed `manifest` (plus ingredients: their own manifests are carried along and validated)."""
         import c2pa
 
         keys = self.ensure_keys()
@@ -147,8 +173,13 @@ class C2paSignerResource(ConfigurableResource):
                                    (keys / SIGNER_KEY).read_bytes(), None)
         signer = c2pa.Signer.from_info(info)
         output = io.BytesIO()
+        builder = c2pa.Builder(manifest)
+        for ingredient in ingredients:
+            with open(ingredient.path, "rb") as stream:
+                builder.add_ingredient({"title": ingredient.title, "relationship": ingredient.relationship},
+                                       ingredient.format, stream)
         with open(source, "rb") as src:
-            c2pa.Builder(manifest).sign(signer, "video/mp4", src, output)
+            builder.sign(signer, "video/mp4", src, output)
         atomic_write_bytes(destination, output.getvalue())
 
     def verify(self, path: Path) -> Verification:

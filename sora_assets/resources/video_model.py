@@ -27,6 +27,7 @@ _CACHE_LOCK = threading.Lock()
 _PIPELINES: dict[tuple[str, str, str, bool], Any] = {}
 LOAD_COUNT = {"loads": 0}  # per process; tests use it to prove one load per run
 _SAMPLED_HASH_BYTES = 4 * 1024 * 1024
+TINY_I2V_FOLDER = "tiny-wan-i2v"
 
 
 class NonFiniteLatentsError(RuntimeError):
@@ -48,6 +49,7 @@ class RenderJob:
     clip_id: str = "clip"
     checkpoints: ClipCheckpoints | None = None
     resume: StepCheckpoint | None = None
+    image: np.ndarray | None = None  # uint8 (H, W, 3) first frame, for specs with `conditioning`
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ class RenderResult:
 def shape_key(spec: GenerationSpec) -> tuple[Any, ...]:
     """Specs with equal keys can share one denoising batch."""
     return (spec.width, spec.height, spec.num_frames, spec.steps, spec.guidance_scale, spec.model_id,
-            spec.model_revision)
+            spec.model_revision, spec.conditioning)
 
 
 def model_fingerprint(model_path: Path) -> str:
@@ -129,7 +131,8 @@ def check_model_folder(path: Path) -> None:
         if name.startswith("_") or not isinstance(spec, list) or spec[0] is None:
             continue
         folder = path / name
-        configs = ("config.json", "scheduler_config.json", "tokenizer_config.json", "tokenizer.json")
+        configs = ("config.json", "scheduler_config.json", "tokenizer_config.json", "tokenizer.json",
+                   "preprocessor_config.json")
         if not folder.is_dir() or not any((folder / c).exists() for c in configs):
             raise FileNotFoundError(f"model folder {path} is missing component {name!r} ({spec[1]}), "
                                     "listed in its model_index.json")
@@ -139,7 +142,8 @@ MODEL_ENV = {  # environment switches for the default resource set (definitions,
     "SORA_ASSETS_MODEL_PATH": "model_path", "SORA_ASSETS_MODEL_ID": "model_id", "SORA_ASSETS_DEVICE": "device",
     "SORA_ASSETS_DTYPE": "dtype", "SORA_ASSETS_CPU_OFFLOAD": "cpu_offload",
     "SORA_ASSETS_RENDER_BATCH_SIZE": "batch_size", "SORA_ASSETS_CHECKPOINT_EVERY": "checkpoint_every",
-    "SORA_ASSETS_DEFAULT_SHAPE": "default_shape",
+    "SORA_ASSETS_DEFAULT_SHAPE": "default_shape", "SORA_ASSETS_I2V_MODEL_PATH": "i2v_model_path",
+    "SORA_ASSETS_I2V_MODEL_ID": "i2v_model_id",
 }
 _SHAPE = re.compile(r"^(\d+)x(\d+)x(\d+)@(\d+)$")
 
@@ -150,7 +154,8 @@ def model_settings_from_env(environ: Mapping[str, str], tiny_model_path: Path) -
     A configured model path is never built over: a missing real model is an error, not a tiny stand-in.
     SORA_ASSETS_DEFAULT_SHAPE is WIDTHxHEIGHTxFRAMES@FPS (e.g. 832x480x81@16 for Wan2.1-1.3B).
     """
-    settings: dict[str, Any] = {"model_path": str(tiny_model_path)}
+    settings: dict[str, Any] = {"model_path": str(tiny_model_path),
+                                "i2v_model_path": str(tiny_model_path.parent / TINY_I2V_FOLDER)}
     for name, key in MODEL_ENV.items():
         raw = environ.get(name, "").strip()
         if not raw:
@@ -172,6 +177,11 @@ def model_settings_from_env(environ: Mapping[str, str], tiny_model_path: Path) -
     if "SORA_ASSETS_MODEL_PATH" in environ and environ["SORA_ASSETS_MODEL_PATH"].strip():
         settings["build_tiny_if_missing"] = False
         settings.setdefault("model_id", Path(settings["model_path"]).name.lower())
+        # a real text model must not be paired with the tiny random image model by accident
+        settings["build_tiny_i2v_if_missing"] = False
+    if environ.get("SORA_ASSETS_I2V_MODEL_PATH", "").strip():
+        settings["build_tiny_i2v_if_missing"] = False
+        settings.setdefault("i2v_model_id", Path(settings["i2v_model_path"]).name.lower())
     return settings
 
 
@@ -182,6 +192,12 @@ class VideoModelResource(ConfigurableResource):
     model_id: str = Field(default="tiny-wan", description="Name recorded in the ledger and cache key.")
     build_tiny_if_missing: bool = Field(
         default=True, description="Build the tiny random offline model at model_path if it is absent.")
+    i2v_model_path: str = Field(
+        default="", description="Image-to-video diffusers folder (Wan2.1-I2V layout) for rows with a first frame "
+                                "(`image` or `continue_from`); empty: tiny-wan-i2v beside model_path.")
+    i2v_model_id: str = Field(default="tiny-wan-i2v", description="Name of the image-to-video model.")
+    build_tiny_i2v_if_missing: bool = Field(
+        default=True, description="Build the tiny random image-to-video model at i2v_model_path if absent.")
     device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
     dtype: str = Field(default="auto", description="auto (bf16 on CUDA, fp32 on CPU) | float32 | bfloat16 | float16")
     cpu_offload: bool = Field(default=False, description="Model CPU offload on CUDA (saves memory).")
@@ -200,25 +216,32 @@ class VideoModelResource(ConfigurableResource):
         default=2.0, description="Log a clip's progress at a checkpoint only if this long passed since its last "
                                  "progress line (each run-log line is a stored event, ~10 ms).")
 
-    def ensure_model(self) -> Path:
-        path = Path(self.model_path)
-        if not (path / "model_index.json").exists():
-            if not self.build_tiny_if_missing:
-                raise FileNotFoundError(f"no diffusers model at {path} (model_index.json missing)")
-            from sora_assets.resources.tiny_wan import build_tiny_wan
+    def model_folder(self, conditioned: bool = False) -> Path:
+        if not conditioned:
+            return Path(self.model_path)
+        return Path(self.i2v_model_path) if self.i2v_model_path else Path(self.model_path).parent / TINY_I2V_FOLDER
 
-            build_tiny_wan(path)
+    def ensure_model(self, conditioned: bool = False) -> Path:
+        """The text-to-video folder, or with `conditioned` the image-to-video one (tiny ones built if absent)."""
+        path = self.model_folder(conditioned)
+        if not (path / "model_index.json").exists():
+            if not (self.build_tiny_i2v_if_missing if conditioned else self.build_tiny_if_missing):
+                raise FileNotFoundError(f"no diffusers model at {path} (model_index.json missing)")
+            from sora_assets.resources.tiny_wan import build_tiny_wan, build_tiny_wan_i2v
+
+            (build_tiny_wan_i2v if conditioned else build_tiny_wan)(path)
         return path
 
-    def profile(self, resolve_revision: bool = True) -> ModelProfile:
+    def profile(self, resolve_revision: bool = True, conditioned: bool = False) -> ModelProfile:
         """Sizes and defaults; with `resolve_revision` the model folder is fingerprinted (built if absent)."""
         revision, scheduler = "unresolved", "unresolved"
         if resolve_revision:
-            path = self.ensure_model()
+            path = self.ensure_model(conditioned)
             index = json.loads((path / "model_index.json").read_text())
             scheduler = index.get("scheduler", [None, "unknown"])[1]
             revision = model_fingerprint(path)
-        return ModelProfile(model_id=self.model_id, revision=revision, scheduler=scheduler,
+        return ModelProfile(model_id=self.i2v_model_id if conditioned else self.model_id, revision=revision,
+                            scheduler=scheduler,
                             default_width=self.default_width, default_height=self.default_height,
                             default_num_frames=self.default_num_frames, default_fps=self.default_fps)
 
@@ -239,8 +262,9 @@ class VideoModelResource(ConfigurableResource):
             dtype = names[self.dtype]
         return device, dtype
 
-    def pipeline(self) -> Any:
-        """The loaded pipeline; loaded at most once per process for a given folder and device."""
+    def pipeline(self, conditioned: bool = False) -> Any:
+        """The loaded pipeline (text-to-video, or image-to-video with `conditioned`); loaded at most once per
+        process for a given folder and device, through the same `from_pretrained` path for both."""
         import torch
         from diffusers import DiffusionPipeline
         from diffusers.utils import logging as diffusers_logging
@@ -248,7 +272,7 @@ class VideoModelResource(ConfigurableResource):
 
         from sora_assets.resources.step_control import enable_step_control
 
-        path = self.ensure_model()
+        path = self.ensure_model(conditioned)
         device, dtype = self._device_and_dtype()
         key = (str(path.resolve()), device, str(dtype), self.cpu_offload)
         with _CACHE_LOCK:
@@ -260,7 +284,7 @@ class VideoModelResource(ConfigurableResource):
                     check_model_folder(path)
                 except FileNotFoundError as exc:
                     raise ModelLoadError(str(exc)) from exc
-                # DiffusionPipeline dispatches on model_index.json's class (WanPipeline here);
+                # DiffusionPipeline dispatches on model_index.json's class (WanPipeline, WanImageToVideoPipeline);
                 # local_files_only guarantees no hub access.
                 try:
                     pipe = DiffusionPipeline.from_pretrained(str(path), dtype=dtype, local_files_only=True)
@@ -277,10 +301,12 @@ class VideoModelResource(ConfigurableResource):
             return _PIPELINES[key]
 
     def render(self, spec: GenerationSpec, clip_id: str = "clip", checkpoints: ClipCheckpoints | None = None,
-               progress: ProgressCallback | None = None, failpoint_dir: Path | None = None) -> RenderResult:
-        """Render one clip, resuming from its newest valid checkpoint when there is one."""
+               progress: ProgressCallback | None = None, failpoint_dir: Path | None = None,
+               image: np.ndarray | None = None) -> RenderResult:
+        """Render one clip (from `image` as first frame when the spec is conditioned), resuming from its newest
+        valid checkpoint when there is one."""
         resume = checkpoints.latest(spec.cache_key(), spec.steps) if checkpoints else None
-        job = RenderJob(spec, clip_id, checkpoints, resume)
+        job = RenderJob(spec, clip_id, checkpoints, resume, image)
         return self.render_group([job], progress=progress, failpoint_dir=failpoint_dir)[0]
 
     def render_group(self, jobs: list[RenderJob], progress: ProgressCallback | None = None,
@@ -300,7 +326,10 @@ class VideoModelResource(ConfigurableResource):
             raise ValueError("a render group needs one shape (size, frames, steps, guidance, model)")
         if len(jobs) > 1 and any(j.resume for j in jobs):
             raise ValueError("a resumed clip renders alone: its batch-mates may have no checkpoint")
-        pipe = self.pipeline()
+        conditioned = jobs[0].spec.conditioning is not None
+        if conditioned and (len(jobs) > 1 or jobs[0].image is None):
+            raise ValueError("a conditioned clip renders alone, with its first-frame image")
+        pipe = self.pipeline(conditioned)
         device, _ = self._device_and_dtype()
         synchronize = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
         spec = jobs[0].spec
@@ -350,8 +379,10 @@ class VideoModelResource(ConfigurableResource):
         single = batch == 1
         synchronize()
         marks["start"] = marks["last"] = time.perf_counter()
+        image_input = {"image": _pil(jobs[0].image)} if conditioned else {}
         with resume_from(pipe, resumed_from, resume.scheduler_state if resume else None, device):
             output = pipe(
+                **image_input,
                 prompt=spec.prompt if single else [j.spec.prompt for j in jobs],
                 negative_prompt=(spec.negative_prompt or None) if single
                 else [j.spec.negative_prompt or "" for j in jobs],
@@ -368,3 +399,9 @@ class VideoModelResource(ConfigurableResource):
             decode_seconds=end - marks["last"], device=device, resumed_from_step=resumed_from,
             prior_gpu_seconds=resume.gpu_seconds if resume else 0.0, checkpoints_written=marks["checkpoints"],
             batch_size=batch) for i in range(batch)]
+
+
+def _pil(image: np.ndarray) -> Any:
+    from PIL import Image
+
+    return Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGB")

@@ -6,7 +6,7 @@ from dagster import AssetKey
 from sora_assets.definitions import defs
 
 DESIGN_ASSETS = ["prompt_shards", "validated_prompts", "rendered_clips", "screened_clips", "signed_clips",
-                 "published_clips"]
+                 "published_clips", "sequences"]
 
 
 def test_definitions_load_with_every_stage_linked_in_order() -> None:

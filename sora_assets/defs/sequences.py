@@ -1,0 +1,105 @@
+"""Sequences: once every shot of a group is published, cut them into one signed MP4 with crossfades."""
+
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Failure,
+    MetadataValue,
+    Output,
+    asset,
+)
+
+from sora_assets.core.batch import batch_id_of_key
+from sora_assets.core.fsutil import atomic_write_bytes
+from sora_assets.core.manifest import sequence_manifest
+from sora_assets.core.sequences import crossfade_frames, sequence_key, stitch
+from sora_assets.core.video_io import decode_mp4, encode_mp4
+from sora_assets.defs.partitions import shards_partitions
+from sora_assets.resources.home import HomeResource
+from sora_assets.resources.signer import C2paSignerResource, Ingredient
+from sora_assets.resources.store import LocalClipStore
+from sora_assets.resources.warehouse import ParquetWarehouse
+
+SEQUENCES_TRUSTED = "stitched_sequences_are_trusted"
+
+
+def shot_groups(clips: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The shard's shot groups, each in shot order."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for clip in clips:
+        if clip.get("shot"):
+            groups.setdefault(clip["shot"]["group"], []).append(clip)
+    return {group: sorted(shots, key=lambda c: c["shot"]["shot"]) for group, shots in sorted(groups.items())}
+
+
+@asset(partitions_def=shards_partitions, group_name="publishing", kinds={"ffmpeg", "c2pa"},
+       description="One MP4 per shot group whose shots all published: the shots in order, cut with a short "
+                   "crossfade, signed with a C2PA manifest whose ingredients are the shot clips.",
+       check_specs=[AssetCheckSpec(SEQUENCES_TRUSTED, asset="sequences",
+                                   description="Every stitched sequence verifies Trusted and carries one "
+                                               "ingredient per shot.")])
+def sequences(context: AssetExecutionContext, published_clips: list[dict[str, Any]], store: LocalClipStore,
+              signer: C2paSignerResource, warehouse: ParquetWarehouse, home: HomeResource) -> Iterator[Any]:
+    key = context.partition_key
+    batch_id = batch_id_of_key(key)
+    now = datetime.now(UTC)
+    work = home.home.work / key / "sequences"
+    rows: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for group, shots in shot_groups(published_clips).items():
+        row = {"partition_key": key, "batch_id": batch_id, "shot_group": group, "shots": len(shots),
+               "shot_clip_ids": ",".join(c["clip_id"] for c in shots), "recorded_at": now}
+        missing = [f"{c['clip_id']} ({c['final_status']})" for c in shots if not c.get("sha256")]
+        if missing:
+            rows.append({**row, "status": "incomplete", "missing": ", ".join(missing)})
+            context.log.warning(f"sequence {group!r} not stitched: {', '.join(missing)} did not publish")
+            continue
+        fps = int(shots[0]["spec"]["fps"])
+        videos = [decode_mp4(store.get(c["sha256"]).path) for c in shots]
+        crossfade = crossfade_frames(fps, min(len(v) for v in videos))
+        cache_key = sequence_key([c["sha256"] for c in shots], crossfade, fps)
+        stored = store.lookup(cache_key)
+        status = "cached"
+        if stored is None:
+            frames = stitch(videos, crossfade)
+            cut = work / f"{cache_key}.mp4"
+            atomic_write_bytes(cut, encode_mp4(frames, fps))
+            signed = cut.with_suffix(".signed.mp4")
+            signer.sign(cut, signed, sequence_manifest(
+                title=f"{group}.mp4", shot_group=group, shot_clip_ids=[c["clip_id"] for c in shots],
+                crossfade_frames=crossfade, fps=fps, frames=len(frames)),
+                [Ingredient(store.get(c["sha256"]).path, f"{c['clip_id']}.mp4", "componentOf", "video/mp4")
+                 for c in shots])
+            stored = store.publish(signed, cache_key, {
+                "kind": "sequence", "partition_key": key, "shot_group": group, "shots": [c["sha256"] for c in shots],
+                "crossfade_frames": crossfade, "fps": fps, "frames": len(frames), "published_at": now.isoformat()})
+            status = "stitched"
+        verification = signer.verify(stored.path)
+        if not verification.trusted:
+            raise Failure(f"sequence {group!r} verified as {verification.state}: {verification.failures}",
+                          allow_retries=False)
+        frames_out = int(verification.sequence.get("frames", 0))
+        if len(verification.ingredients) != len(shots):
+            problems.append(f"{group}: {len(verification.ingredients)} ingredients for {len(shots)} shots")
+        rows.append({**row, "status": status, "frames": frames_out, "fps": fps, "crossfade_frames": crossfade,
+                     "duration_s": frames_out / fps, "sha256": stored.sha256, "store_path": str(stored.path),
+                     "c2pa_state": verification.state, "ingredients": len(verification.ingredients)})
+    shutil.rmtree(work, ignore_errors=True)
+    warehouse.write("sequences", key, "sequences", rows)
+    done = [r for r in rows if r["status"] != "incomplete"]
+    table = ["| sequence | status | shots | frames | seconds | C2PA |", "|---|---|---|---|---|---|"]
+    table += [f"| {r['shot_group']} | {r['status']} | {r['shots']} | {r.get('frames') or ''} | "
+              f"{'' if r.get('duration_s') is None else format(r['duration_s'], '.2f')} | {r.get('c2pa_state') or ''} |"
+              for r in rows]
+    yield Output(rows, metadata={"sequences": len(rows), "stitched": len(done),
+                                 "incomplete": len(rows) - len(done),
+                                 "sequences_table": MetadataValue.md("\n".join(table))})
+    yield AssetCheckResult(check_name=SEQUENCES_TRUSTED, passed=not problems, severity=AssetCheckSeverity.ERROR,
+                           metadata={"stitched": len(done), "problems": "; ".join(problems) or "none"})
