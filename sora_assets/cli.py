@@ -151,14 +151,17 @@ def _summary_rows(home: Home, keys: list[str]) -> list[dict[str, Any]]:
                           sum(api_equivalent_usd) AS api_equivalent_usd
                    FROM cost_ledger WHERE partition_key IN ({placeholders}) GROUP BY ALL),
              r AS (SELECT partition_key, count(*) AS rejected FROM rejections
-                   WHERE partition_key IN ({placeholders}) GROUP BY ALL)
+                   WHERE partition_key IN ({placeholders}) GROUP BY ALL),
+             s AS (SELECT partition_key, count(*) FILTER (status IN ('stitched', 'cached')) AS sequences
+                   FROM sequences WHERE partition_key IN ({placeholders}) GROUP BY ALL)
         SELECT k.partition_key, coalesce(published, 0) AS published, coalesce(cache_hits, 0) AS cache_hits,
                coalesce(blocked, 0) AS blocked, coalesce(rejected, 0) AS rejected,
                round(coalesce(gpu_seconds, 0), 3) AS gpu_seconds, round(coalesce(cost_usd, 0), 6) AS cost_usd,
-               round(coalesce(api_equivalent_usd, 0), 2) AS api_equivalent_usd
+               round(coalesce(api_equivalent_usd, 0), 2) AS api_equivalent_usd, coalesce(sequences, 0) AS sequences
         FROM (SELECT unnest(?::VARCHAR[]) AS partition_key) k
         LEFT JOIN c USING (partition_key) LEFT JOIN l USING (partition_key) LEFT JOIN r USING (partition_key)
-        ORDER BY k.partition_key""", keys * 3 + [keys])
+        LEFT JOIN s USING (partition_key)
+        ORDER BY k.partition_key""", keys * 4 + [keys])
     return frame.to_dict(orient="records")
 
 

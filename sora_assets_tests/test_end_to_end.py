@@ -53,16 +53,17 @@ def test_demo_renders_the_sample_within_budget(demo_home: dict) -> None:
     assert demo_home["elapsed"] < 180
     rows = demo_home["first"]["rows"]
     assert len(rows) == 2  # the sample splits into a paid and a free shard
-    assert sum(r["published"] for r in rows) == 8
+    assert sum(r["published"] for r in rows) == 11
     assert sum(r["rejected"] for r in rows) == 2
+    assert sum(r["sequences"] for r in rows) == 1  # the sample's shot group, cut into one sequence
     assert all(r["gpu_seconds"] > 0 for r in rows)
 
 
 def test_demo_shows_step_progress_and_published_clips_carry_per_step_timing(demo_home: dict) -> None:
     assert "denoising demo-batch-" in demo_home["first_stderr"]  # the per-clip step bar
     sidecars = [json.loads(p.read_text()) for p in (demo_home["home"] / "store").glob("*/*.json")]
-    assert len(sidecars) == 8
-    for sidecar in sidecars:
+    assert len(sidecars) == 12  # 11 clips and the stitched sequence
+    for sidecar in (s for s in sidecars if s.get("kind") != "sequence"):
         steps = sidecar["spec"]["steps"]
         assert sidecar["steps_run"] == steps == len(sidecar["step_seconds"])
         assert all(s > 0 for s in sidecar["step_seconds"]) and sidecar["device"] == "cpu"
@@ -71,7 +72,7 @@ def test_demo_shows_step_progress_and_published_clips_carry_per_step_timing(demo
 def test_every_published_clip_decodes_and_verifies_trusted(demo_home: dict, tmp_path: Path) -> None:
     home, env = demo_home["home"], demo_home["env"]
     published = sql(home, "SELECT store_path, num_frames, width, height FROM clips")
-    assert len(published) == 8
+    assert len(published) == 11
     for store_path, num_frames, width, height in published:
         frames = decode_mp4(Path(store_path))
         assert frames.shape == (num_frames, height, width, 3)
@@ -87,7 +88,7 @@ def test_every_published_clip_decodes_and_verifies_trusted(demo_home: dict, tmp_
 def test_ledger_has_one_row_per_rendered_clip_and_rejections_have_reasons(demo_home: dict) -> None:
     home = demo_home["home"]
     ledger = demo_home["snapshot"]["ledger"]
-    assert len(ledger) == 8 and len({clip for clip, _, _ in ledger}) == 8
+    assert len(ledger) == 11 and len({clip for clip, _, _ in ledger}) == 11
     assert all(gpu > 0 and not hit for _, gpu, hit in ledger)
     columns = {c for (c,) in sql(home, "SELECT column_name FROM (DESCRIBE cost_ledger)")}
     assert {"partition_key", "batch_id", "clip_id", "tier", "model", "steps", "gpu_seconds", "window_start",
@@ -101,13 +102,29 @@ def test_ledger_has_one_row_per_rendered_clip_and_rejections_have_reasons(demo_h
     assert steps == {"free": 30, "paid": 50}
 
 
+def test_the_samples_shot_group_becomes_one_trusted_sequence(demo_home: dict) -> None:
+    home, env = demo_home["home"], demo_home["env"]
+    ((status, shots, frames, fps, store_path),) = sql(
+        home, "SELECT status, shots, frames, fps, store_path FROM sequences")
+    assert (status, shots, fps) == ("stitched", 3, 8) and frames == 3 * 9 - 2 * 2
+    assert decode_mp4(Path(store_path)).shape[0] == frames
+    result = cli("verify", store_path, env=env)
+    assert result.returncode == 0 and "Trusted" in result.stdout, result.stdout + result.stderr
+    edl = sql(home, "SELECT shot_id, reference FROM edit_decisions ORDER BY shot")
+    assert edl == [("library/01", "text prompt only"), ("library/02", "shot 1 seed + environment"),
+                   ("library/03", "shot 1 seed + environment + last frame of shot 2")]
+    seeds = sql(home, "SELECT DISTINCT seed FROM clips WHERE source_id LIKE 'library-%'")
+    assert seeds == [(2026,)]
+
+
 def test_running_the_demo_again_renders_nothing_new(demo_home: dict) -> None:
     home = demo_home["home"]
     after = sql(home, "SELECT clip_id, gpu_seconds, cache_hit FROM cost_ledger ORDER BY clip_id")
     assert after == demo_home["snapshot"]["ledger"]  # no duplicate rows, no GPU-seconds added
     assert sorted(p.name for p in (home / "store").glob("*/*.mp4")) == demo_home["snapshot"]["objects"]
     rows = demo_home["second"]["rows"]
-    assert sum(r["cache_hits"] for r in rows) == 8 and sum(r["published"] for r in rows) == 0
+    assert sum(r["cache_hits"] for r in rows) == 11 and sum(r["published"] for r in rows) == 0
+    assert sum(r["sequences"] for r in rows) == 1
     statuses = sql(home, "SELECT DISTINCT status FROM clips")
     assert statuses == [("cache_hit",)]
 
@@ -117,8 +134,8 @@ def test_validate_prints_every_rows_decision_as_json(cli_env: dict[str, str]) ->
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     by_row = {r["row"]: r for r in report["rows"]}
-    assert len(by_row) == 10
-    assert (report["accepted"], report["rejected"], report["blocked"]) == (8, 1, 1)
+    assert len(by_row) == 13
+    assert (report["accepted"], report["rejected"], report["blocked"]) == (11, 1, 1)
     assert by_row[8]["status"] == "rejected" and "width" in by_row[8]["reason"]
     assert by_row[9]["status"] == "blocked" and by_row[9]["category"] == "violence_gore"
     assert any("snapped" in w for w in by_row[2]["warnings"])

@@ -83,7 +83,8 @@ def test_model_settings_come_from_the_environment_with_tiny_defaults(tmp_path: P
     from sora_assets.resources.video_model import model_settings_from_env
 
     tiny = tmp_path / "models" / "tiny-wan"
-    assert model_settings_from_env({}, tiny) == {"model_path": str(tiny)}
+    assert model_settings_from_env({}, tiny) == {"model_path": str(tiny),
+                                                 "i2v_model_path": str(tiny.parent / "tiny-wan-i2v")}
     real = model_settings_from_env({
         "SORA_ASSETS_MODEL_PATH": "/models/Wan2.1-T2V-1.3B-Diffusers", "SORA_ASSETS_DTYPE": "bfloat16",
         "SORA_ASSETS_DEVICE": "cuda:1", "SORA_ASSETS_CPU_OFFLOAD": "yes", "SORA_ASSETS_RENDER_BATCH_SIZE": "2",
