@@ -15,18 +15,19 @@ def sample_indices(frame_count: int, samples: int) -> list[int]:
 
 
 def contact_sheet(clips: list[tuple[str, np.ndarray | None]], samples: int = 4, tile: int = 64,
-                  image_format: str = "png", jpeg_quality: int = 80) -> bytes:
+                  image_format: str = "png", jpeg_quality: int = 80, label_width: int | None = None) -> bytes:
     """One row per clip: its label, then `samples` frames scaled to `tile` px high.
 
     A clip without frames (blocked by the safety scan) gets grey tiles with a cross: a preview must
     never show what the scan kept out. `image_format` "jpeg" is for sheets embedded in run metadata:
     noisy frames make a PNG about five times larger, and every byte lands in the event log.
+    `label_width` defaults to three tiles; small tiles need more to show a whole clip id.
     """
     import cv2
 
     if not clips:
         raise ValueError("a contact sheet needs at least one clip")
-    label_width = tile * 3
+    label_width = label_width or tile * 3
     rows = []
     for label, frames in clips:
         row = np.full((tile, label_width + samples * tile, 3), 255, dtype=np.uint8)

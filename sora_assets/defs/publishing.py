@@ -77,6 +77,9 @@ def clips_table(clips: list[dict[str, Any]], ledger: list[dict[str, Any]], quali
     return "\n".join(lines)
 
 
+PREVIEW_LABEL_WIDTH = 176  # room for a whole clip id (22 characters) beside 48-px tiles
+
+
 def published_preview(clips: list[dict[str, Any]]) -> tuple[bytes, int] | None:
     """A JPEG contact sheet of the shard's first clips as published (blocked ones crossed out), and how many
     clips it shows; None when no clip has frames to show (every clip dead-lettered)."""
@@ -84,7 +87,7 @@ def published_preview(clips: list[dict[str, Any]]) -> tuple[bytes, int] | None:
     if not shown:
         return None
     tiles = [(c["clip_id"], decode_mp4(Path(c["store_path"])) if c.get("store_path") else None) for c in shown]
-    return contact_sheet(tiles, tile=48, image_format="jpeg"), len(shown)
+    return contact_sheet(tiles, tile=48, image_format="jpeg", label_width=PREVIEW_LABEL_WIDTH), len(shown)
 
 
 @asset(partitions_def=shards_partitions, group_name=WAREHOUSE, owners=owners_of(WAREHOUSE),

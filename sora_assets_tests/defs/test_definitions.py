@@ -3,8 +3,8 @@ import sys
 
 from dagster import AssetKey
 
-from sora_assets.defs.catalog import GROUPS, OWNERS
 from sora_assets.definitions import defs
+from sora_assets.defs.catalog import GROUPS, OWNERS
 
 DESIGN_ASSETS = ["prompt_shards", "validated_prompts", "rendered_clips", "screened_clips", "signed_clips",
                  "published_clips"]
