@@ -195,6 +195,15 @@ def test_no_quarantined_clip_is_signed_or_published_even_when_signing_fails(home
                    and r.event_log_entry.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"]
     checks = {e.check_name: e.passed for e in evaluations}
     assert checks["published_clips_have_scan_records"] is True
+    # each gate's check ran for this shard, and the shard's page counts the block
+    assert {e.check_name: (e.passed, e.partition) for e in evaluations
+            if e.check_name in ("every_rendered_clip_scanned", "signed_clips_verify_trusted")} == {
+        "every_rendered_clip_scanned": (True, keys[0]), "signed_clips_verify_trusted": (True, keys[0])}
+    from dagster import AssetKey
+
+    published = instance.get_latest_materialization_event(AssetKey("published_clips")).asset_materialization
+    assert published.metadata["block_rate"].value == 0.5 and published.metadata["blocked"].value == 1
+    assert [r.data["status"] for r in published.metadata["cost_table"].value.records] == ["blocked", "published"]
 
 
 def test_the_scan_record_check_finds_published_clips_without_a_passing_scan(tmp_path: Path) -> None:

@@ -11,11 +11,12 @@ from dagster import (
     define_asset_job,
 )
 
+from sora_assets.defs.catalog import SAFETY, owners_of
 from sora_assets.resources.safety import FrameSafetyResource
 from sora_assets.resources.warehouse import ParquetWarehouse
 
 
-@asset(group_name="evaluation", kinds={"onnx"},
+@asset(group_name=SAFETY, owners=owners_of(SAFETY), kinds={"onnx"},
        description="Golden safety eval: must-block and must-pass prompts through the text pre-filter and labelled "
                    "frame fixtures through the frame post-filter; rows in eval_results.")
 def golden_eval(context: AssetExecutionContext, warehouse: ParquetWarehouse,

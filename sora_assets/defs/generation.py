@@ -26,6 +26,7 @@ from sora_assets.core.home import Home
 from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER, DUPLICATE, RENDERED
 from sora_assets.core.spec import GenerationSpec
 from sora_assets.core.video_io import decode_mp4, encode_mp4
+from sora_assets.defs.catalog import GENERATION, owners_of
 from sora_assets.defs.partitions import GPU_POOL, shards_partitions
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.store import LocalClipStore
@@ -119,7 +120,8 @@ def jobs_left(queue: deque[list[RenderJob]], current: list[RenderJob]) -> list[R
     return current + [job for group in queue for job in group]
 
 
-@asset(partitions_def=shards_partitions, group_name="generation", kinds={"pytorch", "diffusers"}, pool=GPU_POOL,
+@asset(partitions_def=shards_partitions, group_name=GENERATION, owners=owners_of(GENERATION),
+       kinds={"pytorch", "diffusers"}, pool=GPU_POOL,
        # transient failures (a killed worker, OOM, I/O) retry with backoff; permanent ones raise
        # Failure(allow_retries=False) and deterministic NaNs never reach here (they are dead letters)
        retry_policy=RetryPolicy(max_retries=2, delay=1, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS),

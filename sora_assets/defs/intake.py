@@ -13,6 +13,7 @@ from dagster import (
 
 from sora_assets.core.batch import batch_id_of_key, rows_from_shard_file
 from sora_assets.core.intake import inbox_candidates, ingest_file, quarantine_file, shard_rows_path
+from sora_assets.defs.catalog import INTAKE, owners_of
 from sora_assets.defs.partitions import SHARDS, shards_partitions
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.planner import PlannerResource
@@ -21,7 +22,7 @@ RENDER_JOB = "render_shard"
 TIER_PRIORITY = {"paid": 10, "free": 0}
 
 
-@asset(partitions_def=shards_partitions, group_name="intake", kinds={"pandas"},
+@asset(partitions_def=shards_partitions, group_name=INTAKE, owners=owners_of(INTAKE), kinds={"pandas"},
        description="The raw rows of one shard, as split off the submitted batch file.")
 def prompt_shards(context: AssetExecutionContext, home: HomeResource) -> pd.DataFrame:
     path = shard_rows_path(home.home, context.partition_key)

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 from dagster import AssetExecutionContext, Config, DagsterRunStatus, MaterializeResult, MetadataValue, RunsFilter, asset
 
+from sora_assets.defs.catalog import PLANNING, owners_of
 from sora_assets.defs.intake import RENDER_JOB
 from sora_assets.defs.validation import validated_prompts
 from sora_assets.planning import build_plan, plan_document, plan_rows, save_plan
@@ -37,7 +38,7 @@ def plan_table(document: dict, limit: int = 40) -> str:
     return "\n".join(lines)
 
 
-@asset(group_name="planning", kinds={"highs"}, deps=[validated_prompts],
+@asset(group_name=PLANNING, owners=owners_of(PLANNING), kinds={"highs"}, deps=[validated_prompts],
        description="The render plan for every pending shard: start, GPU slot and estimated cost that meet "
                    "deadlines at the least cost (HiGHS), with savings against first-come-first-served.")
 def render_plan(context: AssetExecutionContext, config: PlanConfig, home: HomeResource, planner: PlannerResource,

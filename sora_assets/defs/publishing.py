@@ -20,8 +20,13 @@ from sora_assets.core.batch import batch_id_of_key
 from sora_assets.core.checkpoints import clear_partition
 from sora_assets.core.fsutil import sweep_if_due
 from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER, RENDERED, clip_row, ledger_row
+from sora_assets.core.previews import contact_sheet
+from sora_assets.core.shard_summary import block_rate, cost_rows, cost_totals, embedded_image_markdown
+from sora_assets.core.video_io import decode_mp4
+from sora_assets.defs.catalog import WAREHOUSE, owners_of
+from sora_assets.defs.metadata import cost_table
 from sora_assets.defs.partitions import shards_partitions
-from sora_assets.defs.screening import SCAN_RECORD
+from sora_assets.defs.screening import PREVIEW_EMBED, SCAN_RECORD
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.planner import PlannerResource
 from sora_assets.resources.store import LocalClipStore
@@ -72,14 +77,29 @@ def clips_table(clips: list[dict[str, Any]], ledger: list[dict[str, Any]], quali
     return "\n".join(lines)
 
 
-@asset(partitions_def=shards_partitions, group_name="publishing", kinds={"duckdb", "parquet"},
-       description="Signed clips in the content-addressed store, with clips and cost_ledger rows per shard.",
+PREVIEW_LABEL_WIDTH = 176  # room for a whole clip id (22 characters) beside 48-px tiles
+
+
+def published_preview(clips: list[dict[str, Any]]) -> tuple[bytes, int] | None:
+    """A JPEG contact sheet of the shard's first clips as published (blocked ones crossed out), and how many
+    clips it shows; None when no clip has frames to show (every clip dead-lettered)."""
+    shown = [c for c in clips if c["final_status"] in ("published", "cache_hit", "blocked")][:PREVIEW_EMBED]
+    if not shown:
+        return None
+    tiles = [(c["clip_id"], decode_mp4(Path(c["store_path"])) if c.get("store_path") else None) for c in shown]
+    return contact_sheet(tiles, tile=48, image_format="jpeg", label_width=PREVIEW_LABEL_WIDTH), len(shown)
+
+
+@asset(partitions_def=shards_partitions, group_name=WAREHOUSE, owners=owners_of(WAREHOUSE),
+       kinds={"duckdb", "parquet"},
+       description="Signed clips in the content-addressed store (also the render cache), with clips and "
+                   "cost_ledger rows per shard; the shard's contact sheet and cost table are in its metadata.",
        check_specs=[
-           AssetCheckSpec(SCANNED_AND_SIGNED, asset="published_clips",
+           AssetCheckSpec(SCANNED_AND_SIGNED, asset="published_clips", partitions_def=shards_partitions,
                           description="Every published clip passed the frame scan and verifies as Trusted."),
-           AssetCheckSpec(LEDGER_COMPLETE, asset="published_clips",
-                          description="Exactly one cost_ledger row per clip that reached rendering."),
-           AssetCheckSpec(SCAN_RECORDED, asset="published_clips",
+           AssetCheckSpec(LEDGER_COMPLETE, asset="published_clips", partitions_def=shards_partitions,
+                          description="Ledger completeness: exactly one cost_ledger row per clip of the shard."),
+           AssetCheckSpec(SCAN_RECORDED, asset="published_clips", partitions_def=shards_partitions,
                           description="Every published clip (cache hits included) has a passing frame-scan record "
                                       "(pass or flag) in safety_events."),
        ])
@@ -121,15 +141,26 @@ def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str,
 
     published = [c for c in signed_clips if c.get("sha256")]
     rendered = [c for c in signed_clips if c["render_status"] == RENDERED]
-    gpu_seconds = sum(r["gpu_seconds"] for r in ledger)
+    blocked = sum(c["final_status"] == "blocked" for c in signed_clips)
+    totals = cost_totals(ledger)
+    preview: dict[str, Any] = {}
+    if (sheet := published_preview(signed_clips)) is not None:
+        image, shown = sheet
+        caption = f"{shown} of {len(signed_clips)} clips; 4 frames each, blocked clips crossed out"
+        preview = {"contact_sheet": MetadataValue.md(embedded_image_markdown(image, "image/jpeg", "contact sheet",
+                                                                             caption)),
+                   "contact_sheet_bytes": len(image)}
     yield Output(signed_clips, metadata={
-        "published": len(published), "rendered": len(rendered),
+        "clips": len(signed_clips), "published": len(published), "rendered": len(rendered),
         "cache_hits": sum(c["render_status"] == CACHE_HIT for c in signed_clips),
-        "blocked": sum(c["final_status"] == "blocked" for c in signed_clips),
+        "blocked": blocked, "block_rate": block_rate(blocked, len(signed_clips)),
         "dead_letters": sum(c["final_status"] == "dead_letter" for c in signed_clips),
-        "gpu_seconds": round(gpu_seconds, 3), "cost_usd": round(sum(r["cost_usd"] for r in ledger), 6),
-        "api_equivalent_usd": round(sum(r["api_equivalent_usd"] for r in ledger), 2),
+        "gpu_seconds": totals["gpu_seconds"], "cost_usd": totals["cost_usd"],
+        "api_equivalent_usd": totals["api_equivalent_usd"], "savings_vs_api_usd": totals["savings_vs_api_usd"],
+        **preview,
+        "cost_table": cost_table(cost_rows(signed_clips, ledger, store.root)),
         "store": MetadataValue.path(str(store.root)),
+        **({"first_clip": MetadataValue.path(published[0]["store_path"])} if published else {}),
         "clips_table": MetadataValue.md(clips_table(signed_clips, ledger, warehouse.read("quality_metrics", key))),
     })
     ungated = [c["clip_id"] for c in published

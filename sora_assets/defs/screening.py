@@ -2,19 +2,30 @@
 
 import base64
 import shutil
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, MetadataValue, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MetadataValue,
+    Output,
+    asset,
+)
 
 from sora_assets.core.batch import batch_id_of_key
 from sora_assets.core.fsutil import atomic_write_bytes, atomic_write_json
-from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER
+from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER, DUPLICATE
 from sora_assets.core.previews import contact_sheet
 from sora_assets.core.quality import clip_quality
+from sora_assets.core.shard_summary import block_rate, needs_scan, unscanned_clips
 from sora_assets.core.spec import GenerationSpec
 from sora_assets.core.video_io import decode_mp4
+from sora_assets.defs.catalog import SAFETY, owners_of
 from sora_assets.defs.partitions import shards_partitions
 from sora_assets.resources.alignment import ClipAlignmentResource
 from sora_assets.resources.home import HomeResource
@@ -43,13 +54,18 @@ def carried_quality(warehouse: ParquetWarehouse, key: str, hits: dict[str, str])
 
 
 SCAN_RECORD = "frame_scan"
+SCAN_COVERAGE = "every_rendered_clip_scanned"
 
 
-@asset(partitions_def=shards_partitions, group_name="safety", kinds={"onnx"},
-       description="Frame-level safety scan of every rendered clip; blocked clips are quarantined.")
+@asset(partitions_def=shards_partitions, group_name=SAFETY, owners=owners_of(SAFETY), kinds={"onnx", "opencv"},
+       description="Frame-level safety scan of every rendered clip (NudeNet on every frame, faces on every 5th, "
+                   "technical checks); blocked clips are quarantined, never signed.",
+       check_specs=[AssetCheckSpec(SCAN_COVERAGE, asset="screened_clips", partitions_def=shards_partitions,
+                                   description="Scan coverage: every clip rendered in this shard's run has a "
+                                               "frame-scan verdict and a frame_scan record in safety_events.")])
 def screened_clips(context: AssetExecutionContext, rendered_clips: list[dict[str, Any]],
                    frame_safety: FrameSafetyResource, warehouse: ParquetWarehouse,
-                   home: HomeResource, alignment: ClipAlignmentResource) -> list[dict[str, Any]]:
+                   home: HomeResource, alignment: ClipAlignmentResource) -> Iterator[Any]:
     key = context.partition_key
     layout = home.home
     events: list[dict[str, Any]] = []
@@ -100,19 +116,30 @@ def screened_clips(context: AssetExecutionContext, rendered_clips: list[dict[str
     quality += carried_quality(warehouse, key, hits)
     warehouse.write("safety_events", key, "screened_clips", events)
     warehouse.write("quality_metrics", key, "screened_clips", quality)  # measured on the frames as encoded
+    metadata: dict[str, Any] = {}
     if previews:
         sheet = atomic_write_bytes(layout.previews / f"{key}.png", contact_sheet(previews))
         embedded = base64.b64encode(contact_sheet(previews[:PREVIEW_EMBED], tile=48)).decode()
-        context.add_output_metadata({
+        metadata.update({
             "contact_sheet": MetadataValue.md(f"![contact sheet](data:image/png;base64,{embedded})"
                                               + (f"\n\nfirst {PREVIEW_EMBED} of {len(previews)} clips"
                                                  if len(previews) > PREVIEW_EMBED else "")),
             "contact_sheet_file": MetadataValue.path(str(sheet))})
-    context.add_output_metadata({
+    blocked = sum(v["scan_verdict"] == "block" for v in verdicts.values())
+    metadata.update({
         "scanned": len(verdicts),
-        "blocked": sum(v["scan_verdict"] == "block" for v in verdicts.values()),
+        "blocked": blocked,
+        "block_rate": block_rate(blocked, len(verdicts)),
         "flagged": sum(v["scan_verdict"] == "flag" for v in verdicts.values()),
         "frames_scanned": sum(v["frames_scanned"] for v in verdicts.values()),
         "mean_flicker": round(sum(q["flicker"] for q in quality) / max(1, len(quality)), 5),
     })
-    return rendered_clips
+    yield Output(rendered_clips, metadata=metadata)
+    fresh = [c for c in rendered_clips if needs_scan(c)]
+    unscanned = unscanned_clips(rendered_clips)
+    recorded = {e["clip_id"] for e in events if e["check_name"] == SCAN_RECORD}
+    without_record = [c["clip_id"] for c in fresh if c["render_status"] != DUPLICATE and c["clip_id"] not in recorded]
+    yield AssetCheckResult(check_name=SCAN_COVERAGE, passed=not unscanned and not without_record,
+                           severity=AssetCheckSeverity.ERROR,
+                           metadata={"clips_needing_scan": len(fresh), "unscanned": ", ".join(unscanned) or "none",
+                                     "without_scan_record": ", ".join(without_record) or "none"})

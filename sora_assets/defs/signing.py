@@ -1,14 +1,25 @@
 """Signing: C2PA manifest on every clip that passed the scan, verified as Trusted before it moves on."""
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, Failure, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Failure,
+    Output,
+    asset,
+)
 
 from sora_assets.core import failpoints
 from sora_assets.core.ledger import CACHE_HIT
 from sora_assets.core.manifest import clip_manifest
+from sora_assets.core.shard_summary import untrusted_clips
 from sora_assets.core.spec import GenerationSpec
+from sora_assets.defs.catalog import PROVENANCE, owners_of
 from sora_assets.defs.partitions import shards_partitions
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.safety import FrameSafetyResource
@@ -51,18 +62,27 @@ def conditioning_ingredients(spec: GenerationSpec, clip: dict[str, Any], by_key:
     return [], None
 
 
-@asset(partitions_def=shards_partitions, group_name="provenance", kinds={"c2pa"},
-       description="Clips signed with a C2PA manifest (c2pa.created, trainedAlgorithmicMedia) and verified Trusted.")
+SIGNATURES_TRUSTED = "signed_clips_verify_trusted"
+
+
+@asset(partitions_def=shards_partitions, group_name=PROVENANCE, owners=owners_of(PROVENANCE), kinds={"c2pa"},
+       description="Clips signed with a C2PA manifest (c2pa.created, trainedAlgorithmicMedia) and verified Trusted; "
+                   "cache hits are re-verified. Blocked or unscanned clips are never signed.",
+       check_specs=[AssetCheckSpec(SIGNATURES_TRUSTED, asset="signed_clips", partitions_def=shards_partitions,
+                                   description="Every clip that passed the safety gate verifies as C2PA Trusted "
+                                               "under the signing root.")])
 def signed_clips(context: AssetExecutionContext, screened_clips: list[dict[str, Any]],
                  signer: C2paSignerResource, store: LocalClipStore,
-                 home: HomeResource, frame_safety: FrameSafetyResource) -> list[dict[str, Any]]:
+                 home: HomeResource, frame_safety: FrameSafetyResource) -> Iterator[Any]:
     signed: dict[str, dict[str, Any]] = {}
     publish_flagged = home.publish_flagged and frame_safety.policy().publish_flagged
+    gated: list[dict[str, Any]] = []  # the clips that passed the safety gate: each must end up Trusted
     by_key = {clip["cache_key"]: clip for clip in screened_clips}
     # sources before the shots that continue them: a continuation names its source's signed file
     for clip in sorted(screened_clips, key=_signing_order):
         if not publishable(clip, publish_flagged):  # the gate: nothing blocked or unscanned is signed
             continue
+        gated.append(clip)
         if clip["render_status"] == CACHE_HIT:
             stored = store.get(clip["store_sha256"])
             verification = signer.verify(stored.path)
@@ -75,7 +95,8 @@ def signed_clips(context: AssetExecutionContext, screened_clips: list[dict[str, 
         if work_path not in signed:
             spec = GenerationSpec.from_dict(clip["spec"])
             ingredients, withheld = conditioning_ingredients(spec, clip, by_key, home, store)
-            if withheld:
+            if withheld:  # not signed on purpose: it leaves the gated set, so the Trusted check does not count it
+                gated.remove(clip)
                 clip["withheld_reason"] = withheld
                 context.log.warning(f"{clip['clip_id']} withheld: {withheld}")
                 continue
@@ -92,6 +113,10 @@ def signed_clips(context: AssetExecutionContext, screened_clips: list[dict[str, 
                               f"{verification.failures}", allow_retries=False)
             signed[work_path] = {"signed_path": str(destination), "c2pa_state": verification.state}
         clip.update(signed[work_path])
-    context.add_output_metadata({"signed": len(signed),
-                                 "trusted": sum(s["c2pa_state"] == "Trusted" for s in signed.values())})
-    return screened_clips
+    untrusted = untrusted_clips(gated)
+    yield Output(screened_clips, metadata={
+        "signed": len(signed), "trusted": sum(s["c2pa_state"] == "Trusted" for s in signed.values()),
+        "cache_hits_verified": sum(c["render_status"] == CACHE_HIT for c in gated),
+        "not_signed": len(screened_clips) - len(gated)})
+    yield AssetCheckResult(check_name=SIGNATURES_TRUSTED, passed=not untrusted, severity=AssetCheckSeverity.ERROR,
+                           metadata={"clips_checked": len(gated), "not_trusted": ", ".join(untrusted) or "none"})

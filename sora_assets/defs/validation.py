@@ -14,6 +14,7 @@ from sora_assets.core.fsutil import sha256_file
 from sora_assets.core.home import Home
 from sora_assets.core.prefilter import prompt_fingerprint
 from sora_assets.core.sequences import ShotRef, edit_decision
+from sora_assets.core.shard_summary import block_rate
 from sora_assets.core.validation import (
     RejectedRow,
     ValidationOutcome,
@@ -21,6 +22,7 @@ from sora_assets.core.validation import (
     needs_conditioned_model,
     validate_rows,
 )
+from sora_assets.defs.catalog import INTAKE, owners_of
 from sora_assets.defs.partitions import shards_partitions
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.safety import FrameSafetyResource
@@ -68,7 +70,7 @@ def scan_conditioning_images(outcome: ValidationOutcome, home: Home, frame_safet
     return events
 
 
-@asset(partitions_def=shards_partitions, group_name="validation", kinds={"great_expectations"},
+@asset(partitions_def=shards_partitions, group_name=INTAKE, owners=owners_of(INTAKE), kinds={"great_expectations"},
        description="Rows that passed the shard contract and the text pre-filter, with their generation specs.")
 def validated_prompts(context: AssetExecutionContext, prompt_shards: pd.DataFrame,
                       video_model: VideoModelResource, warehouse: ParquetWarehouse, home: HomeResource,
@@ -98,6 +100,7 @@ def validated_prompts(context: AssetExecutionContext, prompt_shards: pd.DataFram
     context.add_output_metadata({
         "accepted": len(outcome.accepted), "rejected": len(outcome.rejected),
         "blocked_by_prefilter": len(outcome.blocked), "flagged_by_prefilter": len(outcome.flagged),
+        "prefilter_block_rate": block_rate(len(outcome.blocked), len(prompt_shards)),
         "safety_policy": outcome.policy_version,
         "expectations_passed": f"{outcome.expectations_successful}/{outcome.expectations_evaluated}",
         "warnings": sum(len(a.warnings) for a in outcome.accepted),

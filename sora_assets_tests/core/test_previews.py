@@ -30,3 +30,14 @@ def test_one_row_per_clip_and_blocked_clips_show_no_pixels() -> None:
 def test_an_empty_sheet_is_an_error() -> None:
     with pytest.raises(ValueError):
         contact_sheet([])
+
+
+def test_a_jpeg_sheet_for_embedding_is_smaller_and_keeps_the_layout() -> None:
+    rng = np.random.default_rng(0)
+    clips = [(f"shard-r{i:05d}", rng.integers(0, 255, (9, 64, 64, 3), dtype=np.uint8)) for i in range(4)]
+    png = contact_sheet(clips, tile=48)
+    jpeg = contact_sheet(clips, tile=48, image_format="jpeg", label_width=176)
+    assert jpeg[:3] == b"\xff\xd8\xff" and len(jpeg) < len(png) / 2  # noise: JPEG is far smaller
+    assert decode(jpeg).shape == (4 * 48, 176 + 4 * 48, 3)
+    with pytest.raises(ValueError):
+        contact_sheet(clips, image_format="gif")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sora_assets_tests.defs.test_definitions import DESIGN_ASSETS
+from sora_assets_tests.defs.test_definitions import DESIGN_ASSETS, DESIGN_GROUPS
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -37,17 +37,20 @@ def graphql(port: int, query: str) -> dict:
 
 
 @contextlib.contextmanager
-def running_dagster_dev(tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen, int, Path]]:
-    """`dagster dev` on 127.0.0.1 with a temporary DAGSTER_HOME; stopped by its process group's PID."""
+def running_dagster_dev(tmp_path: Path, env: dict[str, str], dagster_home: Path | None = None,
+                        ) -> Iterator[tuple[subprocess.Popen, int, Path]]:
+    """`dagster dev` on 127.0.0.1 with a temporary DAGSTER_HOME (or `dagster_home`, e.g. one a demo already ran
+    in, so the UI shows its materialisations); it imports this checkout; stopped by its process group's PID."""
     port = free_port()
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
+    dagster_home = dagster_home or tmp_path / "dagster_home"
+    dagster_home.mkdir(parents=True, exist_ok=True)
     (dagster_home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
     log_path = tmp_path / "dagster_dev.log"
     log = log_path.open("w")  # noqa: SIM115 - outlives the Popen; closed in finally
+    pythonpath = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
     process = subprocess.Popen(["dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-                               cwd=REPO, env={**env, "DAGSTER_HOME": str(dagster_home)}, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+                               cwd=REPO, env={**env, "DAGSTER_HOME": str(dagster_home), "PYTHONPATH": pythonpath},
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         yield process, port, dagster_home
     finally:
@@ -61,22 +64,29 @@ def running_dagster_dev(tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[s
         log.close()
 
 
+def wait_for_asset_nodes(process: subprocess.Popen, port: int, log_path: Path, timeout: float = 150) -> list[dict]:
+    """Poll GraphQL until the webserver serves the asset graph (or the server dies, or the deadline passes)."""
+    deadline = time.monotonic() + timeout
+    nodes = None
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            nodes = graphql(port, QUERY)["data"]["assetNodes"]
+            if nodes:
+                break
+        except (urllib.error.URLError, ConnectionError, KeyError, TypeError):
+            pass
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=0.5)  # paces the readiness poll; returns at once if the server died
+    assert nodes, log_path.read_text()[-3000:]
+    return nodes
+
+
 def test_dagster_dev_shows_the_asset_graph(tmp_path: Path) -> None:
     env = {**os.environ, "SORA_ASSETS_HOME": str(tmp_path / "home")}
     with running_dagster_dev(tmp_path, env) as (process, port, _):
-        deadline = time.monotonic() + 150
-        nodes = None
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                nodes = graphql(port, QUERY)["data"]["assetNodes"]
-                if nodes:
-                    break
-            except (urllib.error.URLError, ConnectionError, KeyError, TypeError):
-                pass
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=0.5)  # paces the readiness poll; returns at once if the server died
-        assert nodes, (tmp_path / "dagster_dev.log").read_text()[-3000:]
+        nodes = wait_for_asset_nodes(process, port, tmp_path / "dagster_dev.log")
         keys = {"/".join(n["assetKey"]["path"]): n for n in nodes}
+        assert {name: n["groupName"] for name, n in keys.items()} == DESIGN_GROUPS
         assert set(keys) == set(DESIGN_ASSETS) | {"render_plan", "golden_eval"}
         assert ["validated_prompts"] in [d["path"] for d in keys["render_plan"]["dependencyKeys"]]
         for upstream, downstream in zip(DESIGN_ASSETS, DESIGN_ASSETS[1:], strict=False):

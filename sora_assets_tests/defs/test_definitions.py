@@ -4,9 +4,18 @@ import sys
 from dagster import AssetKey
 
 from sora_assets.definitions import defs
+from sora_assets.defs.catalog import GROUPS, OWNERS
 
 DESIGN_ASSETS = ["prompt_shards", "validated_prompts", "rendered_clips", "screened_clips", "signed_clips",
                  "published_clips", "sequences"]
+# every asset's group, as the issue names them: the UI's asset graph tells a batch's story by these groups
+DESIGN_GROUPS = {"prompt_shards": "intake", "validated_prompts": "intake", "render_plan": "planning",
+                 "rendered_clips": "generation", "screened_clips": "safety", "golden_eval": "safety",
+                 "signed_clips": "provenance", "published_clips": "warehouse", "sequences": "warehouse"}
+# the partitioned checks each shard's run records, per asset
+SHARD_CHECKS = {"screened_clips": {"every_rendered_clip_scanned"}, "signed_clips": {"signed_clips_verify_trusted"},
+                "published_clips": {"published_clips_scanned_and_trusted", "ledger_has_one_row_per_clip",
+                                    "published_clips_have_scan_records"}}
 
 
 def test_definitions_load_with_every_stage_linked_in_order() -> None:
@@ -28,10 +37,28 @@ def test_render_job_sensor_and_gpu_pool_are_defined() -> None:
     assert {job.name for job in window.jobs} == {"render_shard", "plan_renders"}
 
 
-def test_publishing_declares_its_gate_checks() -> None:
-    checks = {key.name for key in defs.resolve_assets_def("published_clips").check_keys}
-    assert checks == {"published_clips_scanned_and_trusted", "ledger_has_one_row_per_clip",
-                      "published_clips_have_scan_records"}
+def test_gate_checks_sit_beside_the_assets_they_guard_and_are_partitioned_by_shard() -> None:
+    graph = defs.resolve_asset_graph()
+    for name, expected in SHARD_CHECKS.items():
+        assets_def = defs.resolve_assets_def(name)
+        assert {key.name for key in assets_def.check_keys} == expected
+        for spec in assets_def.check_specs:
+            assert spec.partitions_def is not None and spec.partitions_def.name == "shards", spec.name
+            assert spec.description
+    assert {key.asset_key.to_user_string() for key in graph.asset_check_keys} == set(SHARD_CHECKS)
+
+
+def test_every_asset_has_its_design_group_owners_kinds_and_a_description() -> None:
+    graph = defs.resolve_asset_graph()
+    assert set(DESIGN_GROUPS) == {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert set(DESIGN_GROUPS.values()) == set(GROUPS)  # no group of the issue is empty, none is extra
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        name = key.to_user_string()
+        assert node.group_name == DESIGN_GROUPS[name], name
+        assert list(node.owners) == OWNERS[node.group_name] and node.owners, name
+        assert node.kinds, name
+        assert node.description and len(node.description) > 40, name
 
 
 def test_every_asset_is_partitioned_by_shard() -> None:
