@@ -197,7 +197,7 @@ def test_every_sql_query_in_the_readme_runs_on_the_demo_warehouse(demo_home: dic
     statements = [s for s in statements if s]
     assert len(statements) >= 8
     results = {s.split()[3] if s.startswith("SELECT *") else s: sql(demo_home["home"], s) for s in statements}
-    assert len(results["v_cost_by_batch"]) == 1 and results["v_cost_by_batch"][0][1] == 8  # 8 clips in the ledger
+    assert len(results["v_cost_by_batch"]) == 1 and results["v_cost_by_batch"][0][1] == 11  # 11 clips in the ledger
     assert len(results["v_cost_by_tier"]) == 2
 
 
@@ -210,7 +210,7 @@ def test_eval_passes_on_the_demo_and_catches_a_miscounted_clip(demo_home: dict, 
     first = cli("eval", "--format", "json", env=env)
     assert first.returncode == 0, first.stdout + first.stderr
     checks = {r["check_name"]: r for r in json.loads(first.stdout)["rows"]}
-    assert checks["step_budget"]["passed"] and checks["c2pa_trusted"]["value"] == 8
+    assert checks["step_budget"]["passed"] and checks["c2pa_trusted"]["value"] == 11
     assert checks["determinism"]["value"] == 2 and checks["drift_flicker"]["detail"].startswith("first eval run")
 
     sidecar = sorted(home.glob("store/*/*.json"))[0]
