@@ -15,7 +15,8 @@ DESIGN_GROUPS = {"prompt_shards": "intake", "validated_prompts": "intake", "rend
 # the partitioned checks each shard's run records, per asset
 SHARD_CHECKS = {"screened_clips": {"every_rendered_clip_scanned"}, "signed_clips": {"signed_clips_verify_trusted"},
                 "published_clips": {"published_clips_scanned_and_trusted", "ledger_has_one_row_per_clip",
-                                    "published_clips_have_scan_records"}}
+                                    "published_clips_have_scan_records"},
+                "sequences": {"stitched_sequences_are_trusted"}}
 
 
 def test_definitions_load_with_every_stage_linked_in_order() -> None:
