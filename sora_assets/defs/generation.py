@@ -25,7 +25,7 @@ from sora_assets.core.spec import GenerationSpec
 from sora_assets.core.video_io import encode_mp4
 from sora_assets.defs.partitions import GPU_POOL, shards_partitions
 from sora_assets.resources.home import HomeResource
-from sora_assets.resources.store import LocalClipStore
+from sora_assets.resources.store import ClipStore
 from sora_assets.resources.video_model import (
     NonFiniteLatentsError,
     RenderJob,
@@ -88,7 +88,7 @@ def jobs_left(queue: deque[list[RenderJob]], current: list[RenderJob]) -> list[R
        description="One H.264 MP4 per accepted prompt: rendered (resuming from step checkpoints), an exact "
                    "cache hit at zero GPU-seconds, or a dead letter when the latents went non-finite.")
 def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[str, Any]],
-                   video_model: VideoModelResource, store: LocalClipStore, warehouse: ParquetWarehouse,
+                   video_model: VideoModelResource, store: ClipStore, warehouse: ParquetWarehouse,
                    home: HomeResource) -> list[dict[str, Any]]:
     key = context.partition_key
     batch_id = batch_id_of_key(key)
@@ -120,7 +120,8 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
             clip.update(record, reused_attempt=True)
         else:
             first_of[cache_key] = clip
-            checkpoints = ClipCheckpoints(layout.checkpoints, key, clip["clip_id"], video_model.keep_checkpoints)
+            checkpoints = ClipCheckpoints(layout.checkpoints, key, clip["clip_id"], video_model.keep_checkpoints,
+                                          mirror=store.checkpoint_mirror())
             resume = checkpoints.latest(cache_key, spec.steps)
             for skipped in checkpoints.rejected:
                 context.log.warning(f"{clip['clip_id']}: ignoring checkpoint {skipped.path.name}: {skipped.reason}")

@@ -24,7 +24,7 @@ from sora_assets.defs.partitions import shards_partitions
 from sora_assets.defs.screening import SCAN_RECORD
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.planner import PlannerResource
-from sora_assets.resources.store import LocalClipStore
+from sora_assets.resources.store import ClipStore
 from sora_assets.resources.warehouse import ParquetWarehouse
 
 SCANNED_AND_SIGNED = "published_clips_scanned_and_trusted"
@@ -83,7 +83,7 @@ def clips_table(clips: list[dict[str, Any]], ledger: list[dict[str, Any]], quali
                           description="Every published clip (cache hits included) has a passing frame-scan record "
                                       "(pass or flag) in safety_events."),
        ])
-def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str, Any]], store: LocalClipStore,
+def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str, Any]], store: ClipStore,
                     warehouse: ParquetWarehouse, home: HomeResource, planner: PlannerResource) -> Iterator[Any]:
     key = context.partition_key
     batch_id = batch_id_of_key(key)
@@ -112,7 +112,8 @@ def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str,
     warehouse.write("cost_ledger", key, "published_clips", ledger)
     warehouse.write("clips", key, "published_clips", [clip_row(c, key, batch_id) for c in signed_clips])
     shutil.rmtree(home.home.work / key, ignore_errors=True)
-    clear_partition(home.home.checkpoints, key)  # every clip is now published, blocked or dead-lettered
+    # every clip is now published, blocked or dead-lettered: its checkpoints (local and mirrored) go
+    clear_partition(home.home.checkpoints, key, store.checkpoint_mirror())
     swept = sweep_if_due(home.home.work / ".last-temp-sweep", [home.home.store, home.home.warehouse])
     if swept:
         context.log.info(f"removed {len(swept)} stale temp file(s) left by killed writers")
@@ -127,7 +128,7 @@ def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str,
         "dead_letters": sum(c["final_status"] == "dead_letter" for c in signed_clips),
         "gpu_seconds": round(gpu_seconds, 3), "cost_usd": round(sum(r["cost_usd"] for r in ledger), 6),
         "api_equivalent_usd": round(sum(r["api_equivalent_usd"] for r in ledger), 2),
-        "store": MetadataValue.path(str(store.root)),
+        "store": MetadataValue.path(store.location),
         "clips_table": MetadataValue.md(clips_table(signed_clips, ledger, warehouse.read("quality_metrics", key))),
     })
     ungated = [c["clip_id"] for c in published

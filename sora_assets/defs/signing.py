@@ -13,7 +13,7 @@ from sora_assets.defs.partitions import shards_partitions
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.safety import FrameSafetyResource
 from sora_assets.resources.signer import C2paSignerResource
-from sora_assets.resources.store import LocalClipStore
+from sora_assets.resources.store import ClipStore
 
 
 def publishable(clip: dict[str, Any], publish_flagged: bool) -> bool:
@@ -25,7 +25,7 @@ def publishable(clip: dict[str, Any], publish_flagged: bool) -> bool:
 @asset(partitions_def=shards_partitions, group_name="provenance", kinds={"c2pa"},
        description="Clips signed with a C2PA manifest (c2pa.created, trainedAlgorithmicMedia) and verified Trusted.")
 def signed_clips(context: AssetExecutionContext, screened_clips: list[dict[str, Any]],
-                 signer: C2paSignerResource, store: LocalClipStore,
+                 signer: C2paSignerResource, store: ClipStore,
                  home: HomeResource, frame_safety: FrameSafetyResource) -> list[dict[str, Any]]:
     signed: dict[str, dict[str, Any]] = {}
     publish_flagged = home.publish_flagged and frame_safety.policy().publish_flagged
