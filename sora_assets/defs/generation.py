@@ -6,6 +6,7 @@ and clips whose spec is in the dead-letter table are not rendered again.
 """
 
 import json
+import os
 import time
 from collections import deque
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER, DUPLICATE, RENDERED
 from sora_assets.core.spec import GenerationSpec
 from sora_assets.core.video_io import encode_mp4
 from sora_assets.defs.partitions import GPU_POOL, shards_partitions
+from sora_assets.executors import gpu_step_tags
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.store import ClipStore
 from sora_assets.resources.video_model import (
@@ -82,6 +84,7 @@ def jobs_left(queue: deque[list[RenderJob]], current: list[RenderJob]) -> list[R
 
 
 @asset(partitions_def=shards_partitions, group_name="generation", kinds={"pytorch", "diffusers"}, pool=GPU_POOL,
+       op_tags=gpu_step_tags(os.environ),  # with the Celery executor: the GPU workers' queue
        # transient failures (a killed worker, OOM, I/O) retry with backoff; permanent ones raise
        # Failure(allow_retries=False) and deterministic NaNs never reach here (they are dead letters)
        retry_policy=RetryPolicy(max_retries=2, delay=1, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS),
