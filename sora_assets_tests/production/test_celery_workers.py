@@ -29,8 +29,7 @@ from sora_assets_tests.production.services import (
 
 pytestmark = pytest.mark.slow
 # paid and free prompts: two shards (a shard never mixes tiers)
-TWO_TIERS = "".join(json.dumps({"prompt": prompt, "tier": tier, "steps": 12, "seed": seed, "width": 128,
-                                "height": 128, "num_frames": 17}) + "\n"
+TWO_TIERS = "".join(json.dumps({"prompt": prompt, "tier": tier, "steps": 12, "seed": seed}) + "\n"
                     for prompt, tier, seed in [("a tram in the snow", "paid", 1), ("a heron at the shore", "free", 2),
                                                ("a tram at night", "paid", 3), ("a heron in flight", "free", 4)])
 
@@ -139,7 +138,9 @@ def test_two_shards_render_at_once_on_two_celery_workers(tmp_path: Path, tiny_mo
         # render steps wait in it, so neither can finish one render and take the other as well
         gpu_names = [f"gpu-0-{token}", f"gpu-1-{token}"]  # celery names them <name>@<host>
         workers_spec = [(f"cpu-{token}", cpu_queue), (gpu_names[0], idle_queue), (gpu_names[1], idle_queue)]
-        with celery_workers(workers_spec, config, env, tmp_path) as workers:
+        with contextlib.ExitStack() as cleanup:
+            cleanup.callback(forget_queues, broker, token)  # after the workers stop (registered first, runs last)
+            workers = cleanup.enter_context(celery_workers(workers_spec, config, env, tmp_path))
             execute = ["dagster", "job", "execute", "-m", "sora_assets.definitions", "-j", "render_shard", "--tags"]
             runs = []
             for key in keys:  # both runs at once: each submits its steps to the queues
@@ -164,7 +165,6 @@ def test_two_shards_render_at_once_on_two_celery_workers(tmp_path: Path, tiny_mo
                     if run.poll() is None:
                         stop(run)
             pids = [worker_pids(w) for w in workers]
-        forget_queues(broker, token)
 
         with DagsterInstance.get() as instance:
             records = instance.get_runs()
