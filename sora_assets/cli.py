@@ -138,9 +138,9 @@ def verify(clip: Path, trust_anchor: Annotated[Path | None, typer.Option(
 
 
 def _summary_rows(home: Home, keys: list[str]) -> list[dict[str, Any]]:
-    from sora_assets.resources.warehouse import ParquetWarehouse
+    from sora_assets.resources.home import storage_resources
 
-    warehouse = ParquetWarehouse(root=str(home.warehouse), db_path=str(home.warehouse_db))
+    warehouse = storage_resources(home)["warehouse"]  # local, or S3 when SORA_ASSETS_STORAGE=s3
     placeholders = ", ".join("?" for _ in keys)
     frame = warehouse.query(f"""
         WITH c AS (SELECT partition_key, count(*) FILTER (status = 'published') AS published,
@@ -236,7 +236,7 @@ def report(kind: ReportKind, home: HomeOption = None,
     from datetime import datetime
 
     from sora_assets.core.reports import KINDS, report_sql
-    from sora_assets.resources.warehouse import ParquetWarehouse
+    from sora_assets.resources.home import storage_resources
 
     names = KINDS[kind.value]
     if only is not None:
@@ -251,7 +251,7 @@ def report(kind: ReportKind, home: HomeOption = None,
         except ValueError:
             raise fail(f"--since {since!r} is not an ISO date or time (e.g. 2026-11-21 or 2026-11-21T08:00)") from None
     layout = Home.from_env(home)
-    warehouse = ParquetWarehouse(root=str(layout.warehouse), db_path=str(layout.warehouse_db))
+    warehouse = storage_resources(layout)["warehouse"]  # an S3 warehouse syncs its Parquet first
     results = {}
     for name in names:
         sql, params = report_sql(name, batch, since)

@@ -1,5 +1,7 @@
 """The one Definitions object: assets, checks, jobs, sensors and resources for the configured home."""
 
+import os
+
 from dagster import Definitions
 
 from sora_assets.core.home import Home
@@ -8,6 +10,7 @@ from sora_assets.defs.intake import inbox_sensor
 from sora_assets.defs.jobs import SHARD_ASSETS, plan_job, render_shard_job
 from sora_assets.defs.launching import plan_window_sensor
 from sora_assets.defs.planning import render_plan
+from sora_assets.executors import executor_from_env
 from sora_assets.resources.home import default_resources
 
 
@@ -18,6 +21,7 @@ def build_definitions(home: Home | None = None) -> Definitions:
         sensors=[inbox_sensor, plan_window_sensor],
         schedules=[golden_eval_schedule],
         resources=default_resources(home or Home.from_env()),
+        executor=executor_from_env(os.environ),  # None: Dagster's multiprocess default; celery: a worker fleet
     )
 
 

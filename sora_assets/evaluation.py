@@ -10,7 +10,7 @@ from typing import Any
 from sora_assets.core.frames import frames_sha256
 from sora_assets.core.spec import GenerationSpec
 from sora_assets.resources.signer import C2paSignerResource
-from sora_assets.resources.store import LocalClipStore
+from sora_assets.resources.store import ClipStore
 from sora_assets.resources.video_model import VideoModelResource
 from sora_assets.resources.warehouse import ParquetWarehouse
 
@@ -31,7 +31,7 @@ class EvalCheck:
                 "expected": self.expected, "detail": self.detail, "recorded_at": now}
 
 
-def step_budget_check(warehouse: ParquetWarehouse, model: VideoModelResource, store: LocalClipStore) -> EvalCheck:
+def step_budget_check(warehouse: ParquetWarehouse, model: VideoModelResource, store: ClipStore) -> EvalCheck:
     """Every rendered clip ran exactly its spec's steps, within its tier's budget, per its own step timings."""
     budgets = model.tier_policy().steps
     clips = warehouse.query("SELECT clip_id, tier, steps, sha256 FROM clips WHERE sha256 IS NOT NULL")
@@ -45,7 +45,7 @@ def step_budget_check(warehouse: ParquetWarehouse, model: VideoModelResource, st
                      f"{len(clips)} clips checked; over budget or miscounted: {', '.join(bad) or 'none'}")
 
 
-def c2pa_check(warehouse: ParquetWarehouse, signer: C2paSignerResource, store: LocalClipStore) -> EvalCheck:
+def c2pa_check(warehouse: ParquetWarehouse, signer: C2paSignerResource, store: ClipStore) -> EvalCheck:
     shas = sorted(set(warehouse.query("SELECT sha256 FROM clips WHERE sha256 IS NOT NULL").sha256))
     states = {sha: signer.verify(store.object_path(sha)).state for sha in shas}
     untrusted = [f"{sha[:12]}: {state}" for sha, state in states.items() if state != "Trusted"]
@@ -53,7 +53,7 @@ def c2pa_check(warehouse: ParquetWarehouse, signer: C2paSignerResource, store: L
                      f"untrusted: {', '.join(untrusted) or 'none'}")
 
 
-def determinism_check(warehouse: ParquetWarehouse, model: VideoModelResource, store: LocalClipStore,
+def determinism_check(warehouse: ParquetWarehouse, model: VideoModelResource, store: ClipStore,
                       sample: int) -> EvalCheck:
     """Re-render a sample of published specs; the frames must hash the same as when first rendered."""
     clips = warehouse.query("SELECT clip_id, sha256, frames_sha256 FROM clips WHERE sha256 IS NOT NULL "
@@ -91,7 +91,7 @@ def previous_means(warehouse: ParquetWarehouse) -> dict[str, float]:
 
 
 def run_eval(warehouse: ParquetWarehouse, model: VideoModelResource, signer: C2paSignerResource,
-             store: LocalClipStore, sample: int = 2) -> tuple[str, list[EvalCheck]]:
+             store: ClipStore, sample: int = 2) -> tuple[str, list[EvalCheck]]:
     previous = previous_means(warehouse)
     checks = [step_budget_check(warehouse, model, store), c2pa_check(warehouse, signer, store),
               determinism_check(warehouse, model, store, sample)]

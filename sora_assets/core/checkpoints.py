@@ -4,6 +4,10 @@ Layout: `<home>/checkpoints/<partition>/<clip>/step-NNNNN.pt` plus `step-NNNNN.j
 the file's SHA-256 and what it belongs to. Both are written atomically, the sidecar last, so a
 checkpoint without a matching sidecar never counts. Loading verifies the hash, the cache key, the
 step count and that the latents are finite; anything else falls back to the previous checkpoint.
+
+With a `mirror` (an object store such as S3) every checkpoint is also uploaded, tensor first and sidecar
+last, and `latest()` first pulls the mirror's checkpoints it lacks: a render killed on one GPU machine
+resumes on another from the same step.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sora_assets.core.blobs import BlobStore
 from sora_assets.core.fsutil import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
 
 FORMAT_VERSION = 1
@@ -46,9 +51,12 @@ class LoadAttempt:
 class ClipCheckpoints:
     """The checkpoint folder of one clip in one partition."""
 
-    def __init__(self, root: Path, partition_key: str, clip_id: str, keep: int = 2):
+    def __init__(self, root: Path, partition_key: str, clip_id: str, keep: int = 2,
+                 mirror: BlobStore | None = None):
         self.folder = root / partition_key / clip_id
         self.keep = max(1, keep)
+        self.mirror = mirror
+        self.remote_prefix = f"{partition_prefix(partition_key)}{clip_id}/"
         self.rejected: list[LoadAttempt] = []  # checkpoints skipped by the last `latest()`, with reasons
 
     def _sidecars(self) -> list[Path]:
@@ -76,6 +84,9 @@ class ClipCheckpoints:
             "total_steps": checkpoint.total_steps, "gpu_seconds": checkpoint.gpu_seconds,
             "step_seconds": checkpoint.step_seconds, "written_at": datetime.now(UTC).isoformat(),
         }, durable=False)
+        if self.mirror is not None:  # sidecar last, as on disk: a mirrored tensor without one never counts
+            self.mirror.put(self.remote_prefix + tensor_path.name, data)
+            self.mirror.put(self.remote_prefix + f"{stem}.json", (self.folder / f"{stem}.json").read_bytes())
         self._prune()
         return tensor_path
 
@@ -84,10 +95,32 @@ class ClipCheckpoints:
         for sidecar in self._sidecars()[self.keep:]:
             sidecar.with_suffix(".pt").unlink(missing_ok=True)
             sidecar.unlink(missing_ok=True)
+            if self.mirror is not None:
+                self.mirror.delete([self.remote_prefix + sidecar.name,
+                                    self.remote_prefix + sidecar.with_suffix(".pt").name])
+
+    def pull(self) -> list[str]:
+        """Copy the mirror's checkpoints this machine lacks into the local folder (tensor first, sidecar last)."""
+        if self.mirror is None:
+            return []
+        pulled = []
+        for key in self.mirror.keys(self.remote_prefix):
+            name = key[len(self.remote_prefix):]
+            if not _STEP_FILE.match(name) or (self.folder / name).exists():
+                continue
+            sidecar = self.mirror.get(key)
+            tensor = self.mirror.get(self.remote_prefix + name.replace(".json", ".pt"))
+            if sidecar is None or tensor is None:
+                continue  # pruned meanwhile: nothing to resume from
+            atomic_write_bytes(self.folder / name.replace(".json", ".pt"), tensor, durable=False)
+            atomic_write_bytes(self.folder / name, sidecar, durable=False)
+            pulled.append(name)
+        return pulled
 
     def latest(self, cache_key: str, total_steps: int) -> StepCheckpoint | None:
         """The newest checkpoint that verifies, or None; skipped ones are listed in `rejected`."""
         self.rejected = []
+        self.pull()
         for sidecar in self._sidecars():
             try:
                 checkpoint = self._load(sidecar, cache_key, total_steps)
@@ -128,8 +161,17 @@ class ClipCheckpoints:
 
     def clear(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+        if self.mirror is not None:
+            self.mirror.delete(self.mirror.keys(self.remote_prefix))
 
 
-def clear_partition(root: Path, partition_key: str) -> None:
+def partition_prefix(partition_key: str) -> str:
+    """Where a partition's checkpoints live in a mirror: `checkpoints/<partition>/`."""
+    return f"checkpoints/{partition_key}/"
+
+
+def clear_partition(root: Path, partition_key: str, mirror: BlobStore | None = None) -> None:
     """Drop a partition's checkpoints once its clips are published (or dead-lettered)."""
     shutil.rmtree(root / partition_key, ignore_errors=True)
+    if mirror is not None:
+        mirror.delete(mirror.keys(partition_prefix(partition_key)))

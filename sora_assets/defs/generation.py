@@ -6,6 +6,7 @@ and clips whose spec is in the dead-letter table are not rendered again.
 """
 
 import json
+import os
 import time
 from collections import deque
 from datetime import UTC, datetime
@@ -28,8 +29,9 @@ from sora_assets.core.spec import GenerationSpec
 from sora_assets.core.video_io import decode_mp4, encode_mp4
 from sora_assets.defs.catalog import GENERATION, owners_of
 from sora_assets.defs.partitions import GPU_POOL, shards_partitions
+from sora_assets.executors import gpu_step_tags
 from sora_assets.resources.home import HomeResource
-from sora_assets.resources.store import LocalClipStore
+from sora_assets.resources.store import ClipStore
 from sora_assets.resources.video_model import (
     NonFiniteLatentsError,
     RenderJob,
@@ -87,7 +89,7 @@ def _shot_order(clip: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def conditioning_image(spec: GenerationSpec, clip: dict[str, Any], by_key: dict[str, dict[str, Any]], layout: Home,
-                       store: LocalClipStore) -> tuple[np.ndarray | None, str]:
+                       store: ClipStore) -> tuple[np.ndarray | None, str]:
     """The first frame a conditioned spec names: its input image (checked against the validated hash), or
     the last frame of the shot it continues, decoded from that shot's MP4 (so a fresh render, an earlier
     attempt's file and a cache hit all give the same pixels)."""
@@ -122,13 +124,14 @@ def jobs_left(queue: deque[list[RenderJob]], current: list[RenderJob]) -> list[R
 
 @asset(partitions_def=shards_partitions, group_name=GENERATION, owners=owners_of(GENERATION),
        kinds={"pytorch", "diffusers"}, pool=GPU_POOL,
+       op_tags=gpu_step_tags(os.environ),  # with the Celery executor: the GPU workers' queue
        # transient failures (a killed worker, OOM, I/O) retry with backoff; permanent ones raise
        # Failure(allow_retries=False) and deterministic NaNs never reach here (they are dead letters)
        retry_policy=RetryPolicy(max_retries=2, delay=1, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS),
        description="One H.264 MP4 per accepted prompt: rendered (resuming from step checkpoints), an exact "
                    "cache hit at zero GPU-seconds, or a dead letter when the latents went non-finite.")
 def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[str, Any]],
-                   video_model: VideoModelResource, store: LocalClipStore, warehouse: ParquetWarehouse,
+                   video_model: VideoModelResource, store: ClipStore, warehouse: ParquetWarehouse,
                    home: HomeResource) -> list[dict[str, Any]]:
     key = context.partition_key
     batch_id = batch_id_of_key(key)
@@ -161,7 +164,8 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
             clip.update(record, reused_attempt=True)
         else:
             first_of[cache_key] = clip
-            checkpoints = ClipCheckpoints(layout.checkpoints, key, clip["clip_id"], video_model.keep_checkpoints)
+            checkpoints = ClipCheckpoints(layout.checkpoints, key, clip["clip_id"], video_model.keep_checkpoints,
+                                          mirror=store.checkpoint_mirror())
             resume = checkpoints.latest(cache_key, spec.steps)
             for skipped in checkpoints.rejected:
                 context.log.warning(f"{clip['clip_id']}: ignoring checkpoint {skipped.path.name}: {skipped.reason}")

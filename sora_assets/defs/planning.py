@@ -10,7 +10,7 @@ from sora_assets.defs.validation import validated_prompts
 from sora_assets.planning import build_plan, plan_document, plan_rows, save_plan
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.planner import PlannerResource
-from sora_assets.resources.store import LocalClipStore
+from sora_assets.resources.store import ClipStore
 from sora_assets.resources.video_model import VideoModelResource
 from sora_assets.resources.warehouse import ParquetWarehouse
 
@@ -43,7 +43,7 @@ def plan_table(document: dict, limit: int = 40) -> str:
                    "deadlines at the least cost (HiGHS), with savings against first-come-first-served.")
 def render_plan(context: AssetExecutionContext, config: PlanConfig, home: HomeResource, planner: PlannerResource,
                 video_model: VideoModelResource, warehouse: ParquetWarehouse,
-                store: LocalClipStore) -> MaterializeResult:
+                store: ClipStore) -> MaterializeResult:
     now = datetime.fromisoformat(config.now) if config.now else datetime.now(UTC)
     busy = shards_with_runs(context.instance, ACTIVE + [DagsterRunStatus.FAILURE])
     result = build_plan(home.home, planner, video_model, warehouse, store, now, exclude=busy)

@@ -29,7 +29,7 @@ from sora_assets.defs.partitions import shards_partitions
 from sora_assets.defs.screening import PREVIEW_EMBED, SCAN_RECORD
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.planner import PlannerResource
-from sora_assets.resources.store import LocalClipStore
+from sora_assets.resources.store import ClipStore
 from sora_assets.resources.warehouse import ParquetWarehouse
 
 SCANNED_AND_SIGNED = "published_clips_scanned_and_trusted"
@@ -103,7 +103,7 @@ def published_preview(clips: list[dict[str, Any]]) -> tuple[bytes, int] | None:
                           description="Every published clip (cache hits included) has a passing frame-scan record "
                                       "(pass or flag) in safety_events."),
        ])
-def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str, Any]], store: LocalClipStore,
+def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str, Any]], store: ClipStore,
                     warehouse: ParquetWarehouse, home: HomeResource, planner: PlannerResource) -> Iterator[Any]:
     key = context.partition_key
     batch_id = batch_id_of_key(key)
@@ -134,7 +134,8 @@ def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str,
     warehouse.write("cost_ledger", key, "published_clips", ledger)
     warehouse.write("clips", key, "published_clips", [clip_row(c, key, batch_id) for c in signed_clips])
     shutil.rmtree(home.home.work / key, ignore_errors=True)
-    clear_partition(home.home.checkpoints, key)  # every clip is now published, blocked or dead-lettered
+    # every clip is now published, blocked or dead-lettered: its checkpoints (local and mirrored) go
+    clear_partition(home.home.checkpoints, key, store.checkpoint_mirror())
     swept = sweep_if_due(home.home.work / ".last-temp-sweep", [home.home.store, home.home.warehouse])
     if swept:
         context.log.info(f"removed {len(swept)} stale temp file(s) left by killed writers")
@@ -158,8 +159,8 @@ def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str,
         "gpu_seconds": totals["gpu_seconds"], "cost_usd": totals["cost_usd"],
         "api_equivalent_usd": totals["api_equivalent_usd"], "savings_vs_api_usd": totals["savings_vs_api_usd"],
         **preview,
-        "cost_table": cost_table(cost_rows(signed_clips, ledger, store.root)),
-        "store": MetadataValue.path(str(store.root)),
+        "cost_table": cost_table(cost_rows(signed_clips, ledger, store.location)),
+        "store": MetadataValue.path(str(store.location)),
         **({"first_clip": MetadataValue.path(published[0]["store_path"])} if published else {}),
         "clips_table": MetadataValue.md(clips_table(signed_clips, ledger, warehouse.read("quality_metrics", key))),
     })

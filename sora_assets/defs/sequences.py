@@ -25,7 +25,7 @@ from sora_assets.defs.catalog import WAREHOUSE, owners_of
 from sora_assets.defs.partitions import shards_partitions
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.signer import C2paSignerResource, Ingredient
-from sora_assets.resources.store import LocalClipStore
+from sora_assets.resources.store import ClipStore
 from sora_assets.resources.warehouse import ParquetWarehouse
 
 SEQUENCES_TRUSTED = "stitched_sequences_are_trusted"
@@ -46,7 +46,7 @@ def shot_groups(clips: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
        check_specs=[AssetCheckSpec(SEQUENCES_TRUSTED, asset="sequences", partitions_def=shards_partitions,
                                    description="Every stitched sequence verifies Trusted and carries one "
                                                "ingredient per shot.")])
-def sequences(context: AssetExecutionContext, published_clips: list[dict[str, Any]], store: LocalClipStore,
+def sequences(context: AssetExecutionContext, published_clips: list[dict[str, Any]], store: ClipStore,
               signer: C2paSignerResource, warehouse: ParquetWarehouse, home: HomeResource) -> Iterator[Any]:
     key = context.partition_key
     batch_id = batch_id_of_key(key)

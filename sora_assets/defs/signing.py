@@ -24,7 +24,7 @@ from sora_assets.defs.partitions import shards_partitions
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.safety import FrameSafetyResource
 from sora_assets.resources.signer import C2paSignerResource, Ingredient
-from sora_assets.resources.store import LocalClipStore
+from sora_assets.resources.store import ClipStore
 
 
 def publishable(clip: dict[str, Any], publish_flagged: bool) -> bool:
@@ -40,7 +40,7 @@ def _signing_order(clip: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def conditioning_ingredients(spec: GenerationSpec, clip: dict[str, Any], by_key: dict[str, dict[str, Any]],
-                             home: HomeResource, store: LocalClipStore) -> tuple[list[Ingredient], str | None]:
+                             home: HomeResource, store: ClipStore) -> tuple[list[Ingredient], str | None]:
     """What a conditioned clip was made from, as C2PA `inputTo` ingredients: the input image file, or the
     signed clip of the shot it continues. A continuation of a clip that was not signed (blocked, withheld)
     is withheld too: it is built from that clip's last frame."""
@@ -72,7 +72,7 @@ SIGNATURES_TRUSTED = "signed_clips_verify_trusted"
                                    description="Every clip that passed the safety gate verifies as C2PA Trusted "
                                                "under the signing root.")])
 def signed_clips(context: AssetExecutionContext, screened_clips: list[dict[str, Any]],
-                 signer: C2paSignerResource, store: LocalClipStore,
+                 signer: C2paSignerResource, store: ClipStore,
                  home: HomeResource, frame_safety: FrameSafetyResource) -> Iterator[Any]:
     signed: dict[str, dict[str, Any]] = {}
     publish_flagged = home.publish_flagged and frame_safety.policy().publish_flagged

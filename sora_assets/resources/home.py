@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from dagster import ConfigurableResource, FilesystemIOManager
@@ -26,19 +27,33 @@ def default_resources(home: Home, shard_size: int = 64) -> dict[str, Any]:
     from sora_assets.resources.planner import PlannerResource, planner_settings_from_env
     from sora_assets.resources.safety import FrameSafetyResource
     from sora_assets.resources.signer import C2paSignerResource
-    from sora_assets.resources.store import LocalClipStore
     from sora_assets.resources.video_model import VideoModelResource, model_settings_from_env
-    from sora_assets.resources.warehouse import ParquetWarehouse
 
     return {
         "home": HomeResource(path=str(home.root), shard_size=shard_size),
         # optional CLIP score: a local CLIP folder (transformers layout); unset, the score is not computed
         "alignment": ClipAlignmentResource(model_path=os.environ.get("SORA_ASSETS_CLIP_PATH", "")),
         "video_model": VideoModelResource(**model_settings_from_env(os.environ, home.default_model_path)),
-        "store": LocalClipStore(root=str(home.store)),
-        "warehouse": ParquetWarehouse(root=str(home.warehouse), db_path=str(home.warehouse_db)),
+        **storage_resources(home),
         "signer": C2paSignerResource(keys_dir=str(home.keys)),
         "frame_safety": FrameSafetyResource(),
         "planner": PlannerResource(**planner_settings_from_env(os.environ)),
         "io_manager": FilesystemIOManager(base_dir=str(home.dagster_io)),
     }
+
+
+def storage_resources(home: Home, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """`store` and `warehouse`: under the home by default, on S3 when SORA_ASSETS_STORAGE=s3.
+
+    On S3 the home still holds local copies (fetched clips, synced Parquet, checkpoints in flight),
+    which any machine can lose without losing data.
+    """
+    from sora_assets.resources.s3 import s3_resources, s3_settings_from_env
+    from sora_assets.resources.store import LocalClipStore
+    from sora_assets.resources.warehouse import ParquetWarehouse
+
+    settings = s3_settings_from_env(os.environ if env is None else env)
+    if settings is not None:
+        return s3_resources(settings, home.store, home.warehouse, home.warehouse_db)
+    return {"store": LocalClipStore(root=str(home.store)),
+            "warehouse": ParquetWarehouse(root=str(home.warehouse), db_path=str(home.warehouse_db))}

@@ -1,4 +1,8 @@
-"""Content-addressed clip store that doubles as the render cache."""
+"""Content-addressed clip store that doubles as the render cache.
+
+`ClipStore` is the interface the assets use; `LocalClipStore` keeps clips under <home>/store and
+`S3ClipStore` (sora_assets/resources/s3.py) in a bucket, chosen by SORA_ASSETS_STORAGE.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from sora_assets.core import failpoints
+from sora_assets.core.blobs import BlobStore
 from sora_assets.core.fsutil import atomic_copy, atomic_write_json, sha256_file
 
 
@@ -25,10 +30,48 @@ class StoredClip:
     sidecar: dict[str, Any]
 
 
-class LocalClipStore(ConfigurableResource):
+class ClipStore(ConfigurableResource):
+    """What the assets need from a clip store: probe, look up, fetch and publish by content address.
+
+    Publishing is ordered object → sidecar → cache index, so a crash or an error at any point leaves
+    at most an unindexed object (re-published next time), never an index entry without its clip.
+    """
+
+    @property
+    def location(self) -> str:
+        """Where the clips live, for metadata and logs."""
+        raise NotImplementedError
+
+    def object_path(self, sha256: str) -> Path:
+        """A local file holding the clip (a remote store fetches and verifies it first)."""
+        raise NotImplementedError
+
+    def has(self, cache_key: str) -> bool:
+        raise NotImplementedError
+
+    def lookup(self, cache_key: str) -> StoredClip | None:
+        raise NotImplementedError
+
+    def get(self, sha256: str) -> StoredClip:
+        raise NotImplementedError
+
+    def publish(self, source: Path, cache_key: str, sidecar: dict[str, Any],
+                failpoint_dir: Path | None = None) -> StoredClip:
+        raise NotImplementedError
+
+    def checkpoint_mirror(self) -> BlobStore | None:
+        """Where step checkpoints are mirrored so another machine can resume them (None: local only)."""
+        return None
+
+
+class LocalClipStore(ClipStore):
     """`<root>/<aa>/<sha256>.mp4` plus `<sha256>.json`; `<root>/cache/<kk>/<cache_key>.json` → sha256."""
 
     root: str = Field(description="Store folder, normally <home>/store.")
+
+    @property
+    def location(self) -> str:
+        return self.root
 
     def _root(self) -> Path:
         return Path(self.root)

@@ -64,12 +64,15 @@ class ParquetWarehouse(ConfigurableResource):
             return TABLES[table].empty_table().to_pandas()
         return pa.concat_tables([pq.read_table(f, schema=TABLES[table]) for f in files]).to_pandas()
 
+    def _table_glob(self, table: str) -> str:
+        """Where a view reads a table's Parquet (an S3 warehouse may point it at the bucket)."""
+        return (Path(self.root) / table / "*" / "*.parquet").as_posix()
+
     def _view_sql(self) -> list[str]:
         statements = []
         for table in TABLES:
-            glob = (Path(self.root) / table / "*" / "*.parquet").as_posix()
             statements.append(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet("
-                              f"'{glob}', union_by_name = true, hive_partitioning = false)")
+                              f"'{self._table_glob(table)}', union_by_name = true, hive_partitioning = false)")
         return statements + view_statements()  # report views over the table views
 
     def _ensure_schema_files(self) -> None:
