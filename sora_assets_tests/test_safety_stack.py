@@ -133,7 +133,8 @@ def test_conditioning_images_are_scanned_before_any_gpu_time(home_with_model) ->
             {"prompt": "a dark room", "image": "black.png"},
             {"prompt": "a missing picture", "image": "nowhere.png"},
             {"prompt": "an escape attempt", "image": "../../etc/passwd"},
-            {"prompt": "a plain text row"}]
+            {"prompt": "a plain text row"},
+            {"prompt": "a picture kept on S3", "image": "s3://studio-inputs/boat.png"}]
     (home.inbox / "images.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     (key,) = ingest_file(home, home.inbox / "images.jsonl", 64).shard_keys
     with DagsterInstance.ephemeral() as instance:
@@ -144,9 +145,10 @@ def test_conditioning_images_are_scanned_before_any_gpu_time(home_with_model) ->
     assert sorted(r["row"] for r in accepted) == [1, 5]
     warehouse = ParquetWarehouse(root=str(home.warehouse), db_path=str(home.warehouse_db))
     rejections = warehouse.query("SELECT row, stage, reason FROM rejections ORDER BY row")
-    assert list(rejections.row) == [2, 3, 4] and set(rejections.stage) == {"input_scan"}
+    assert list(rejections.row) == [2, 3, 4, 6] and set(rejections.stage) == {"input_scan"}
     assert "blocked by the frame policy" in rejections.reason[0] and "black" in rejections.reason[0]
     assert "unusable" in rejections.reason[1] and "outside the pipeline home" in rejections.reason[2]
+    assert "S3 inputs need the S3 store" in rejections.reason[3]  # the local store cannot fetch s3:// keys
     events = warehouse.query("SELECT row, action, check_name FROM safety_events WHERE stage = 'input_image'")
     assert ("block" in set(events.action)) and set(events.row) <= {1, 2}
     assert not any(home.work.glob("**/*.mp4"))  # nothing rendered

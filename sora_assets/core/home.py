@@ -74,6 +74,13 @@ class Home:
         """Markers of failpoints that already fired (each fires once per home)."""
         return self.work / ".failpoints"
 
+    def input_path(self, name: str) -> Path:
+        """Where a row's `image` lives locally: under inputs/ (confined), or for `s3://bucket/key` the
+        local copy at inputs/s3/<bucket>/<key> (the store resource downloads it there)."""
+        if name.startswith("s3://"):
+            return self.confine(self.inputs / "s3" / name.removeprefix("s3://"))
+        return self.confine(self.inputs / name)
+
     @property
     def inputs(self) -> Path:
         """Conditioning images a row may name in its `image` field (paths are relative to this folder)."""

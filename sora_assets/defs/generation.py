@@ -29,6 +29,7 @@ from sora_assets.core.spec import GenerationSpec
 from sora_assets.core.video_io import decode_mp4, encode_mp4
 from sora_assets.defs.catalog import GENERATION, owners_of
 from sora_assets.defs.partitions import GPU_POOL, shards_partitions
+from sora_assets.defs.validation import input_image_file
 from sora_assets.executors import gpu_step_tags
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.store import ClipStore
@@ -96,7 +97,7 @@ def conditioning_image(spec: GenerationSpec, clip: dict[str, Any], by_key: dict[
     kind, _, ref = (spec.conditioning or "").partition(":")
     if kind == "image":
         try:
-            path = layout.confine(layout.inputs / str(clip["metadata"]["image"]))
+            path = input_image_file(str(clip["metadata"]["image"]), layout, store)
             if sha256_file(path) != ref:
                 return None, f"{path.name} changed after validation"
             with Image.open(path) as image:

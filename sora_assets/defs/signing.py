@@ -21,6 +21,7 @@ from sora_assets.core.shard_summary import untrusted_clips
 from sora_assets.core.spec import GenerationSpec
 from sora_assets.defs.catalog import PROVENANCE, owners_of
 from sora_assets.defs.partitions import shards_partitions
+from sora_assets.defs.validation import input_image_file
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.safety import FrameSafetyResource
 from sora_assets.resources.signer import C2paSignerResource, Ingredient
@@ -46,7 +47,7 @@ def conditioning_ingredients(spec: GenerationSpec, clip: dict[str, Any], by_key:
     is withheld too: it is built from that clip's last frame."""
     kind, _, ref = (spec.conditioning or "").partition(":")
     if kind == "image":
-        path = home.home.confine(home.home.inputs / str(clip["metadata"]["image"]))
+        path = input_image_file(str(clip["metadata"]["image"]), home.home, store)
         return [Ingredient.image(path, f"input {clip['metadata']['image']}")], None
     if kind == "last_frame":
         source = by_key.get(ref)

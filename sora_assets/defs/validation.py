@@ -2,6 +2,7 @@
 
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,12 +27,22 @@ from sora_assets.defs.catalog import INTAKE, owners_of
 from sora_assets.defs.partitions import shards_partitions
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.safety import FrameSafetyResource
+from sora_assets.resources.store import ClipStore
 from sora_assets.resources.video_model import VideoModelResource
 from sora_assets.resources.warehouse import ParquetWarehouse
 
 
+def input_image_file(name: str, home: Home, store: ClipStore) -> Path:
+    """A row's `image` as a local file: under <home>/inputs/, or an `s3://bucket/key` fetched through the
+    store resource on first use (a GPU worker on another machine fetches its own copy)."""
+    path = home.input_path(name)
+    if name.startswith("s3://") and not path.exists():
+        store.fetch_input(name, path)
+    return path
+
+
 def scan_conditioning_images(outcome: ValidationOutcome, home: Home, frame_safety: FrameSafetyResource, key: str,
-                             batch_id: str, now: datetime) -> list[dict[str, Any]]:
+                             batch_id: str, now: datetime, store: ClipStore) -> list[dict[str, Any]]:
     """Scan every row's conditioning image (`image`, under <home>/inputs/) with the frame policy before
     any GPU time; a blocked or unreadable image rejects its row. Returns the safety events."""
     events: list[dict[str, Any]] = []
@@ -43,7 +54,7 @@ def scan_conditioning_images(outcome: ValidationOutcome, home: Home, frame_safet
             continue
         spec_prompt = row.spec.get("prompt", "")
         try:
-            path = home.confine(home.inputs / str(name))
+            path = input_image_file(str(name), home, store)
             with Image.open(path) as image:
                 pixels = np.asarray(image.convert("RGB"))
             image_sha256 = sha256_file(path)
@@ -74,12 +85,12 @@ def scan_conditioning_images(outcome: ValidationOutcome, home: Home, frame_safet
        description="Rows that passed the shard contract and the text pre-filter, with their generation specs.")
 def validated_prompts(context: AssetExecutionContext, prompt_shards: pd.DataFrame,
                       video_model: VideoModelResource, warehouse: ParquetWarehouse, home: HomeResource,
-                      frame_safety: FrameSafetyResource) -> list[dict[str, Any]]:
+                      frame_safety: FrameSafetyResource, store: ClipStore) -> list[dict[str, Any]]:
     key = context.partition_key
     batch_id = batch_id_of_key(key)
     outcome = validate_rows(prompt_shards, batch_id, video_model.profile(), tiers=video_model.tier_policy())
     now = datetime.now(UTC)
-    image_events = scan_conditioning_images(outcome, home.home, frame_safety, key, batch_id, now)
+    image_events = scan_conditioning_images(outcome, home.home, frame_safety, key, batch_id, now, store)
     link_conditioning(outcome, video_model.profile(conditioned=True) if needs_conditioned_model(outcome) else None)
     warehouse.write("edit_decisions", key, "validated_prompts", [
         {**edit_decision(ShotRef(**a.shot), a.clip_id, a.row, a.spec, a.metadata.get("image")), "partition_key": key,

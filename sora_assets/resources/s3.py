@@ -178,6 +178,20 @@ class S3ClipStore(ClipStore):
             atomic_copy(source, local, mode=0o444)
         return StoredClip(sha256=sha, path=local, sidecar=record)
 
+    def fetch_input(self, uri: str, target: Path) -> Path:
+        """Download `s3://bucket/key` (any bucket the credentials can read) to `target`, atomically."""
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        if not bucket or not key:
+            raise ValueError(f"{uri[:80]!r} is not an s3://bucket/key URI")
+        if self._client is None:
+            self._client = self.s3.get_client()
+        try:
+            body = self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except Exception as error:  # noqa: BLE001 - botocore's errors: a missing key, a denied bucket
+            raise OSError(f"cannot read {uri[:80]}: {error}") from error
+        atomic_write_bytes(target, body)
+        return target
+
     def checkpoint_mirror(self) -> S3Blobs:
         return self.blobs("")  # keys are checkpoints/<partition>/<clip>/step-NNNNN.{pt,json}
 

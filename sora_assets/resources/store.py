@@ -59,6 +59,10 @@ class ClipStore(ConfigurableResource):
                 failpoint_dir: Path | None = None) -> StoredClip:
         raise NotImplementedError
 
+    def fetch_input(self, uri: str, target: Path) -> Path:
+        """Copy an input file named by URI (a row's `s3://bucket/key` image) to `target`."""
+        raise ValueError(f"{uri[:80]!r}: S3 inputs need the S3 store (SORA_ASSETS_STORAGE=s3)")
+
     def checkpoint_mirror(self) -> BlobStore | None:
         """Where step checkpoints are mirrored so another machine can resume them (None: local only)."""
         return None

@@ -209,3 +209,40 @@ def test_warehouse_sync_drops_replaced_partitions_and_httpfs_points_views_at_the
     assert f"read_parquet('s3://{bucket}/studio/warehouse/clips/*/*.parquet'" in views
     secret = httpfs.httpfs_settings()[-1]
     assert "ENDPOINT 'minio.internal:9000'" in secret and "USE_SSL false" in secret
+
+
+def test_an_s3_input_image_is_fetched_scanned_and_hashed_before_any_render(bucket: str, s3_server, tmp_path: Path,
+                                                                          tiny_model_dir: Path) -> None:
+    import io
+
+    from dagster import DagsterInstance, materialize
+    from PIL import Image
+
+    from sora_assets.core.intake import ingest_file
+    from sora_assets.defs.intake import prompt_shards
+    from sora_assets.defs.validation import validated_prompts
+    from sora_assets.resources.home import default_resources
+
+    _, _, moto_url = s3_server
+    ramp = np.linspace(0, 255, 64, dtype=np.uint8)
+    picture = io.BytesIO()
+    Image.fromarray(np.stack([np.tile(ramp, (64, 1)), np.tile(ramp[:, None], (1, 64)),
+                              np.full((64, 64), 90, np.uint8)], axis=-1)).save(picture, format="PNG")
+    direct(moto_url).put_object(Bucket=bucket, Key="inputs/boat.png", Body=picture.getvalue())
+    home = fresh_home(tmp_path / "home", tiny_model_dir)
+    rows = [{"prompt": "a boat at sea", "image": f"s3://{bucket}/inputs/boat.png", "steps": 3},
+            {"prompt": "a missing boat", "image": f"s3://{bucket}/inputs/absent.png", "steps": 3}]
+    (home.inbox / "s3-images.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    (key,) = ingest_file(home, home.inbox / "s3-images.jsonl", 64).shard_keys
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("shards", [key])
+        resources = default_resources(home)
+        result = materialize([prompt_shards, validated_prompts], partition_key=key, instance=instance,
+                             resources=resources)
+    (accepted,) = result.output_for_node("validated_prompts")
+    assert accepted["spec"]["conditioning"] == f"image:{hashlib.sha256(picture.getvalue()).hexdigest()}"
+    assert accepted["spec"]["model_id"] == "tiny-wan-i2v"
+    local = home.inputs / "s3" / bucket / "inputs" / "boat.png"
+    assert local.read_bytes() == picture.getvalue()  # the local copy generation and signing will read
+    rejected = resources["warehouse"].query("SELECT row, stage, reason FROM rejections")
+    assert list(rejected.row) == [2] and rejected.stage[0] == "input_scan" and "cannot read" in rejected.reason[0]
