@@ -304,9 +304,12 @@ def plan(home: HomeOption = None,
     if fmt is OutputFormat.json:
         print(json.dumps(document, indent=2, default=str))
         return
-    rows = [{"shard": a["shard"], "tier": a["tier"], "start": a["start"][:16], "end": a["end"][:16],
-             "gpu": a["gpu_slot"], "est_gpu_s": a["est_gpu_seconds"], "est_usd": a["est_cost_usd"],
-             "slack_h": round(a["slack_s"] / 3600, 2)} for a in document["assignments"]]
+    rows = [{"shard": a["shard"], "tier": a["tier"], "account": a["account"], "start": a["start"][:16],
+             "end": a["end"][:16], "gpu": a["gpu_slot"], "est_gpu_s": a["est_gpu_seconds"],
+             "est_usd": a["est_cost_usd"], "slack_h": round(a["slack_s"] / 3600, 2),
+             "held_by_cap": "yes" if a["held_by_cap"] else ""} for a in document["assignments"]]
+    summary["free_share_cap"] = document["free_share_cap"]
+    summary["held_by_cap"] = sum(1 for a in document["assignments"] if a["held_by_cap"])
     emit(rows, fmt, f"render plan ({document['solver']}, {document['status']})", summary)
 
 
