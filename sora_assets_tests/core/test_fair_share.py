@@ -58,3 +58,15 @@ def test_batch_shards_never_mix_accounts() -> None:
     assert [(s.tier, s.account, s.row_numbers) for s in shards] == [
         ("paid", "studio-a", [5]), ("free", DEFAULT_ACCOUNT, [2, 4]), ("free", "studio-a", [1, 3])]
     assert np.unique([s.index for s in shards]).tolist() == [0, 1, 2]
+
+
+def test_launch_selection_counts_what_is_in_progress() -> None:
+    from sora_assets.core.fair_share import Candidate, select_within_cap
+
+    a = [Candidate(f"a{i}", "free", "studio-a") for i in range(5)]
+    b = Candidate("b0", "free", "studio-b")
+    paid = Candidate("p0", "paid", "studio-a")
+    launch, held = select_within_cap([*a, b, paid], [], cap=3)
+    assert [c.key for c in launch] == ["a0", "a1", "a2", "b0", "p0"] and [c.key for c in held] == ["a3", "a4"]
+    launch, held = select_within_cap(a[3:], [a[1], a[2]], cap=3)  # a0 finished: one slot
+    assert [c.key for c in launch] == ["a3"] and [c.key for c in held] == ["a4"]
