@@ -11,7 +11,7 @@ DESIGN_ASSETS = ["prompt_shards", "validated_prompts", "rendered_clips", "screen
 
 def test_definitions_load_with_every_stage_linked_in_order() -> None:
     graph = defs.resolve_asset_graph()
-    expected = set(DESIGN_ASSETS) | {"render_plan", "golden_eval"}
+    expected = set(DESIGN_ASSETS) | {"render_plan", "golden_eval", "slo_snapshots"}
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == expected
     assert AssetKey("validated_prompts") in graph.get(AssetKey("render_plan")).parent_keys
     for upstream, downstream in zip(DESIGN_ASSETS, DESIGN_ASSETS[1:], strict=False):
