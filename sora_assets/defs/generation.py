@@ -223,7 +223,8 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
             return
         except Exception as error:  # noqa: BLE001 - classified: split, fail permanently, or let Dagster retry
             verdict = classify(error)
-            record_render_failure(warehouse, key, context.run.run_id, context.retry_number, video_model.device,
+            device = video_model._device_and_dtype()[0]  # "auto" resolved: the worker is host plus real device
+            record_render_failure(warehouse, key, context.run.run_id, context.retry_number, device,
                                   verdict.reason, verdict.retryable, len(group), error)
             if is_out_of_memory(error) and len(group) > 1:
                 context.log.warning(f"out of memory denoising {len(group)} clips together; rendering them one by one")
