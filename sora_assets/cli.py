@@ -304,10 +304,78 @@ def plan(home: HomeOption = None,
     if fmt is OutputFormat.json:
         print(json.dumps(document, indent=2, default=str))
         return
-    rows = [{"shard": a["shard"], "tier": a["tier"], "start": a["start"][:16], "end": a["end"][:16],
-             "gpu": a["gpu_slot"], "est_gpu_s": a["est_gpu_seconds"], "est_usd": a["est_cost_usd"],
-             "slack_h": round(a["slack_s"] / 3600, 2)} for a in document["assignments"]]
+    rows = [{"shard": a["shard"], "tier": a["tier"], "account": a["account"], "start": a["start"][:16],
+             "end": a["end"][:16], "gpu": a["gpu_slot"], "est_gpu_s": a["est_gpu_seconds"],
+             "est_usd": a["est_cost_usd"], "slack_h": round(a["slack_s"] / 3600, 2),
+             "held_by_cap": "yes" if a["held_by_cap"] else ""} for a in document["assignments"]]
+    summary["free_share_cap"] = document["free_share_cap"]
+    summary["held_by_cap"] = sum(1 for a in document["assignments"] if a["held_by_cap"])
     emit(rows, fmt, f"render plan ({document['solver']}, {document['status']})", summary)
+
+
+class StatusFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def _status_instance(layout: Home) -> Any:
+    """The instance the deployment uses: $DAGSTER_HOME when set, else the home's own (as `demo` and `ui` use)."""
+    from dagster import DagsterInstance
+
+    from sora_assets.runner import open_instance
+
+    return DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else open_instance(layout)
+
+
+@app.command()
+def status(home: HomeOption = None,
+           fmt: Annotated[StatusFormat, typer.Option("--format", "-f", help="table | json")] = StatusFormat.table,
+           refresh: Annotated[bool, typer.Option("--refresh", help="Compute a fresh SLO snapshot first")] = False,
+           ) -> None:
+    """Dashboard: the latest SLO figures per tier, open alerts and tonight's plan progress."""
+    from datetime import UTC, datetime
+
+    from sora_assets.observability import compute_snapshot, latest_snapshot, open_alerts, plan_progress
+    from sora_assets.resources.warehouse import ParquetWarehouse
+
+    layout = Home.from_env(home).ensure()
+    warehouse = ParquetWarehouse(root=str(layout.warehouse), db_path=str(layout.warehouse_db))
+    instance = _status_instance(layout)
+    now = datetime.now(UTC)
+    try:
+        figures = latest_snapshot(warehouse)
+        if refresh or figures.empty:  # none yet: compute one (and store it, like the scheduled asset)
+            compute_snapshot(layout, instance, warehouse, now)
+            figures = latest_snapshot(warehouse)
+        alerts = open_alerts(warehouse)
+        progress = plan_progress(layout, instance, warehouse, now)
+    finally:
+        instance.dispose()
+    slo = [{k: (None if v != v else v) for k, v in row.items() if k != "computed_at"}  # NaN -> null
+           for row in figures.to_dict(orient="records")]
+    snapshot = {"snapshot_id": figures.snapshot_id.iloc[0] if len(figures) else None,
+                "computed_at": figures.computed_at.iloc[0].isoformat() if len(figures) else None}
+    open_rows = [{k: alert[k] for k in ("alert_id", "severity", "signal", "value", "threshold", "fired_at",
+                                        "message", "runbook")} for alert in alerts]
+    if fmt is StatusFormat.json:
+        print(json.dumps({**snapshot, "slo": slo, "open_alerts": open_rows, "plan": progress}, indent=2, default=str))
+        return
+    table = Table(title=f"SLO figures ({snapshot['snapshot_id']}, {snapshot['computed_at']})")
+    for column in ("tier", "metric", "dimension", "value", "samples"):
+        table.add_column(column, overflow="fold")
+    for row in slo:
+        value = "" if row["value"] is None else f"{row['value']:.4g}"
+        table.add_row(row["tier"], row["metric"], row["dimension"] or "", value, str(row["samples"]))
+    out.print(table)
+    alerts_table = Table(title=f"open alerts ({len(open_rows)})")
+    for column in ("severity", "signal", "value", "threshold", "fired_at", "runbook"):
+        alerts_table.add_column(column, overflow="fold")
+    for alert in open_rows:
+        alerts_table.add_row(alert["severity"], alert["signal"], f"{alert['value']:.4g}", f"{alert['threshold']:.4g}",
+                             str(alert["fired_at"])[:19], f"docs/RUNBOOK.md#{alert['runbook']}",
+                             style="red" if alert["severity"] == "critical" else "yellow")
+    out.print(alerts_table)
+    out.print("plan: " + ", ".join(f"{k} {v}" for k, v in progress.items()))
 
 
 class EvalSuite(StrEnum):

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sora_assets.core.batch import rows_from_shard_file
+from sora_assets.core.batch import DEFAULT_ACCOUNT, rows_from_shard_file
 from sora_assets.core.deadlines import default_deadline, parse_deadline
 from sora_assets.core.estimates import StepCostModel
 from sora_assets.core.fsutil import atomic_write_json
@@ -52,6 +52,7 @@ class PlanResult:
     gpus: int
     timezone: str
     price_sources: list[str]
+    free_share_cap: int | None = None
 
     @property
     def savings_usd(self) -> float:
@@ -64,13 +65,15 @@ class PlanResult:
 
 
 def registered_shards(home: Home) -> list[dict[str, Any]]:
-    """Every shard of every registered batch: key, tier, batch_id, submitted_at."""
+    """Every shard of every registered batch: key, tier, batch_id, submitted_at, account."""
     shards = []
     for record_path in sorted(home.batches.glob("*/batch.json")):
         record = json.loads(record_path.read_text())
         submitted = datetime.fromisoformat(record["submitted_at"])
+        accounts = record.get("accounts", {})  # batches registered before fair share have none
         for key, tier in record["shards"].items():
-            shards.append({"key": key, "tier": tier, "batch_id": record["batch_id"], "submitted_at": submitted})
+            shards.append({"key": key, "tier": tier, "batch_id": record["batch_id"], "submitted_at": submitted,
+                           "account": accounts.get(key, DEFAULT_ACCOUNT)})
     return shards
 
 
@@ -100,7 +103,7 @@ def estimate_shard(home: Home, shard: dict[str, Any], profile: Any, tiers: Any, 
     seconds, sources = cost_model.shard_seconds(specs)
     deadline = min(deadlines) if deadlines else default_deadline(shard["submitted_at"], zone)
     demand = ShardDemand(shard["key"], shard["tier"], seconds, deadline.astimezone(UTC), shard["submitted_at"],
-                         shard["batch_id"], len(specs))
+                         shard["batch_id"], len(specs), shard.get("account", DEFAULT_ACCOUNT))
     return demand, ShardEstimate(shard["key"], len(outcome.accepted), cached, seconds, sources,
                                  "rows" if deadlines else "default 08:00")
 
@@ -125,13 +128,14 @@ def build_plan(home: Home, planner: Any, video_model: Any, warehouse: Any, store
     hours = horizon_hours(now, demands, planner.gpus)
     windows = build_windows(now, hours, prices.curve, planner.gpus, prices.capacity)
     plan = plan_shards(demands, windows, now, step_minutes=planner.step_minutes, overhead=planner.overhead,
-                       exact_max_shards=planner.exact_max_shards, time_limit_s=planner.time_limit_s)
+                       exact_max_shards=planner.exact_max_shards, time_limit_s=planner.time_limit_s,
+                       free_cap=planner.free_share_cap)
     baseline = first_come_first_served(demands, windows, now, step_minutes=planner.step_minutes,
                                        overhead=planner.overhead)
     digest = hashlib.sha256(json.dumps(sorted((d.key, d.gpu_seconds) for d in demands)).encode()).hexdigest()[:8]
     plan_id = f"plan-{now.astimezone(UTC):%Y%m%dt%H%M%S}-{digest}"
     return PlanResult(plan_id, now, plan, baseline, estimates, planner.gpus, planner.timezone,
-                      prices.sources)
+                      prices.sources, planner.free_share_cap)
 
 
 def plan_rows(result: PlanResult) -> list[dict[str, Any]]:
@@ -147,7 +151,7 @@ def plan_rows(result: PlanResult) -> list[dict[str, Any]]:
             "est_cost_usd": a.cost_usd, "deadline": a.deadline, "deadline_slack_s": a.slack_seconds,
             "late": a.slack_seconds < 0, "solver": result.plan.solver, "status": result.plan.status,
             "estimate_source": ",".join(sorted(estimate.sources)) if estimate else "",
-            "recorded_at": result.planned_at,
+            "recorded_at": result.planned_at, "account": a.account, "held_by_cap": a.held_by_cap,
         })
     return rows
 
@@ -166,13 +170,15 @@ def plan_document(result: PlanResult) -> dict[str, Any]:
         "fcfs_cost_usd": round(result.baseline.total_cost_usd, 6),
         "savings_usd": round(result.savings_usd, 6), "savings_pct": round(result.savings_pct, 2),
         "lower_bound_usd": result.plan.lower_bound_usd, "notes": result.plan.notes,
+        "free_share_cap": result.free_share_cap,
         "late": [{"shard": a.key, "tier": a.tier, "late_by_s": round(-a.slack_seconds, 1)}
                  for a in result.plan.late],
         "assignments": [{
             "shard": a.key, "batch_id": a.batch_id, "tier": a.tier, "start": stamp(a.start), "end": stamp(a.end),
             "window_start": stamp(a.window_start), "window_end": stamp(a.window_end), "gpu_slot": a.gpu_slot,
             "est_gpu_seconds": round(a.gpu_seconds, 3), "est_cost_usd": round(a.cost_usd, 6),
-            "deadline": stamp(a.deadline), "slack_s": round(a.slack_seconds, 1)} for a in result.plan.assignments],
+            "deadline": stamp(a.deadline), "slack_s": round(a.slack_seconds, 1), "account": a.account,
+            "held_by_cap": a.held_by_cap} for a in result.plan.assignments],
         "estimates": {k: asdict(v) for k, v in result.estimates.items()},
     }
 

@@ -24,6 +24,8 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
 PARTITION_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 MAX_PARTITION_KEY = 64
 DEFAULT_TIER = "free"
+DEFAULT_ACCOUNT = "default"  # rows without an `account` share one fair-share bucket
+MAX_ACCOUNT_CHARS = 63  # it travels as a Dagster run tag value
 TIER_ORDER = {"paid": 0, "free": 1}  # paid shards first: they are the higher priority
 
 
@@ -175,43 +177,56 @@ def tier_of(value: Any) -> str:
     return str(value).strip().lower()
 
 
+def account_of(value: Any) -> str:
+    """The fair-share account of a row: its `account` field trimmed, or the default bucket."""
+    if value is None or (isinstance(value, float) and value != value) or not str(value).strip():
+        return DEFAULT_ACCOUNT
+    return str(value).strip()[:MAX_ACCOUNT_CHARS]
+
+
 @dataclass
 class ShardPlan:
     index: int
     tier: str
     row_numbers: list[int] = field(default_factory=list)
+    account: str = DEFAULT_ACCOUNT
 
 
 def plan_shards(frame: pd.DataFrame, shard_size: int) -> list[ShardPlan]:
-    """Group by tier (a shard has one priority) and shot group (never split), pack to `shard_size`."""
+    """Group by tier (a shard has one priority), account (fair share counts shards per account) and shot
+    group (never split), pack to `shard_size`."""
     if shard_size < 1:
         raise ValueError("shard_size must be at least 1")
     records = frame.to_dict(orient="records")
     # a shot group takes its anchor's tier (else its first row's): one group, one shard, one priority;
     # validation then rejects a shot that names a different tier
-    group_tier: dict[str, str] = {}
+    group_tier: dict[str, tuple[str, str]] = {}  # shot group -> (tier, account) of its anchor
     for record in records:
         shot_group = record.get("shot_group")
         if shot_group not in (None, ""):
             is_anchor = coerce_value("anchor", record.get("anchor"))[0] is True
             if is_anchor or str(shot_group) not in group_tier:
-                group_tier[str(shot_group)] = tier_of(record.get("tier"))
-    groups: dict[tuple[str, str], list[int]] = {}
+                group_tier[str(shot_group)] = (tier_of(record.get("tier")), account_of(record.get("account")))
+    groups: dict[tuple[str, str, str], list[int]] = {}
     for record in records:
         shot_group = record.get("shot_group")
         grouped = shot_group not in (None, "")
-        tier = group_tier[str(shot_group)] if grouped else tier_of(record.get("tier"))
+        tier, account = group_tier[str(shot_group)] if grouped else (tier_of(record.get("tier")),
+                                                                     account_of(record.get("account")))
         unit = f"shot:{shot_group}" if grouped else f"row:{record[ROW_COLUMN]}"
-        groups.setdefault((tier, unit), []).append(int(record[ROW_COLUMN]))
+        groups.setdefault((tier, account, unit), []).append(int(record[ROW_COLUMN]))
 
     shards: list[ShardPlan] = []
-    for tier in sorted({tier for tier, _ in groups}, key=lambda t: (TIER_ORDER.get(t, 2), t)):
+    buckets = sorted({(tier, account) for tier, account, _ in groups},
+                     key=lambda b: (TIER_ORDER.get(b[0], 2), b[0], b[1] != DEFAULT_ACCOUNT, b[1]))
+    for tier, account in buckets:
         current: ShardPlan | None = None
-        units = [rows for (unit_tier, _), rows in groups.items() if unit_tier == tier]
+        units = [rows for (unit_tier, unit_account, _), rows in groups.items()
+                 if (unit_tier, unit_account) == (tier, account)]
         units.sort(key=lambda rows: rows[0])
         for rows in units:
             if current is None or (current.row_numbers and len(current.row_numbers) + len(rows) > shard_size):
-                current = ShardPlan(index=len(shards), tier=tier)
+                current = ShardPlan(index=len(shards), tier=tier, account=account)
                 shards.append(current)
             current.row_numbers.extend(rows)
     return shards

@@ -32,6 +32,7 @@ class IngestResult:
     batch_id: str | None = None
     shard_keys: list[str] = field(default_factory=list)
     shard_tiers: dict[str, str] = field(default_factory=dict)
+    shard_accounts: dict[str, str] = field(default_factory=dict)
     rows: int = 0
     reason: str | None = None
 
@@ -80,6 +81,7 @@ def ingest_file(home: Home, source: Path, shard_size: int) -> IngestResult:
             result.status = "duplicate"
             result.shard_keys = list(existing["shards"])
             result.shard_tiers = dict(existing["shards"])
+            result.shard_accounts = dict(existing.get("accounts", {}))
             result.rows = existing["rows"]
             return result
         frame = parse_batch(content, fmt)
@@ -100,9 +102,10 @@ def ingest_file(home: Home, source: Path, shard_size: int) -> IngestResult:
         atomic_write_bytes(batch_dir / "shards" / f"{key}.jsonl", rows_to_jsonl(rows), mode=0o444)
         result.shard_keys.append(key)
         result.shard_tiers[key] = shard.tier
+        result.shard_accounts[key] = shard.account
     atomic_write_json(batch_dir / "batch.json", {
         "batch_id": batch_id, "source_name": source.name, "source_sha256": sha256_bytes(content),
-        "format": fmt, "rows": len(frame), "shards": result.shard_tiers,
+        "format": fmt, "rows": len(frame), "shards": result.shard_tiers, "accounts": result.shard_accounts,
         "submitted_at": datetime.now(UTC).isoformat(),
     })
     source.unlink()

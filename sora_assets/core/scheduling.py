@@ -4,9 +4,11 @@ Time is cut into a grid (15 minutes by default) over hourly price windows. Each 
 one GPU for its estimated GPU-seconds, starting on a grid point. The exact plan is a time-indexed
 MIP solved by HiGHS: a binary per (shard, start point), each shard starts once, the shards running in
 a grid step use at most that window's GPUs, and paid-before-free as "no free shard starts before the
-last paid shard has started". At most G overlapping runs is exactly "G parallel GPUs", so every plan
-maps onto GPU slots (interval-graph colouring by start time). When deadlines cannot all be met the model minimises
-lateness first (paid lateness weighted above free) and cost second, and the plan names the late shards.
+last paid shard has started". Fair share: with `free_cap` set, the free shards of one account running
+in any grid step number at most the cap (paid work is uncapped). At most G overlapping runs is
+exactly "G parallel GPUs", so every plan maps onto GPU slots (interval-graph colouring by start time).
+When deadlines cannot all be met the model minimises lateness first (paid lateness weighted above
+free) and cost second, and the plan names the late shards.
 
 The greedy fallback (for instances too large for the exact model, or when the solver times out)
 places shards paid-first, earliest deadline first, each at its cheapest start that still fits.
@@ -64,6 +66,8 @@ class Assignment:
     gpu_seconds: float
     cost_usd: float
     deadline: datetime
+    account: str = ""
+    held_by_cap: bool = False  # a free shard that waited for its account's fair share while GPUs were free
 
     @property
     def slack_seconds(self) -> float:
@@ -173,7 +177,7 @@ def _order(demands: Sequence[ShardDemand]) -> list[ShardDemand]:
 
 
 def _assign_slots(grid: _Grid, demands: Sequence[ShardDemand], starts: dict[str, int],
-                  overhead: float) -> list[Assignment]:
+                  overhead: float, free_cap: int | None = None) -> list[Assignment]:
     """GPU slots by start time (interval-graph colouring: never more slots than concurrent runs).
 
     Where a window has fewer GPUs the plan runs fewer shards at once; which physical GPUs went
@@ -182,6 +186,7 @@ def _assign_slots(grid: _Grid, demands: Sequence[ShardDemand], starts: dict[str,
     by_key = {d.key: d for d in demands}
     busy_until = [0] * int(grid.gpus.max())
     assignments = []
+    held = _held_by_cap(grid, by_key, starts, overhead, free_cap) if free_cap is not None else set()
     for key in sorted(starts, key=lambda k: (starts[k], k)):
         d, start = by_key[key], starts[key]
         slot = next((s for s, until in enumerate(busy_until) if until <= start), None)
@@ -191,8 +196,39 @@ def _assign_slots(grid: _Grid, demands: Sequence[ShardDemand], starts: dict[str,
         cost = float(grid.cost_table(d.gpu_seconds, overhead)[start])
         begin = grid.at(start)
         assignments.append(Assignment(d.key, d.tier, d.batch_id, begin, begin + timedelta(seconds=d.gpu_seconds),
-                                      slot, d.gpu_seconds, cost, d.deadline))
+                                      slot, d.gpu_seconds, cost, d.deadline, d.account, key in held))
     return sorted(assignments, key=lambda a: (a.start, a.gpu_slot, a.key))
+
+
+def _held_by_cap(grid: _Grid, by_key: dict[str, ShardDemand], starts: dict[str, int], overhead: float,
+                 free_cap: int) -> set[str]:
+    """Free shards the fair-share cap delayed: an earlier start at no higher cost had a GPU free for the
+    whole run, but the shard's account already had `free_cap` free shards running in that time."""
+    running = np.zeros(grid.points, dtype=int)
+    account_running: dict[str, np.ndarray] = {}
+    for key, start in starts.items():
+        d = by_key[key]
+        span = slice(start, start + grid.duration_points(d.gpu_seconds))
+        running[span] += 1
+        if d.tier != "paid":
+            account_running.setdefault(d.account, np.zeros(grid.points, dtype=int))[span] += 1
+    held = set()
+    for key, start in starts.items():
+        d = by_key[key]
+        if d.tier == "paid" or start == 0:
+            continue
+        length = grid.duration_points(d.gpu_seconds)
+        others = running.copy()
+        others[start:start + length] -= 1
+        mine = account_running[d.account].copy()
+        mine[start:start + length] -= 1
+        spare = np.lib.stride_tricks.sliding_window_view(grid.gpus - others, length).min(axis=1)[:start] >= 1
+        at_cap = np.lib.stride_tricks.sliding_window_view(mine, length).max(axis=1)[:start] >= free_cap
+        costs = grid.cost_table(d.gpu_seconds, overhead)
+        no_dearer = costs[:start] <= costs[start] + 1e-12
+        if (spare & at_cap & no_dearer).any():
+            held.add(key)
+    return held
 
 
 def _check_fits(grid: _Grid, demands: Sequence[ShardDemand]) -> None:
@@ -224,13 +260,14 @@ def _rest_fits(free: np.ndarray, rest_ends: np.ndarray, rest_lengths: np.ndarray
 
 def greedy_starts(grid: _Grid, demands: Sequence[ShardDemand], overhead: float,
                   asap: bool = False, order: Sequence[ShardDemand] | None = None,
-                  lookahead: int = 64) -> dict[str, int]:
+                  lookahead: int = 64, free_cap: int | None = None) -> dict[str, int]:
     """Cheapest feasible start per shard in priority order; `asap` = earliest start (first come, first served).
 
     A start is taken only if the shards still to place can, by fluid capacity, still meet their
     deadlines; the `lookahead` cheapest candidates are tried before giving up on that guard.
     """
     free = grid.gpus.astype(int).copy()
+    share: dict[str, np.ndarray] = {}  # per account: free-tier slots left under the fair-share cap
     starts: dict[str, int] = {}
     last_paid_start = 0
     ordered = list(order) if order is not None else _order(demands)
@@ -243,6 +280,10 @@ def greedy_starts(grid: _Grid, demands: Sequence[ShardDemand], overhead: float,
         n = grid.points - length + 1
         window_min = np.lib.stride_tricks.sliding_window_view(free, length).min(axis=1)[:n]
         fits = window_min >= 1
+        capped = free_cap is not None and d.tier != "paid"
+        if capped:
+            left = share.setdefault(d.account, np.full(grid.points, free_cap, dtype=int))
+            fits &= np.lib.stride_tricks.sliding_window_view(left, length).min(axis=1)[:n] >= 1
         earliest = last_paid_start if d.tier != "paid" else 0
         fits[:earliest] = False
         candidates = np.flatnonzero(fits)
@@ -263,6 +304,8 @@ def greedy_starts(grid: _Grid, demands: Sequence[ShardDemand], overhead: float,
                     start = int(candidate)
                     break
         free[start:start + length] -= 1
+        if capped:
+            share[d.account][start:start + length] -= 1
         starts[d.key] = start
         if d.tier == "paid":
             last_paid_start = max(last_paid_start, start)
@@ -270,16 +313,18 @@ def greedy_starts(grid: _Grid, demands: Sequence[ShardDemand], overhead: float,
 
 
 def _classes(grid: _Grid, demands: Sequence[ShardDemand]) -> list[list[ShardDemand]]:
-    """Shards that are interchangeable for the solver (tier, GPU-seconds, deadline point) share a class."""
+    """Shards that are interchangeable for the solver (tier, GPU-seconds, deadline point, and for free shards
+    the account, which the fair-share cap counts) share a class."""
     groups: dict[tuple, list[ShardDemand]] = {}
     for d in sorted(demands, key=lambda d: d.key):
-        signature = (d.tier == "paid", round(d.gpu_seconds, 6), grid.latest_start(d.gpu_seconds, d.deadline))
+        signature = (d.tier == "paid", "" if d.tier == "paid" else d.account, round(d.gpu_seconds, 6),
+                     grid.latest_start(d.gpu_seconds, d.deadline))
         groups.setdefault(signature, []).append(d)
     return list(groups.values())
 
 
 def _milp_starts(grid: _Grid, demands: Sequence[ShardDemand], overhead: float, time_limit_s: float,
-                 threads: int) -> tuple[dict[str, int] | None, str, float | None]:
+                 threads: int, free_cap: int | None = None) -> tuple[dict[str, int] | None, str, float | None]:
     """Exact plan as a time-indexed MIP solved by HiGHS.
 
     y[c, k] = how many shards of class c start at grid point k. Aggregating interchangeable shards
@@ -352,6 +397,14 @@ def _milp_starts(grid: _Grid, demands: Sequence[ShardDemand], overhead: float, t
             idx = cols[bounds[tau]:bounds[tau + 1]]
             if counts[idx].sum() > int(grid.gpus[tau]):
                 row(idx, np.ones(len(idx)), -inf, float(grid.gpus[tau]))
+        if free_cap is not None:  # fair share: one account's free shards running in a grid step <= cap
+            for account in sorted({classes[c][0].account for c in free_classes}):
+                mine = np.isin(owner_v, [c for c in free_classes if classes[c][0].account == account])
+                for tau in range(grid.points):
+                    idx = cols[bounds[tau]:bounds[tau + 1]]
+                    idx = idx[mine[idx]]
+                    if counts[idx].sum() > free_cap:
+                        row(idx, np.ones(len(idx)), -inf, float(free_cap))
         if ordering:
             a0, b0 = n, n + grid.points
             for col in range(n):
@@ -400,8 +453,11 @@ def _milp_starts(grid: _Grid, demands: Sequence[ShardDemand], overhead: float, t
 
 def plan_shards(demands: Sequence[ShardDemand], windows: Sequence[Window], now: datetime, *,
                 step_minutes: int = 15, overhead: float = DEFAULT_OVERHEAD, exact_max_shards: int = 2000,
-                time_limit_s: float = 10.0, workers: int = 2, method: str = "auto") -> Plan:
-    """The plan: `method` is auto (exact when small enough, greedy otherwise), exact or greedy."""
+                time_limit_s: float = 10.0, workers: int = 2, method: str = "auto",
+                free_cap: int | None = None) -> Plan:
+    """The plan: `method` is auto (exact when small enough, greedy otherwise), exact or greedy.
+
+    `free_cap`: most free-tier shards of one account running at once (None: no fair-share cap)."""
     began = time.perf_counter()
     if not demands:
         return Plan([], "empty", "empty", 0.0)
@@ -411,16 +467,18 @@ def plan_shards(demands: Sequence[ShardDemand], windows: Sequence[Window], now: 
         raise ValueError("GPU-seconds are non-negative")
     grid = _grid_for(now, windows, step_minutes)
     _check_fits(grid, demands)
-    greedy = greedy_starts(grid, demands, overhead)
+    if free_cap is not None and free_cap < 1:
+        raise ValueError("the fair-share cap is at least 1")
+    greedy = greedy_starts(grid, demands, overhead, free_cap=free_cap)
     if method == "greedy" or (method == "auto" and len(demands) > exact_max_shards):
-        assignments = _assign_slots(grid, demands, greedy, overhead)
+        assignments = _assign_slots(grid, demands, greedy, overhead, free_cap)
         return Plan(assignments, "greedy", "greedy", time.perf_counter() - began)
-    found, status, bound = _milp_starts(grid, demands, overhead, time_limit_s, workers)
-    fallback = _assign_slots(grid, demands, greedy, overhead)
+    found, status, bound = _milp_starts(grid, demands, overhead, time_limit_s, workers, free_cap)
+    fallback = _assign_slots(grid, demands, greedy, overhead, free_cap)
     if found is None:
         return Plan(fallback, "greedy", "greedy", time.perf_counter() - began,
                     notes=[f"HiGHS gave no plan ({status}); greedy plan used"])
-    exact = _assign_slots(grid, demands, found, overhead)
+    exact = _assign_slots(grid, demands, found, overhead, free_cap)
     if status != "optimal" and _rank(fallback, demands) < _rank(exact, demands):
         return Plan(fallback, "greedy", "greedy", time.perf_counter() - began, lower_bound_usd=bound,
                     notes=[f"HiGHS stopped at its time limit ({status}); the greedy plan was better"])

@@ -59,6 +59,7 @@ TABLES: dict[str, pa.Schema] = {
         ("est_cost_usd", pa.float64()), ("deadline", pa.timestamp("us", tz="UTC")),
         ("deadline_slack_s", pa.float64()), ("late", pa.bool_()), ("solver", pa.string()), ("status", pa.string()),
         ("estimate_source", pa.string()), ("recorded_at", pa.timestamp("us", tz="UTC")),
+        ("account", pa.string()), ("held_by_cap", pa.bool_()),
     ]),
     "safety_events": pa.schema([
         ("partition_key", pa.string()), ("batch_id", pa.string()), ("clip_id", pa.string()),
@@ -79,5 +80,22 @@ TABLES: dict[str, pa.Schema] = {
         ("fps", pa.int64()), ("crossfade_frames", pa.int64()), ("duration_s", pa.float64()),
         ("sha256", pa.string()), ("store_path", pa.string()), ("c2pa_state", pa.string()),
         ("ingredients", pa.int64()), ("missing", pa.string()), ("recorded_at", pa.timestamp("us", tz="UTC")),
+    ]),
+    "render_failures": pa.schema([  # one row per render attempt that raised: which GPU worker, what error
+        ("partition_key", pa.string()), ("batch_id", pa.string()), ("run_id", pa.string()),
+        ("retry_number", pa.int64()), ("worker", pa.string()), ("device", pa.string()), ("reason", pa.string()),
+        ("retryable", pa.bool_()), ("clips", pa.int64()), ("error", pa.string()),
+        ("recorded_at", pa.timestamp("us", tz="UTC")),
+    ]),
+    "slo_snapshots": pa.schema([  # long format: one row per (snapshot, tier, metric, dimension), for charts
+        ("snapshot_id", pa.string()), ("computed_at", pa.timestamp("us", tz="UTC")), ("tier", pa.string()),
+        ("metric", pa.string()), ("dimension", pa.string()), ("value", pa.float64()), ("samples", pa.int64()),
+    ]),
+    "alerts": pa.schema([  # one partition per alert (its id): rewritten firing -> resolved, never duplicated
+        ("alert_id", pa.string()), ("alarm", pa.string()), ("signal", pa.string()), ("subject", pa.string()),
+        ("severity", pa.string()), ("status", pa.string()), ("value", pa.float64()), ("threshold", pa.float64()),
+        ("samples", pa.int64()), ("message", pa.string()), ("runbook", pa.string()),
+        ("fired_at", pa.timestamp("us", tz="UTC")), ("resolved_at", pa.timestamp("us", tz="UTC")),
+        ("webhook_status", pa.string()), ("recorded_at", pa.timestamp("us", tz="UTC")),
     ]),
 }

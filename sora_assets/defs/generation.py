@@ -7,6 +7,7 @@ and clips whose spec is in the dead-letter table are not rendered again.
 
 import json
 import os
+import socket
 import time
 from collections import deque
 from datetime import UTC, datetime
@@ -119,6 +120,22 @@ def conditioning_image(spec: GenerationSpec, clip: dict[str, Any], by_key: dict[
     return None, f"unknown conditioning {spec.conditioning!r}"
 
 
+def worker_name(device: str) -> str:
+    """The GPU worker a render ran on: host plus device (what the worker-failures alarm counts by)."""
+    return f"{socket.gethostname()}/{device}"
+
+
+def record_render_failure(warehouse: ParquetWarehouse, key: str, run_id: str, retry_number: int, device: str,
+                          reason: str, retryable: bool, clips: int, error: BaseException,
+                          now: datetime | None = None) -> None:
+    """One `render_failures` row per render attempt that raised (its own file: attempts never overwrite)."""
+    now = now or datetime.now(UTC)
+    warehouse.write("render_failures", key, f"{run_id[:12]}-r{retry_number}-{now:%Y%m%dT%H%M%S%f}", [{
+        "partition_key": key, "batch_id": batch_id_of_key(key), "run_id": run_id, "retry_number": retry_number,
+        "worker": worker_name(device), "device": device, "reason": reason, "retryable": retryable, "clips": clips,
+        "error": f"{type(error).__name__}: {error}"[:500], "recorded_at": now}])
+
+
 def jobs_left(queue: deque[list[RenderJob]], current: list[RenderJob]) -> list[RenderJob]:
     return current + [job for group in queue for job in group]
 
@@ -213,6 +230,9 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
             return
         except Exception as error:  # noqa: BLE001 - classified: split, fail permanently, or let Dagster retry
             verdict = classify(error)
+            device = video_model._device_and_dtype()[0]  # "auto" resolved: the worker is host plus real device
+            record_render_failure(warehouse, key, context.run.run_id, context.retry_number, device,
+                                  verdict.reason, verdict.retryable, len(group), error)
             if is_out_of_memory(error) and len(group) > 1:
                 context.log.warning(f"out of memory denoising {len(group)} clips together; rendering them one by one")
                 queue.extendleft(reversed([[job] for job in group]))

@@ -3,6 +3,7 @@
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
@@ -11,7 +12,8 @@ from dagster import (
     sensor,
 )
 
-from sora_assets.core.batch import batch_id_of_key, rows_from_shard_file
+from sora_assets.core.batch import DEFAULT_ACCOUNT, batch_id_of_key, rows_from_shard_file
+from sora_assets.core.fair_share import Candidate, select_within_cap
 from sora_assets.core.intake import inbox_candidates, ingest_file, quarantine_file, shard_rows_path
 from sora_assets.defs.catalog import INTAKE, owners_of
 from sora_assets.defs.partitions import SHARDS, shards_partitions
@@ -32,14 +34,51 @@ def prompt_shards(context: AssetExecutionContext, home: HomeResource) -> pd.Data
     return frame
 
 
-def register_inbox(context: SensorEvaluationContext, home: HomeResource, launch: bool = True) -> SensorResult:
+def render_request(key: str, tier: str, batch_id: str, account: str) -> RunRequest:
+    return RunRequest(run_key=key, partition_key=key, job_name=RENDER_JOB,
+                      tags={"dagster/priority": str(TIER_PRIORITY.get(tier, 0)), "sora_assets/batch_id": batch_id,
+                            "sora_assets/tier": tier, "sora_assets/account": account})
+
+
+def fair_share_requests(context: SensorEvaluationContext, home: HomeResource, new: list[Candidate],
+                        cap: int) -> list[RunRequest]:
+    """Launch-now mode under the fair-share cap: shards never launched (new ones and those held on earlier
+    ticks), paid first, free ones only while their account has fewer than `cap` free shards in progress."""
+    from sora_assets.defs.planning import ACTIVE, shards_with_runs
+    from sora_assets.planning import published_shards, registered_shards
+
+    shards = {s["key"]: s for s in registered_shards(home.home)}
+    for candidate in new:
+        shards.setdefault(candidate.key, {"key": candidate.key, "tier": candidate.tier, "account": candidate.account,
+                                          "batch_id": batch_id_of_key(candidate.key)})
+    every_status = list(DagsterRunStatus)
+    launched = shards_with_runs(context.instance, every_status) | published_shards(home.home.warehouse)
+    active = shards_with_runs(context.instance, ACTIVE)
+
+    def candidate(key: str) -> Candidate:
+        return Candidate(key, shards[key]["tier"], shards[key].get("account", DEFAULT_ACCOUNT))
+
+    waiting = sorted((k for k in shards if k not in launched),
+                     key=lambda k: (-TIER_PRIORITY.get(shards[k]["tier"], 0), k))  # paid first
+    launch, held = select_within_cap([candidate(k) for k in waiting], [candidate(k) for k in active if k in shards],
+                                     cap)
+    if held:
+        context.log.info(f"fair share: {len(held)} free shard(s) held until their account has fewer than {cap} "
+                         f"in progress ({', '.join(sorted({c.account for c in held}))})")
+    return [render_request(c.key, c.tier, shards[c.key]["batch_id"], c.account) for c in launch]
+
+
+def register_inbox(context: SensorEvaluationContext, home: HomeResource, launch: bool = True,
+                   free_cap: int | None = None) -> SensorResult:
     """One pass over the inbox; never raises for a bad file (it is quarantined with a reason).
 
     With `launch` False (planned launch mode) shards are only registered: the window sensor runs them.
+    With a `free_cap`, launching also respects fair share and picks up shards held on earlier ticks.
     """
     layout = home.home
     existing = set(context.instance.get_dynamic_partitions(SHARDS))
     new_keys: list[str] = []
+    new: list[Candidate] = []
     run_requests: list[RunRequest] = []
     for path in inbox_candidates(layout):
         try:
@@ -58,12 +97,14 @@ def register_inbox(context: SensorEvaluationContext, home: HomeResource, launch:
             if key in existing or key in new_keys:
                 continue
             new_keys.append(key)
-            if not launch:
+            new.append(Candidate(key, result.shard_tiers.get(key, ""),
+                                 result.shard_accounts.get(key, DEFAULT_ACCOUNT)))
+            if not launch or free_cap is not None:
                 continue
-            run_requests.append(RunRequest(
-                run_key=key, partition_key=key, job_name=RENDER_JOB,
-                tags={"dagster/priority": str(TIER_PRIORITY.get(result.shard_tiers.get(key, ""), 0)),
-                      "sora_assets/batch_id": result.batch_id or ""}))
+            run_requests.append(render_request(key, result.shard_tiers.get(key, ""), result.batch_id or "",
+                                               result.shard_accounts.get(key, DEFAULT_ACCOUNT)))
+    if launch and free_cap is not None:
+        run_requests = fair_share_requests(context, home, new, free_cap)
     return SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=[shards_partitions.build_add_request(new_keys)] if new_keys else [],
@@ -73,4 +114,4 @@ def register_inbox(context: SensorEvaluationContext, home: HomeResource, launch:
 @sensor(job_name=RENDER_JOB, minimum_interval_seconds=15, default_status=DefaultSensorStatus.RUNNING,
         description="Registers batch files dropped in <home>/inbox as shard partitions and launches their runs.")
 def inbox_sensor(context: SensorEvaluationContext, home: HomeResource, planner: PlannerResource) -> SensorResult:
-    return register_inbox(context, home, launch=planner.launch_mode == "now")
+    return register_inbox(context, home, launch=planner.launch_mode == "now", free_cap=planner.free_share_cap)

@@ -15,6 +15,8 @@ from dagster import (
     sensor,
 )
 
+from sora_assets.core.batch import DEFAULT_ACCOUNT
+from sora_assets.core.fair_share import Candidate, select_within_cap
 from sora_assets.defs.intake import RENDER_JOB, TIER_PRIORITY
 from sora_assets.defs.jobs import PLAN_JOB, plan_job, render_shard_job
 from sora_assets.defs.partitions import GPU_POOL
@@ -58,6 +60,7 @@ def due_runs(instance: DagsterInstance, home: HomeResource, planner: PlannerReso
         if unplanned:
             reasons.append(f"{len(unplanned)} shard(s) registered after the plan")
         grace = timedelta(minutes=planner.step_minutes)
+        due: list[str] = []
         for key in sorted(pending):
             assignment = planned.get(key)
             if assignment is None:
@@ -70,7 +73,13 @@ def due_runs(instance: DagsterInstance, home: HomeResource, planner: PlannerReso
             if now - start > grace:  # its window passed without a run: the plan is stale for it
                 reasons.append(f"{key} missed its planned start {assignment['start']}")
                 continue
-            requests.append(_render_request(key, shards[key], assignment["start"], plan["plan_id"]))
+            due.append(key)
+        # fair share: the plan keeps each account's free shards under the cap; runs that overrun their estimate
+        # could still stack up, so the launch counts what is in progress now
+        active = [_candidate(k, shards[k]) for k in shards_with_runs(instance, ACTIVE) if k in shards]
+        due.sort(key=lambda k: (planned[k]["start"], k))
+        launch, _held = select_within_cap([_candidate(k, shards[k]) for k in due], active, planner.free_share_cap)
+        requests += [_render_request(c.key, shards[c.key], planned[c.key]["start"], plan["plan_id"]) for c in launch]
     if reasons:
         digest = hashlib.sha256("|".join(sorted(pending)).encode() + now.strftime("%Y%m%d%H").encode()).hexdigest()
         requests.append(RunRequest(run_key=f"plan:{digest[:16]}", job_name=PLAN_JOB,
@@ -79,11 +88,16 @@ def due_runs(instance: DagsterInstance, home: HomeResource, planner: PlannerReso
     return requests, reasons
 
 
+def _candidate(key: str, shard: dict) -> Candidate:
+    return Candidate(key, shard["tier"], shard.get("account", DEFAULT_ACCOUNT))
+
+
 def _render_request(key: str, shard: dict, start: str, plan_id: str) -> RunRequest:
     return RunRequest(run_key=f"{key}@{start}", partition_key=key, job_name=RENDER_JOB,
                       tags={"dagster/priority": str(TIER_PRIORITY.get(shard["tier"], 0)),
                             "sora_assets/batch_id": shard["batch_id"], "sora_assets/plan_id": plan_id,
-                            "sora_assets/planned_start": start})
+                            "sora_assets/planned_start": start, "sora_assets/tier": shard["tier"],
+                            "sora_assets/account": shard.get("account", DEFAULT_ACCOUNT)})
 
 
 @sensor(jobs=[render_shard_job, plan_job], minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,

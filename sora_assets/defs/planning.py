@@ -29,12 +29,14 @@ def shards_with_runs(instance, statuses: list[DagsterRunStatus]) -> set[str]:
 
 
 def plan_table(document: dict, limit: int = 40) -> str:
-    lines = ["| shard | tier | start (UTC) | GPU | est GPU s | est $ | slack h |", "|---|---|---|---|---|---|---|"]
+    lines = ["| shard | tier | account | start (UTC) | GPU | est GPU s | est $ | slack h | held by cap |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for a in document["assignments"][:limit]:
-        lines.append(f"| {a['shard']} | {a['tier']} | {a['start'][:16]} | {a['gpu_slot']} | "
-                     f"{a['est_gpu_seconds']:.1f} | {a['est_cost_usd']:.4f} | {a['slack_s'] / 3600:.1f} |")
+        lines.append(f"| {a['shard']} | {a['tier']} | {a['account']} | {a['start'][:16]} | {a['gpu_slot']} | "
+                     f"{a['est_gpu_seconds']:.1f} | {a['est_cost_usd']:.4f} | {a['slack_s'] / 3600:.1f} | "
+                     f"{'yes' if a['held_by_cap'] else ''} |")
     if len(document["assignments"]) > limit:
-        lines.append(f"| … {len(document['assignments']) - limit} more | | | | | | |")
+        lines.append(f"| … {len(document['assignments']) - limit} more | | | | | | | | |")
     return "\n".join(lines)
 
 
@@ -58,5 +60,7 @@ def render_plan(context: AssetExecutionContext, config: PlanConfig, home: HomeRe
         "status": document["status"], "solve_seconds": document["solve_seconds"],
         "total_cost_usd": round(document["total_cost_usd"], 4), "fcfs_cost_usd": round(document["fcfs_cost_usd"], 4),
         "savings_pct": document["savings_pct"], "late_shards": len(document["late"]), "gpus": planner.gpus,
+        "free_share_cap": planner.free_share_cap,
+        "held_by_cap": sum(1 for a in document["assignments"] if a["held_by_cap"]),
         "plan_file": MetadataValue.path(str(path)), "plan": MetadataValue.md(plan_table(document)),
     })

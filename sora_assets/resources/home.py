@@ -24,6 +24,7 @@ class HomeResource(ConfigurableResource):
 
 def default_resources(home: Home, shard_size: int = 64) -> dict[str, Any]:
     from sora_assets.resources.alignment import ClipAlignmentResource
+    from sora_assets.resources.observability import ObservabilityResource, observability_settings_from_env
     from sora_assets.resources.planner import PlannerResource, planner_settings_from_env
     from sora_assets.resources.safety import FrameSafetyResource
     from sora_assets.resources.signer import C2paSignerResource
@@ -38,6 +39,7 @@ def default_resources(home: Home, shard_size: int = 64) -> dict[str, Any]:
         "signer": C2paSignerResource(keys_dir=str(home.keys)),
         "frame_safety": FrameSafetyResource(),
         "planner": PlannerResource(**planner_settings_from_env(os.environ)),
+        "observability": ObservabilityResource(**observability_settings_from_env(os.environ)),
         "io_manager": FilesystemIOManager(base_dir=str(home.dagster_io)),
     }
 

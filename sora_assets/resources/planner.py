@@ -23,6 +23,9 @@ class PlannerResource(ConfigurableResource):
         default="now", description="now: the inbox sensor renders shards at once; planned: the window sensor "
                                    "launches each shard when its planned start arrives.")
     overhead: float = Field(default=0.30, description="Cost overhead on GPU time (as in the ledger).")
+    free_share_cap: int = Field(default=3, ge=1, description="Fair share: most free-tier shards of one account "
+                                                             "in progress at once (planned and launched); paid is "
+                                                             "uncapped.")
 
     @property
     def zone(self) -> ZoneInfo:
@@ -33,7 +36,7 @@ class PlannerResource(ConfigurableResource):
 
 
 def planner_settings_from_env(environ: dict[str, str] | os._Environ) -> dict[str, object]:
-    """SORA_ASSETS_GPUS, SORA_ASSETS_TZ, SORA_ASSETS_LAUNCH (now|planned)."""
+    """SORA_ASSETS_GPUS, SORA_ASSETS_TZ, SORA_ASSETS_LAUNCH (now|planned), SORA_ASSETS_FREE_SHARE_CAP."""
     settings: dict[str, object] = {}
     if environ.get("SORA_ASSETS_GPUS"):
         settings["gpus"] = int(environ["SORA_ASSETS_GPUS"])
@@ -41,4 +44,6 @@ def planner_settings_from_env(environ: dict[str, str] | os._Environ) -> dict[str
         settings["timezone"] = environ["SORA_ASSETS_TZ"]
     if environ.get("SORA_ASSETS_LAUNCH"):
         settings["launch_mode"] = environ["SORA_ASSETS_LAUNCH"]
+    if environ.get("SORA_ASSETS_FREE_SHARE_CAP"):
+        settings["free_share_cap"] = int(environ["SORA_ASSETS_FREE_SHARE_CAP"])
     return settings

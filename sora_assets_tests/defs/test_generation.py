@@ -109,6 +109,9 @@ def test_a_raised_step_is_retried_by_dagster_and_resumes_in_the_same_run(
     assert dict(zip(clips.row, clips.frames_sha256, strict=True)) == reference
     ledger = warehouse(home).query("SELECT gpu_seconds, steps FROM cost_ledger")
     assert len(ledger) == 2 and (ledger.gpu_seconds > 0).all() and set(ledger.steps) == {20}
+    failures = warehouse(home).query("SELECT partition_key, retry_number, worker, retryable FROM render_failures")
+    assert len(failures) == 1 and failures.retry_number[0] == 0 and failures.retryable[0]  # the failed attempt
+    assert failures.worker[0].endswith("/cpu") and failures.partition_key[0] == keys[0]
 
 
 

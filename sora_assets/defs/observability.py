@@ -1,0 +1,80 @@
+"""Observability: the `slo_snapshots` asset (on a schedule) and one alarm sensor per alarm."""
+
+from dagster import (
+    AssetExecutionContext,
+    AssetSelection,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    MaterializeResult,
+    MetadataValue,
+    ScheduleDefinition,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SkipReason,
+    asset,
+    define_asset_job,
+    sensor,
+)
+
+from sora_assets.core.alarms import ALARMS
+from sora_assets.defs.catalog import WAREHOUSE, owners_of
+from sora_assets.observability import compute_snapshot, run_alarm
+from sora_assets.resources.home import HomeResource
+from sora_assets.resources.observability import ObservabilityResource
+from sora_assets.resources.warehouse import ParquetWarehouse
+
+ALARM_INTERVAL_S = 120
+
+
+def figures_table(rows: list[dict]) -> str:
+    lines = ["| tier | metric | dimension | value | samples |", "|---|---|---|---|---|"]
+    for r in rows:
+        value = "" if r["value"] is None else f"{r['value']:.4g}"
+        lines.append(f"| {r['tier']} | {r['metric']} | {r['dimension']} | {value} | {r['samples']} |")
+    return "\n".join(lines)
+
+
+# the warehouse group: the snapshots are warehouse rows, read by `sora-assets status` and the alarms
+@asset(group_name=WAREHOUSE, owners=owners_of(WAREHOUSE), kinds={"duckdb"},
+       description="SLO figures per tier (queue wait, end to end, deadline slack, NaN-abort, block and cache-hit "
+                   "rates, GPU-seconds per clip) from the instance and the warehouse, as slo_snapshots rows.")
+def slo_snapshots(context: AssetExecutionContext, home: HomeResource, warehouse: ParquetWarehouse,
+                  observability: ObservabilityResource) -> MaterializeResult:
+    snapshot = compute_snapshot(home.home, context.instance, warehouse, observability.now(),
+                                observability.slo_window_hours)
+    return MaterializeResult(metadata={"snapshot_id": snapshot.snapshot_id, "figures": len(snapshot.rows),
+                                       "slo": MetadataValue.md(figures_table(snapshot.rows))})
+
+
+slo_snapshot_job = define_asset_job("slo_snapshot_job", selection=AssetSelection.assets(slo_snapshots),
+                                    description="Compute and store an SLO snapshot.")
+slo_snapshot_schedule = ScheduleDefinition(name="slo_snapshot_schedule", job=slo_snapshot_job,
+                                           cron_schedule="*/30 * * * *", default_status=DefaultScheduleStatus.RUNNING,
+                                           description="Every 30 minutes: an SLO snapshot to chart over time.")
+
+
+def alarm_sensor(alarm: str) -> SensorDefinition:
+    """A sensor that evaluates one alarm each tick: fire (alerts row + webhook) or clear, never twice."""
+    spec = ALARMS[alarm]
+
+    @sensor(name=f"{alarm}_alarm", minimum_interval_seconds=ALARM_INTERVAL_S,
+            default_status=DefaultSensorStatus.RUNNING,
+            description=f"Alarm on {spec.signal} ({spec.severity}); runbook section #{spec.runbook}.")
+    def _alarm(context: SensorEvaluationContext, home: HomeResource, warehouse: ParquetWarehouse,
+               observability: ObservabilityResource) -> SkipReason:
+        outcome = run_alarm(alarm, home.home, context.instance, warehouse, observability.now(),
+                            observability.thresholds, observability.webhook_url, observability.runbook_url,
+                            observability.webhook_timeout_s)
+        for alert in outcome.fired:
+            context.log.warning(f"FIRING {alert['signal']} ({alert['severity']}): {alert['message']} "
+                                f"[value {alert['value']}, threshold {alert['threshold']}]")
+        for alert in outcome.resolved:
+            context.log.info(f"resolved {alert['signal']}: {alert['message']}")
+        summary = "; ".join(f"{s.key}={s.value if s.value is None else round(s.value, 4)}"
+                            f"{' BREACHED' if s.breached else ''}" for s in outcome.signals)
+        return SkipReason(f"{len(outcome.fired)} fired, {len(outcome.resolved)} resolved; {summary or 'no data'}")
+
+    return _alarm
+
+
+alarm_sensors = [alarm_sensor(name) for name in ALARMS]
