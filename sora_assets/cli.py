@@ -336,10 +336,10 @@ def status(home: HomeOption = None,
     from datetime import UTC, datetime
 
     from sora_assets.observability import compute_snapshot, latest_snapshot, open_alerts, plan_progress
-    from sora_assets.resources.warehouse import ParquetWarehouse
+    from sora_assets.resources.home import storage_resources
 
     layout = Home.from_env(home).ensure()
-    warehouse = ParquetWarehouse(root=str(layout.warehouse), db_path=str(layout.warehouse_db))
+    warehouse = storage_resources(layout)["warehouse"]  # local, or S3 (synced first) when SORA_ASSETS_STORAGE=s3
     instance = _status_instance(layout)
     now = datetime.now(UTC)
     try:
