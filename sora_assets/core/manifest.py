@@ -26,24 +26,19 @@ def clip_manifest(title: str, clip_id: str, model: str, model_revision: str, see
         generation["conditioning"] = conditioning
     if shot:
         generation.update(shot_group=shot["group"], shot=shot["shot"])
-    return {
-        "claim_generator_info": [{"name": "sora_assets", "version": __version__}],
-        "title": title,
-        "format": "video/mp4",
-        "assertions": [
-            {"label": "c2pa.actions", "data": {"actions": [{
-                "action": "c2pa.created",
-                "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
-                "softwareAgent": {"name": "sora_assets", "version": __version__},
-            }]}},
-            {"label": GENERATION_ASSERTION, "data": generation},
-        ],
-    }
+    return _created_manifest(title, TRAINED_ALGORITHMIC_MEDIA, GENERATION_ASSERTION, generation)
 
 
 def sequence_manifest(title: str, shot_group: str, shot_clip_ids: list[str], crossfade_frames: int, fps: int,
                       frames: int) -> dict[str, Any]:
     """A cut of signed shots: a composite of trained-model media whose ingredients are the shot clips."""
+    return _created_manifest(title, COMPOSITE_WITH_TRAINED_MEDIA, SEQUENCE_ASSERTION, {
+        "shot_group": shot_group, "shots": shot_clip_ids, "crossfade_frames": crossfade_frames, "fps": fps,
+        "frames": frames})
+
+
+def _created_manifest(title: str, source_type: str, label: str, data: dict[str, Any]) -> dict[str, Any]:
+    """An MP4 `c2pa.created` by sora_assets from `source_type` media, with our own assertion `label`."""
     return {
         "claim_generator_info": [{"name": "sora_assets", "version": __version__}],
         "title": title,
@@ -51,12 +46,9 @@ def sequence_manifest(title: str, shot_group: str, shot_clip_ids: list[str], cro
         "assertions": [
             {"label": "c2pa.actions", "data": {"actions": [{
                 "action": "c2pa.created",
-                "digitalSourceType": COMPOSITE_WITH_TRAINED_MEDIA,
+                "digitalSourceType": source_type,
                 "softwareAgent": {"name": "sora_assets", "version": __version__},
             }]}},
-            {"label": SEQUENCE_ASSERTION, "data": {
-                "shot_group": shot_group, "shots": shot_clip_ids, "crossfade_frames": crossfade_frames,
-                "fps": fps, "frames": frames,
-            }},
+            {"label": label, "data": data},
         ],
     }

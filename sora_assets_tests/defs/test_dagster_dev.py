@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from sora_assets_tests.defs.test_definitions import DESIGN_ASSETS, DESIGN_GROUPS
+from sora_assets_tests.processes import stop_process_group
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -54,13 +54,7 @@ def running_dagster_dev(tmp_path: Path, env: dict[str, str], dagster_home: Path 
     try:
         yield process, port, dagster_home
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process, grace_s=30)
         log.close()
 
 

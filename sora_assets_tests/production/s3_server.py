@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import os
-import signal
 import socket
 import subprocess
 import threading
@@ -21,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from sora_assets_tests.processes import stop_process_group
 
 SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
              b"<Message>Please reduce your request rate.</Message></Error>")
@@ -55,13 +55,7 @@ def moto_server(log_path: Path) -> Iterator[str]:
                     process.wait(timeout=0.2)  # paces the readiness poll
         yield url
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process)
         log.close()
 
 

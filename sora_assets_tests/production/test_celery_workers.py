@@ -8,7 +8,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -20,6 +19,7 @@ import pytest
 import yaml
 
 from sora_assets.core.home import Home
+from sora_assets_tests.processes import stop_process_group
 from sora_assets_tests.production.services import (
     REPO,
     postgres_dagster_home,
@@ -32,18 +32,6 @@ pytestmark = pytest.mark.slow
 TWO_TIERS = "".join(json.dumps({"prompt": prompt, "tier": tier, "steps": 12, "seed": seed}) + "\n"
                     for prompt, tier, seed in [("a tram in the snow", "paid", 1), ("a heron at the shore", "free", 2),
                                                ("a tram at night", "paid", 3), ("a heron in flight", "free", 4)])
-
-
-def stop(process: subprocess.Popen, grace_s: float = 20) -> None:
-    """Stop a process we started, and its children, by its process group."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 @contextlib.contextmanager
@@ -72,7 +60,7 @@ def celery_workers(names_and_queues: list[tuple[str, str]], config: Path, env: d
         yield workers
     finally:
         for worker in workers:
-            stop(worker)
+            stop_process_group(worker)
 
 
 def forget_queues(broker: str, token: str) -> None:
@@ -163,7 +151,7 @@ def test_two_shards_render_at_once_on_two_celery_workers(tmp_path: Path, tiny_mo
             finally:
                 for run in runs:
                     if run.poll() is None:
-                        stop(run)
+                        stop_process_group(run)
             pids = [worker_pids(w) for w in workers]
 
         with DagsterInstance.get() as instance:
