@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SHARD_ASSET_KEYS = ["prompt_shards", "validated_prompts", "rendered_clips", "screened_clips", "signed_clips",
-                    "published_clips"]
+                    "published_clips", "sequences"]
 
 STATUS_QUERY = """
 query ShardStatuses($key: AssetKeyInput!) {

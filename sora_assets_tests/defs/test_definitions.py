@@ -81,3 +81,11 @@ def test_workspace_yaml_loads_with_the_dagster_cli(tmp_path) -> None:
 def test_golden_eval_runs_daily_on_a_schedule() -> None:
     schedule = defs.resolve_schedule_def("golden_eval_schedule")
     assert schedule.cron_schedule == "0 6 * * *" and schedule.job_name == "golden_eval_job"
+
+
+def test_the_backfill_cli_selects_exactly_the_shard_job_assets() -> None:
+    from sora_assets.backfill import SHARD_ASSET_KEYS
+    from sora_assets.defs.jobs import SHARD_ASSETS
+
+    # backfill.py stays free of Dagster imports (the CLI talks GraphQL), so its list is checked here
+    assert [assets_def.key.to_user_string() for assets_def in SHARD_ASSETS] == SHARD_ASSET_KEYS
