@@ -215,7 +215,8 @@ def test_eval_passes_on_the_demo_and_catches_a_miscounted_clip(demo_home: dict, 
     assert checks["step_budget"]["passed"] and checks["c2pa_trusted"]["value"] == 11
     assert checks["determinism"]["value"] == 2 and checks["drift_flicker"]["detail"].startswith("first eval run")
 
-    sidecar = sorted(home.glob("store/*/*.json"))[0]
+    # a clip's record, not the stitched sequence's (signed bytes, so its sha256 sorts anywhere)
+    sidecar = next(p for p in sorted(home.glob("store/*/*.json")) if json.loads(p.read_text()).get("kind") is None)
     record = json.loads(sidecar.read_text())
     record["step_seconds"] = record["step_seconds"][:-1]  # a clip that ran one step fewer than it claims
     sidecar.write_text(json.dumps(record))
