@@ -198,6 +198,13 @@ def _continuation_source(typed: dict[str, Any], shot: int, by_shot: dict[int, in
     return source
 
 
+def shot_order(clip: dict[str, Any]) -> tuple[Any, ...]:
+    """Sort key for a shard's clips: by group and shot number, so a shot comes after the shots it continues
+    (a continuation's source is always an earlier shot of its group); ungrouped clips by row."""
+    shot = clip.get("shot") or {}
+    return (shot.get("group") or "", shot.get("shot") or 0, clip["row"])
+
+
 def edit_decision(ref: ShotRef, clip_id: str, row: int, spec: dict[str, Any], image: str | None) -> dict[str, Any]:
     """One edit-decision-list line: shot id, camera action, reference input, duration."""
     if ref.anchor:

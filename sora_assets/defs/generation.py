@@ -26,6 +26,7 @@ from sora_assets.core.frames import frames_sha256, non_finite_frames, to_uint8
 from sora_assets.core.fsutil import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
 from sora_assets.core.home import Home
 from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER, DUPLICATE, RENDERED
+from sora_assets.core.sequences import shot_order
 from sora_assets.core.spec import GenerationSpec
 from sora_assets.core.video_io import decode_mp4, encode_mp4
 from sora_assets.defs.catalog import GENERATION, owners_of
@@ -83,11 +84,6 @@ def known_dead_letters(warehouse: ParquetWarehouse) -> dict[str, dict[str, Any]]
     """
     frame = warehouse.read("dead_letters")
     return {row["cache_key"]: row for row in frame.to_dict(orient="records") if not row["retryable"]}
-
-
-def _shot_order(clip: dict[str, Any]) -> tuple[Any, ...]:
-    shot = clip.get("shot") or {}
-    return (shot.get("group") or "", shot.get("shot") or 0, clip["row"])
 
 
 def conditioning_image(spec: GenerationSpec, clip: dict[str, Any], by_key: dict[str, dict[str, Any]], layout: Home,
@@ -271,7 +267,7 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
                                       alone=lambda j: j.resume is not None)))
     # first-frame clips one at a time, in shot order: a continuation reads the shot before it from disk
     by_key = {clip["cache_key"]: clip for clip in clips if clip.get("render_status") != DUPLICATE}
-    for clip, job in sorted(conditioned, key=lambda pair: _shot_order(pair[0])):
+    for clip, job in sorted(conditioned, key=lambda pair: shot_order(pair[0])):
         image, problem = conditioning_image(job.spec, clip, by_key, layout, store)
         if image is None:
             clip.update(render_status=DEAD_LETTER, billable=False, nan_step=0, retryable=True,

@@ -63,21 +63,21 @@ def sequences(context: AssetExecutionContext, published_clips: list[dict[str, An
             context.log.warning(f"sequence {group!r} not stitched: {', '.join(missing)} did not publish")
             continue
         fps = int(shots[0]["spec"]["fps"])
-        videos = [decode_mp4(store.get(c["sha256"]).path) for c in shots]
-        crossfade = crossfade_frames(fps, min(len(v) for v in videos))
+        crossfade = crossfade_frames(fps, min(int(c["spec"]["num_frames"]) for c in shots))
         cache_key = sequence_key([c["sha256"] for c in shots], crossfade, fps)
         stored = store.lookup(cache_key)
         status = "cached"
-        if stored is None:
-            frames = stitch(videos, crossfade)
+        if stored is None:  # only a new cut fetches (and verifies) and decodes its shots
+            shot_files = [store.get(c["sha256"]).path for c in shots]
+            frames = stitch([decode_mp4(path) for path in shot_files], crossfade)
             cut = work / f"{cache_key}.mp4"
             atomic_write_bytes(cut, encode_mp4(frames, fps))
             signed = cut.with_suffix(".signed.mp4")
             signer.sign(cut, signed, sequence_manifest(
                 title=f"{group}.mp4", shot_group=group, shot_clip_ids=[c["clip_id"] for c in shots],
                 crossfade_frames=crossfade, fps=fps, frames=len(frames)),
-                [Ingredient(store.get(c["sha256"]).path, f"{c['clip_id']}.mp4", "componentOf", "video/mp4")
-                 for c in shots])
+                [Ingredient(path, f"{c['clip_id']}.mp4", "componentOf", "video/mp4")
+                 for c, path in zip(shots, shot_files, strict=True)])
             stored = store.publish(signed, cache_key, {
                 "kind": "sequence", "partition_key": key, "shot_group": group, "shots": [c["sha256"] for c in shots],
                 "crossfade_frames": crossfade, "fps": fps, "frames": len(frames), "published_at": now.isoformat()})

@@ -17,6 +17,7 @@ from dagster import (
 from sora_assets.core import failpoints
 from sora_assets.core.ledger import CACHE_HIT
 from sora_assets.core.manifest import clip_manifest
+from sora_assets.core.sequences import shot_order
 from sora_assets.core.shard_summary import untrusted_clips
 from sora_assets.core.spec import GenerationSpec
 from sora_assets.defs.catalog import PROVENANCE, owners_of
@@ -32,12 +33,6 @@ def publishable(clip: dict[str, Any], publish_flagged: bool) -> bool:
     if clip["render_status"] == CACHE_HIT:
         return True
     return clip.get("scan_verdict") == "pass" or (publish_flagged and clip.get("scan_verdict") == "flag")
-
-
-def _signing_order(clip: dict[str, Any]) -> tuple[Any, ...]:
-    continues = str(clip["spec"].get("conditioning") or "").startswith("last_frame:")
-    shot = clip.get("shot") or {}
-    return (continues, shot.get("group") or "", shot.get("shot") or 0, clip["row"])
 
 
 def conditioning_ingredients(spec: GenerationSpec, clip: dict[str, Any], by_key: dict[str, dict[str, Any]],
@@ -80,7 +75,7 @@ def signed_clips(context: AssetExecutionContext, screened_clips: list[dict[str, 
     gated: list[dict[str, Any]] = []  # the clips that passed the safety gate: each must end up Trusted
     by_key = {clip["cache_key"]: clip for clip in screened_clips}
     # sources before the shots that continue them: a continuation names its source's signed file
-    for clip in sorted(screened_clips, key=_signing_order):
+    for clip in sorted(screened_clips, key=shot_order):
         if not publishable(clip, publish_flagged):  # the gate: nothing blocked or unscanned is signed
             continue
         gated.append(clip)
