@@ -129,6 +129,7 @@ def build_plan(home: Home, planner: Any, video_model: Any, warehouse: Any, store
     windows = build_windows(now, hours, prices.curve, planner.gpus, prices.capacity)
     plan = plan_shards(demands, windows, now, step_minutes=planner.step_minutes, overhead=planner.overhead,
                        exact_max_shards=planner.exact_max_shards, time_limit_s=planner.time_limit_s,
+                       node_limit=planner.node_limit,
                        free_cap=planner.free_share_cap)
     baseline = first_come_first_served(demands, windows, now, step_minutes=planner.step_minutes,
                                        overhead=planner.overhead)

@@ -26,9 +26,9 @@ import numpy as np
 
 from sora_assets.core.batch import TIER_ORDER
 from sora_assets.core.cost import DEFAULT_OVERHEAD, PriceCurve, window_start
+from sora_assets.core.stdio import native_stdout_to_stderr
 
 PAID_LATENESS_WEIGHT = 100  # one grid step of paid lateness outweighs 100 steps of free lateness
-MICRO = 1_000_000  # costs are integers in micro-dollars inside the solver
 
 
 @dataclass(frozen=True)
@@ -323,8 +323,9 @@ def _classes(grid: _Grid, demands: Sequence[ShardDemand]) -> list[list[ShardDema
     return list(groups.values())
 
 
-def _milp_starts(grid: _Grid, demands: Sequence[ShardDemand], overhead: float, time_limit_s: float,
-                 threads: int, free_cap: int | None = None) -> tuple[dict[str, int] | None, str, float | None]:
+def _milp_starts(grid: _Grid, demands: Sequence[ShardDemand], overhead: float, time_limit_s: float | None,
+                 threads: int, free_cap: int | None = None, node_limit: int | None = None,
+                 ) -> tuple[dict[str, int] | None, str, float | None]:
     """Exact plan as a time-indexed MIP solved by HiGHS.
 
     y[c, k] = how many shards of class c start at grid point k. Aggregating interchangeable shards
@@ -342,9 +343,13 @@ def _milp_starts(grid: _Grid, demands: Sequence[ShardDemand], overhead: float, t
 
     def solve(allow_late: bool, lateness_cap: float | None) -> tuple[dict[str, int] | None, str, float | None,
                                                                       float]:
-        h = highspy.Highs()
+        with native_stdout_to_stderr():  # highspy 1.16 prints a banner to fd 1 when constructed
+            h = highspy.Highs()
         h.setOptionValue("output_flag", False)
-        h.setOptionValue("time_limit", float(time_limit_s))
+        if time_limit_s is not None:  # wall clock: the same instance may stop at another point under load
+            h.setOptionValue("time_limit", float(time_limit_s))
+        if node_limit is not None:  # a deterministic bound: the same work on every machine
+            h.setOptionValue("mip_max_nodes", int(node_limit))
         h.setOptionValue("threads", int(threads))
         h.setOptionValue("mip_rel_gap", 1e-6)
         cost, late, owner, point, upper_count = [], [], [], [], []
@@ -453,11 +458,13 @@ def _milp_starts(grid: _Grid, demands: Sequence[ShardDemand], overhead: float, t
 
 def plan_shards(demands: Sequence[ShardDemand], windows: Sequence[Window], now: datetime, *,
                 step_minutes: int = 15, overhead: float = DEFAULT_OVERHEAD, exact_max_shards: int = 2000,
-                time_limit_s: float = 10.0, workers: int = 2, method: str = "auto",
-                free_cap: int | None = None) -> Plan:
+                time_limit_s: float | None = 10.0, workers: int = 2, method: str = "auto",
+                free_cap: int | None = None, node_limit: int | None = None) -> Plan:
     """The plan: `method` is auto (exact when small enough, greedy otherwise), exact or greedy.
 
-    `free_cap`: most free-tier shards of one account running at once (None: no fair-share cap)."""
+    `free_cap`: most free-tier shards of one account running at once (None: no fair-share cap).
+    `time_limit_s` bounds HiGHS by wall clock (None: no limit); `node_limit` bounds it by branch-and-bound
+    nodes, which stops at the same point on every machine (tests use it, never the clock)."""
     began = time.perf_counter()
     if not demands:
         return Plan([], "empty", "empty", 0.0)
@@ -473,7 +480,7 @@ def plan_shards(demands: Sequence[ShardDemand], windows: Sequence[Window], now: 
     if method == "greedy" or (method == "auto" and len(demands) > exact_max_shards):
         assignments = _assign_slots(grid, demands, greedy, overhead, free_cap)
         return Plan(assignments, "greedy", "greedy", time.perf_counter() - began)
-    found, status, bound = _milp_starts(grid, demands, overhead, time_limit_s, workers, free_cap)
+    found, status, bound = _milp_starts(grid, demands, overhead, time_limit_s, workers, free_cap, node_limit)
     fallback = _assign_slots(grid, demands, greedy, overhead, free_cap)
     if found is None:
         return Plan(fallback, "greedy", "greedy", time.perf_counter() - began,

@@ -17,7 +17,10 @@ class PlannerResource(ConfigurableResource):
     gpus: int = Field(default=1, ge=1, description="GPUs per window (the `gpu` pool limit); CSV capacity overrides.")
     timezone: str = Field(default="UTC", description="The studio's time zone: default deadlines and peak hours.")
     step_minutes: int = Field(default=15, description="Plan grid: shards start on multiples of this.")
-    time_limit_s: float = Field(default=10.0, description="HiGHS time limit; the greedy plan is kept if better.")
+    time_limit_s: float | None = Field(default=10.0, description="HiGHS wall-clock limit (None: none); the greedy "
+                                                                 "plan is kept if better.")
+    node_limit: int | None = Field(default=None, description="HiGHS branch-and-bound node limit: a bound that stops "
+                                                             "at the same point on every machine.")
     exact_max_shards: int = Field(default=2000, description="Above this many pending shards, plan greedily.")
     launch_mode: Literal["now", "planned"] = Field(
         default="now", description="now: the inbox sensor renders shards at once; planned: the window sensor "

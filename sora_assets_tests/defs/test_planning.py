@@ -42,6 +42,8 @@ def submit(home: Home, name: str = "night.jsonl", content: bytes = BATCH) -> lis
 
 def resources(home: Home, **planner: object) -> dict:
     found = default_resources(home)
+    # bounded by solver work, never by the clock, so the plan is the same on every machine and load
+    planner = {"time_limit_s": None, "node_limit": 20_000, **planner}
     found["planner"] = PlannerResource(launch_mode="planned", **planner)
     return found
 
