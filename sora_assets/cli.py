@@ -7,12 +7,11 @@ import io
 import json
 import os
 import shutil
-import subprocess
 import sys
 from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 from rich.console import Console
@@ -24,6 +23,35 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Prompt batches in; signed, safety-scanned, cached text-to-video clips out.")
 out = Console()
 err = Console(stderr=True)
+_documents: TextIO | None = None  # the real stdout while --format json|csv guards it (see main)
+
+
+def document(text: str) -> None:
+    """Write the machine-readable document. Under --format json|csv it is the only thing on stdout."""
+    stream = _documents or sys.stdout
+    stream.write(text if text.endswith("\n") else text + "\n")
+    stream.flush()
+
+
+def _machine_format(argv: list[str]) -> bool:
+    for i, arg in enumerate(argv):
+        value = arg.split("=", 1)[1] if arg.startswith("--format=") else (
+            argv[i + 1] if arg in ("--format", "-f") and i + 1 < len(argv) else None)
+        if value in ("json", "csv"):
+            return True
+    return False
+
+
+def _guard_stdout() -> None:
+    """Point fd 1 at stderr for the whole command and keep the real stdout for `document` alone.
+
+    Libraries print to stdout at the C level (HiGHS' banner), from Python (progress bars, warnings) or from
+    child processes; none of that can be silenced one library at a time, so the document gets a private
+    duplicate of the original stdout and everything else written to fd 1 lands on stderr."""
+    global _documents
+    sys.stdout.flush()
+    _documents = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
 
 
 class OutputFormat(StrEnum):
@@ -38,7 +66,7 @@ HomeOption = Annotated[Path | None, typer.Option("--home", help="Pipeline home (
 
 def emit(rows: list[dict[str, Any]], fmt: OutputFormat, title: str, extra: dict[str, Any] | None = None) -> None:
     if fmt is OutputFormat.json:
-        print(json.dumps({**(extra or {}), "rows": rows}, indent=2, default=str))
+        document(json.dumps({**(extra or {}), "rows": rows}, indent=2, default=str))
     elif fmt is OutputFormat.csv:
         buffer = io.StringIO()
         if rows:
@@ -46,7 +74,7 @@ def emit(rows: list[dict[str, Any]], fmt: OutputFormat, title: str, extra: dict[
             writer.writeheader()
             writer.writerows([{k: (json.dumps(v) if isinstance(v, list | dict) else v) for k, v in r.items()}
                               for r in rows])
-        print(buffer.getvalue(), end="")
+        document(buffer.getvalue())
     else:
         table = Table(title=title)
         for column in (rows[0] if rows else {}):
@@ -78,7 +106,14 @@ def validate(file: Path, fmt: FormatOption = OutputFormat.table) -> None:
         raise fail(f"cannot read {file}: {exc}") from None
     batch_id = batch_id_for(file.name, file.read_bytes())
     model = VideoModelResource(model_path="")
-    outcome = validate_rows(frame, batch_id, model.profile(resolve_revision=False), tiers=model.tier_policy())
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    # on stderr, so stdout stays the document
+    with Progress(TextColumn("validating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err) as bar:
+        task = bar.add_task("validate", total=len(frame))
+        outcome = validate_rows(frame, batch_id, model.profile(resolve_revision=False), tiers=model.tier_policy(),
+                                progress=lambda done, total: bar.update(task, completed=done, total=total))
     rows: list[dict[str, Any]] = []
     for accepted in outcome.accepted:
         spec = accepted.spec
@@ -126,7 +161,7 @@ def verify(clip: Path, trust_anchor: Annotated[Path | None, typer.Option(
     anchor = anchor_path.read_text() if anchor_path.exists() else None
     result = read_verification(clip.read_bytes(), anchor)
     if fmt is OutputFormat.json:
-        print(json.dumps({"clip": str(clip), **asdict(result)}, indent=2, default=str))
+        document(json.dumps({"clip": str(clip), **asdict(result)}, indent=2, default=str))
     else:
         out.print(f"{clip}: {result.state}")
         for failure in result.failures:
@@ -260,8 +295,8 @@ def report(kind: ReportKind, home: HomeOption = None,
         results[names[0]].to_parquet(parquet, index=False)
     filters = {"batch": batch, "since": since}
     if fmt is OutputFormat.json and len(names) > 1:
-        print(json.dumps({**filters, "reports": {n: f.to_dict(orient="records") for n, f in results.items()}},
-                         indent=2, default=str))
+        document(json.dumps({**filters, "reports": {n: f.to_dict(orient="records") for n, f in results.items()}},
+                            indent=2, default=str))
         return
     for name, frame in results.items():
         emit(frame.to_dict(orient="records"), fmt, name, filters if fmt is not OutputFormat.table else None)
@@ -297,20 +332,20 @@ def plan(home: HomeOption = None,
                             clock)
     except (PriceFileError, ValueError) as exc:
         raise fail(str(exc)) from None
-    document = plan_document(result)
-    summary = {k: document[k] for k in ("plan_id", "solver", "status", "shards", "gpus", "total_cost_usd",
+    planned = plan_document(result)
+    summary = {k: planned[k] for k in ("plan_id", "solver", "status", "shards", "gpus", "total_cost_usd",
                                         "fcfs_cost_usd", "savings_usd", "savings_pct")}
-    summary["late"] = ", ".join(f"{x['shard']} by {x['late_by_s'] / 3600:.2f} h" for x in document["late"]) or "none"
+    summary["late"] = ", ".join(f"{x['shard']} by {x['late_by_s'] / 3600:.2f} h" for x in planned["late"]) or "none"
     if fmt is OutputFormat.json:
-        print(json.dumps(document, indent=2, default=str))
+        document(json.dumps(planned, indent=2, default=str))
         return
     rows = [{"shard": a["shard"], "tier": a["tier"], "account": a["account"], "start": a["start"][:16],
              "end": a["end"][:16], "gpu": a["gpu_slot"], "est_gpu_s": a["est_gpu_seconds"],
              "est_usd": a["est_cost_usd"], "slack_h": round(a["slack_s"] / 3600, 2),
-             "held_by_cap": "yes" if a["held_by_cap"] else ""} for a in document["assignments"]]
-    summary["free_share_cap"] = document["free_share_cap"]
-    summary["held_by_cap"] = sum(1 for a in document["assignments"] if a["held_by_cap"])
-    emit(rows, fmt, f"render plan ({document['solver']}, {document['status']})", summary)
+             "held_by_cap": "yes" if a["held_by_cap"] else ""} for a in planned["assignments"]]
+    summary["free_share_cap"] = planned["free_share_cap"]
+    summary["held_by_cap"] = sum(1 for a in planned["assignments"] if a["held_by_cap"])
+    emit(rows, fmt, f"render plan ({planned['solver']}, {planned['status']})", summary)
 
 
 class StatusFormat(StrEnum):
@@ -358,7 +393,8 @@ def status(home: HomeOption = None,
     open_rows = [{k: alert[k] for k in ("alert_id", "severity", "signal", "value", "threshold", "fired_at",
                                         "message", "runbook")} for alert in alerts]
     if fmt is StatusFormat.json:
-        print(json.dumps({**snapshot, "slo": slo, "open_alerts": open_rows, "plan": progress}, indent=2, default=str))
+        document(json.dumps({**snapshot, "slo": slo, "open_alerts": open_rows, "plan": progress}, indent=2,
+                            default=str))
         return
     table = Table(title=f"SLO figures ({snapshot['snapshot_id']}, {snapshot['computed_at']})")
     for column in ("tier", "metric", "dimension", "value", "samples"):
@@ -465,10 +501,14 @@ def ui(home: HomeOption = None, port: int = 3000) -> None:
     workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
     command = ["dagster", "dev", "-h", "127.0.0.1", "-p", str(port)]
     command += ["-w", str(workspace)] if workspace.exists() else ["-m", "sora_assets.definitions"]
-    raise typer.Exit(subprocess.call(command, env=env))
+    from sora_assets.supervise import run_group
+
+    raise typer.Exit(run_group(command, env))  # SIGTERM to us stops the webserver, daemon and code server too
 
 
 def main() -> None:
+    if _machine_format(sys.argv[1:]):
+        _guard_stdout()
     try:
         app()
     except KeyboardInterrupt:

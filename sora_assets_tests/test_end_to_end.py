@@ -142,6 +142,7 @@ def test_validate_prints_every_rows_decision_as_json(cli_env: dict[str, str]) ->
     assert by_row[9]["status"] == "blocked" and by_row[9]["category"] == "violence_gore"
     assert any("snapped" in w for w in by_row[2]["warnings"])
     assert not Path(cli_env["SORA_ASSETS_HOME"]).exists()  # a dry run writes nothing
+    assert "validating" in result.stderr and "13/13" in result.stderr  # progress goes to stderr, never stdout
 
 
 def test_validate_fails_with_a_one_line_reason_on_an_unreadable_file(tmp_path: Path,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from sora_assets.core.sequences import SHOT_STAGE, apply_shot_rules
 from sora_assets.core.spec import GenerationSpec
 
 PROMPT_EXCERPT_CHARS = 120
+PREFILTER_CHUNK = 2048  # prompts per batched pre-filter pass (one embedding call each; progress between them)
 
 
 def clip_id_for(batch_id: str, row: int) -> str:
@@ -75,7 +77,10 @@ def _text(value: Any) -> str | None:
 
 def validate_rows(raw: pd.DataFrame, batch_id: str, profile: ModelProfile,
                   tiers: TierPolicy | None = None, limits: PromptLimits | None = None,
-                  prefilter: TextPrefilter | None = None) -> ValidationOutcome:
+                  prefilter: TextPrefilter | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> ValidationOutcome:
+    """Every row's contract, expectations, shot rules and pre-filter decision. `progress(done, total)` is
+    called as the pre-filter (the long part) works through the prompts."""
     tiers = tiers or TierPolicy()
     prefilter = prefilter or default_prefilter()
     limits = limits or PromptLimits()
@@ -108,8 +113,12 @@ def validate_rows(raw: pd.DataFrame, batch_id: str, profile: ModelProfile,
 
     # one batched pass: the semantic layer embeds every prompt of the shard at once
     texts = [(i, t["prompt"]) for i, t in enumerate(typed_rows) if isinstance(t.get("prompt"), str)]
-    decisions: dict[int, PrefilterDecision] = dict(zip([i for i, _ in texts],
-                                                       prefilter.check_many([p for _, p in texts]), strict=True))
+    decisions: dict[int, PrefilterDecision] = {}
+    for start in range(0, len(texts), PREFILTER_CHUNK):
+        chunk = texts[start:start + PREFILTER_CHUNK]
+        decisions.update(zip([i for i, _ in chunk], prefilter.check_many([p for _, p in chunk]), strict=True))
+        if progress is not None:
+            progress(start + len(chunk), len(texts))
     outcome.policy_version = prefilter.policy.version
     seen_ids: dict[str, int] = {}
     for index, (record, typed) in enumerate(zip(records, typed_rows, strict=True)):

@@ -106,3 +106,25 @@ def test_wrong_dtype_or_shape_raise(frames):
 def test_decode_garbage_raises():
     with pytest.raises(av.error.FFmpegError):
         decode_mp4(b"definitely not an mp4 file")
+
+
+def _top_level_boxes(data: bytes) -> list[str]:
+    import struct
+
+    boxes, offset = [], 0
+    while offset + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        boxes.append(kind.decode("latin-1"))
+        if size < 8:
+            break
+        offset += size
+    return boxes
+
+
+def test_clips_are_fast_start_and_byte_deterministic(clip, encoded, tmp_path):
+    """moov before mdat: a browser plays the clip before it has the whole file; same frames, same bytes."""
+    boxes = _top_level_boxes(encoded)
+    assert boxes.index("moov") < boxes.index("mdat"), boxes
+    assert encode_mp4(clip, fps=8) == encoded
+    assert encode_mp4(clip, fps=8, scratch_dir=tmp_path) == encoded
+    assert list(tmp_path.iterdir()) == []  # the scratch file is gone

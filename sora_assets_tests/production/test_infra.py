@@ -110,6 +110,7 @@ def test_dockerfile_builds_the_code_location_with_a_cuda_switch() -> None:
     assert re.search(r"^FROM \$\{PYTHON_IMAGE\}$", text, re.M)
     assert "ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in text
     assert 'pip install --index-url "${TORCH_INDEX_URL}"' in text
+    assert "RUN pip install --no-deps --require-hashes -r requirements.lock" in text  # the tested versions
     assert "COPY infra/dagster-postgres.yaml ${DAGSTER_HOME}/dagster.yaml" in text
     assert re.search(r'^CMD \["dagster", "code-server", "start".*"sora_assets.definitions"\]$', text, re.M)
     assert re.search(r"^USER (?!root)", text, re.M)

@@ -60,3 +60,13 @@ def test_keys_are_private_and_minted_once(signed) -> None:
     root = (keys / ROOT_CERT).read_bytes()
     signer.ensure_keys()
     assert (keys / ROOT_CERT).read_bytes() == root
+
+
+def test_signing_keeps_the_clip_fast_start_and_trusted(signed) -> None:
+    """The manifest goes in without moving moov behind mdat (the streaming layout survives signing)."""
+    from sora_assets_tests.core.test_video_io import _top_level_boxes
+
+    signer, clip = signed
+    boxes = _top_level_boxes(clip.read_bytes())
+    assert boxes.index("moov") < boxes.index("mdat"), boxes
+    assert signer.verify(clip).trusted
