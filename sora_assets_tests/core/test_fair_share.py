@@ -32,7 +32,7 @@ def most_running(plan, account: str) -> int:
 @pytest.mark.parametrize("method", ["exact", "greedy"])
 def test_cap_holds_in_every_grid_step_and_is_visible(method: str) -> None:
     windows = build_windows(NOW, 12, RISING, gpus=7)
-    plan = plan_shards(demands(), windows, NOW, method=method, free_cap=3)
+    plan = plan_shards(demands(), windows, NOW, method=method, free_cap=3, time_limit_s=None, node_limit=20_000)
     assert most_running(plan, "studio-a") == 3
     by_key = plan.by_key()
     # 7 GPUs for 7 shards: without the cap all start at 22:00; with it two of studio-a's wait (in the same
@@ -45,7 +45,7 @@ def test_cap_holds_in_every_grid_step_and_is_visible(method: str) -> None:
         assert {by_key[k].start for k in waited} == {NOW + timedelta(minutes=15)}
     assert not any(a.held_by_cap for k, a in by_key.items() if k not in waited)
     assert by_key["b0"].start == NOW and by_key["p0"].start == NOW and by_key["p0"].account == "studio-a"
-    uncapped = plan_shards(demands(), windows, NOW, method=method)
+    uncapped = plan_shards(demands(), windows, NOW, method=method, time_limit_s=None, node_limit=20_000)
     assert most_running(uncapped, "studio-a") == 5 and not any(a.held_by_cap for a in uncapped.assignments)
     assert plan.total_cost_usd == pytest.approx(uncapped.total_cost_usd)  # 15 min later, same hour's price
 

@@ -131,7 +131,7 @@ def test_infeasible_plan_names_late_shards_and_by_how_much() -> None:
     windows = build_windows(NOW, 12, PriceCurve(), gpus=1)
     tight = NOW + timedelta(hours=2)
     demands = [demand("a", 3600, "paid", tight), demand("b", 3600, "paid", tight), demand("c", 3600, "paid", tight)]
-    plan = plan_shards(demands, windows, NOW)
+    plan = plan_shards(demands, windows, NOW, **BOUNDED)
     assert [a.key for a in plan.late] == ["c"] or len(plan.late) == 1
     (late,) = plan.late
     assert late.slack_seconds == pytest.approx(-3600)
@@ -141,7 +141,8 @@ def test_infeasible_plan_names_late_shards_and_by_how_much() -> None:
 def test_paid_lateness_is_avoided_before_free_lateness() -> None:
     windows = build_windows(NOW, 12, PriceCurve(), gpus=1)
     tight = NOW + timedelta(hours=1)
-    plan = plan_shards([demand("free", 3600, "free", tight), demand("paid", 3600, "paid", tight)], windows, NOW)
+    plan = plan_shards([demand("free", 3600, "free", tight), demand("paid", 3600, "paid", tight)], windows, NOW,
+                       **BOUNDED)
     assert [a.key for a in plan.late] == ["free"]
     assert plan.by_key()["paid"].start == NOW
 
@@ -150,7 +151,7 @@ def test_free_never_starts_before_paid_even_when_cheaper() -> None:
     curve = PriceCurve(hourly=[1.0 if h == 14 else 5.0 for h in range(24)])
     windows = build_windows(NOW, 12, curve, gpus=4)
     plan = plan_shards([demand("paid", 1800, "paid", NOW + timedelta(hours=4)),
-                        demand("free", 1800, "free", NOW + timedelta(hours=4))], windows, NOW)
+                        demand("free", 1800, "free", NOW + timedelta(hours=4))], windows, NOW, **BOUNDED)
     assert plan.by_key()["free"].start >= plan.by_key()["paid"].start
 
 
