@@ -15,8 +15,9 @@ python3 -m venv "$work/venv" || exit 2
   pip install -q --upgrade --upgrade-strategy eager -e ".[dev]"
 } > "$work/install.log" 2>&1 || { echo "canary: install failed, see $work/install.log"; tail -20 "$work/install.log"; exit 2; }
 pip freeze --exclude-editable > "$work/freeze.txt"
-python - "$work/freeze.txt" requirements.lock <<'PY' | tee "$work/report.txt"
-import re, sys
+pip list --outdated --format json --exclude-editable > "$work/outdated.json" 2>/dev/null || echo "[]" > "$work/outdated.json"
+python - "$work/freeze.txt" requirements.lock "$work/outdated.json" <<'PY' | tee "$work/report.txt"
+import json, re, sys
 def pins(path):
     found = {}
     for line in open(path):
@@ -32,6 +33,12 @@ for name, old, new in changed:
     print(f"  {name}: {old} -> {new}")
 if added:
     print("  not in the lock: " + ", ".join(added))
+held = sorted((re.sub(r"[-_.]+", "-", o["name"]).lower(), o["version"], o["latest_version"])
+              for o in json.load(open(sys.argv[3])))
+held = [h for h in held if h[0] != "torch"]
+print(f"canary: {len(held)} packages held back by pyproject.toml's upper bounds" + (":" if held else ""))
+for name, allowed, latest in held:
+    print(f"  {name}: newest allowed {allowed}, newest released {latest}")
 PY
 python -m pytest -q -m "not slow" -p no:cacheprovider "$@" > "$work/pytest.log" 2>&1
 code=$?
