@@ -18,6 +18,7 @@ from functools import lru_cache
 
 UNDETERMINED = "und"
 _LETTERS = re.compile(r"[^\W\d_]")
+_LATIN = re.compile(r"[a-zA-Z]")
 MIN_LETTERS = 8  # fewer letters than this: too short to judge, treated as undetermined
 
 # lingua's candidates: the covered languages, their usual confusions and common uncovered ones
@@ -40,24 +41,30 @@ def _lingua():  # noqa: ANN202 - lingua's detector type
     return LanguageDetectorBuilder.from_languages(*languages).with_low_accuracy_mode().build()
 
 
-def _cld2(text: str) -> str:
+def _cld2(text: str) -> tuple[str, bool]:
     import pycld2
 
     try:
         reliable, _, details = pycld2.detect(text, bestEffort=True)
     except pycld2.error:  # invalid UTF-8 (lone surrogates): let lingua decide
-        return UNDETERMINED
+        return UNDETERMINED, False
     code = details[0][1]
-    return {"zh-Hant": "zh", "un": UNDETERMINED}.get(code, code.split("-")[0])
+    return {"zh-Hant": "zh", "un": UNDETERMINED}.get(code, code.split("-")[0]), bool(reliable)
 
 
 def identify(texts: Sequence[str], covered: frozenset[str]) -> list[str]:
     """ISO 639-1 codes (or "und"), one per text. Only texts pycld2 places outside `covered` are re-read
-    by lingua, so the common case costs microseconds."""
-    codes = [UNDETERMINED if len(_LETTERS.findall(t)) < MIN_LETTERS else _cld2(t) for t in texts]
+    by lingua, so the common case costs microseconds. A text counts as uncovered only when both agree it
+    is: lingua's code when pycld2 named the same language (or, for text without Latin letters, called
+    its uncovered reading reliable); else lingua's covered guess, or "und". Measured: "a bikini swimwear
+    ad on a sunny beach" is Scots to pycld2 (reliable) and Tagalog to lingua, and must not be held."""
+    readings = [(UNDETERMINED, False) if len(_LETTERS.findall(t)) < MIN_LETTERS else _cld2(t) for t in texts]
+    codes = [code for code, _ in readings]
     recheck = [i for i, c in enumerate(codes) if c not in covered and len(_LETTERS.findall(texts[i])) >= MIN_LETTERS]
-    if recheck:
-        found = [_lingua().detect_language_of(texts[i]) for i in recheck]
-        for i, language in zip(recheck, found, strict=True):
-            codes[i] = language.iso_code_639_1.name.lower() if language is not None else UNDETERMINED
+    for i in recheck:
+        language = _lingua().detect_language_of(texts[i])
+        found = language.iso_code_639_1.name.lower() if language is not None else UNDETERMINED
+        cld2_code, reliable = readings[i]
+        agreed = found == cld2_code or (reliable and cld2_code not in covered and not _LATIN.search(texts[i]))
+        codes[i] = found if found in covered or agreed else UNDETERMINED
     return codes

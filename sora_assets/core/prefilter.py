@@ -97,13 +97,22 @@ def policy_variants(text: str, lexicon: Sequence[str] = ()) -> list[str]:
     """Readings of a prompt that undo easy obfuscation; a rule matching any of them matches the prompt."""
     plain = re.sub(r"\s+", " ", _plain(text))
     joined = _INNER_PUNCT.sub("", plain)  # "nu.de" -> "nude", "k.k.k" -> "kkk"
-    masked = _restore_masked(re.sub(r"[^a-z0-9@$*]+", " ", plain), lexicon)
-    variants = []
-    for base in (plain, joined, masked):
+    masked = _restore_masked(re.sub(r"[^a-z0-9@$*]+", " ", plain), lexicon) if "*" in plain else \
+        re.sub(r"[^a-z0-9@$*]+", " ", plain)
+    variants: dict[str, None] = {}
+    final = ""
+    for base in dict.fromkeys((plain, joined, masked)):  # identical readings are expanded once
         spaced = re.sub(r"[^a-z0-9@$]+", " ", base).strip()
-        for candidate in (spaced, _deleet(spaced)):
-            variants += [_clean(candidate), _clean(_rejoin(candidate, keep_article=True)), _clean(_rejoin(candidate))]
-    return list(dict.fromkeys(v for v in variants if v))
+        for candidate in dict.fromkeys((spaced, _deleet(spaced))):
+            variants[_clean(candidate)] = None
+            if _SPACED_RUN.search(candidate):
+                variants[_clean(_rejoin(candidate, keep_article=True))] = None
+                final = _clean(_rejoin(candidate))
+            else:
+                final = _clean(candidate)
+            variants[final] = None
+    # the fully de-obfuscated reading (masked, de-leeted, rejoined) stays last: normalize_for_policy
+    return [v for v in variants if v and v != final] + ([final] if final else [])
 
 
 def normalize_for_policy(text: str, lexicon: Sequence[str] = ()) -> str:
@@ -125,9 +134,9 @@ def native_joined(text: str) -> str:
     return _CJK_GAP.sub("", joined)
 
 
-def classifier_text(text: str) -> str:
+def classifier_text(text: str, reading: str | None = None) -> str:
     """What the classifier reads: the native reading and the fully de-obfuscated one, side by side."""
-    return fold(text) + " | " + normalize_for_policy(text)
+    return fold(text) + " | " + (normalize_for_policy(text) if reading is None else reading)
 
 
 @dataclass(frozen=True)
@@ -182,9 +191,9 @@ class TextPrefilter:
     """The policy's text rules and exemplars, with exemplar embeddings computed once."""
 
     def __init__(self, policy: SafetyPolicy, embedder: Embedder | None = None, classifier: object | None = None,
-                 names: re.Pattern[str] | None = None, language_id: bool = True) -> None:
+                 names: object | None = None, language_id: bool = True) -> None:
         """`classifier`: a TextClassifier, None for the policy's (bundled) one, False for none;
-        `names`: the compiled public-figure pattern (None: the policy's names file)."""
+        `names`: anything with .search(folded_text) (None: the policy's names file, False: none)."""
         self.policy = policy
         semantic = policy.semantic
         self.embedder = embedder if semantic.get("enabled", True) else None
@@ -199,11 +208,11 @@ class TextPrefilter:
         thresholds.update({k: float(v) for k, v in (settings.get("thresholds") or {}).items()})
         self.thresholds = thresholds
         if names is None and policy.likeness.get("names_file"):
-            from sora_assets.safety.names import NAMES_PATH, names_regex
+            from sora_assets.safety.names import NAMES_PATH, name_index
 
             chosen = policy.likeness["names_file"]
-            names = names_regex(str(NAMES_PATH if chosen == "bundled" else chosen), fold)
-        self.names = names
+            names = name_index(str(NAMES_PATH if chosen == "bundled" else chosen), fold)
+        self.names = names or None
         self.language_id = language_id and bool(policy.covered_languages)
         # masked words ("g*nitales") are restored against the lexicon plus every plain word of the term
         # lists, so a term added in any Latin-script language is also found masked
@@ -270,7 +279,7 @@ class TextPrefilter:
                 decisions.append(None)
             readings.append(variants[-1] if variants else "")
             joined_all.append(joined)
-        self._classify(prompts, decisions, version)
+        self._classify(prompts, readings, decisions, version)
         self._semantic(readings, decisions, version)
         languages = self._languages(prompts)
         self._holds(prompts, joined_all, languages, decisions, version)
@@ -278,11 +287,12 @@ class TextPrefilter:
                 PrefilterDecision(False, None, None, 0.0, version, language=lang)
                 for d, lang in zip(decisions, languages, strict=True)]
 
-    def _classify(self, prompts: Sequence[str], decisions: list[PrefilterDecision | None], version: str) -> None:
+    def _classify(self, prompts: Sequence[str], readings: list[str], decisions: list[PrefilterDecision | None],
+                  version: str) -> None:
         pending = [i for i, d in enumerate(decisions) if d is None or not d.blocked]
         if self.classifier is None or not pending:
             return
-        probabilities = self.classifier.probabilities([classifier_text(prompts[i]) for i in pending])
+        probabilities = self.classifier.probabilities([classifier_text(prompts[i], readings[i]) for i in pending])
         classes = list(self.classifier.classes)
         # strictest first: sexual_minors wins when it is over its (low) threshold, whatever else is
         order = [c for c in (cat.name for cat in self.policy.categories) if c in classes and c in self.thresholds]
