@@ -279,8 +279,8 @@ class TextPrefilter:
                 decisions.append(None)
             readings.append(variants[-1] if variants else "")
             joined_all.append(joined)
-        self._classify(prompts, readings, decisions, version)
-        self._semantic(readings, decisions, version)
+        uncertain = self._classify(prompts, readings, decisions, version)
+        self._semantic(readings, decisions, version, uncertain)
         languages = self._languages(prompts)
         self._holds(prompts, joined_all, languages, decisions, version)
         return [replace(d, language=lang) if d is not None else
@@ -288,10 +288,13 @@ class TextPrefilter:
                 for d, lang in zip(decisions, languages, strict=True)]
 
     def _classify(self, prompts: Sequence[str], readings: list[str], decisions: list[PrefilterDecision | None],
-                  version: str) -> None:
+                  version: str) -> set[int] | None:
+        """Classifier decisions for rows not yet blocked; returns the rows still undecided whose top
+        unsafe probability reaches the policy's `semantic.cascade_min_probability` (the only rows worth
+        an embedding), or None when there is no classifier or no cascade."""
         pending = [i for i, d in enumerate(decisions) if d is None or not d.blocked]
         if self.classifier is None or not pending:
-            return
+            return None
         probabilities = self.classifier.probabilities([classifier_text(prompts[i], readings[i]) for i in pending])
         classes = list(self.classifier.classes)
         # strictest first: sexual_minors wins when it is over its (low) threshold, whatever else is
@@ -304,9 +307,16 @@ class TextPrefilter:
                     decisions[index] = PrefilterDecision(action == "block", category, f"classifier:{category}",
                                                          round(score, 4), version, "classifier", action)
                     break
+        floor = self.policy.semantic.get("cascade_min_probability")
+        if floor is None:
+            return None
+        unsafe = [j for j, c in enumerate(classes) if c != "benign"]
+        top = probabilities[:, unsafe].max(axis=1)
+        return {index for row, index in enumerate(pending) if decisions[index] is None and top[row] >= floor}
 
-    def _semantic(self, readings: list[str], decisions: list[PrefilterDecision | None], version: str) -> None:
-        pending = [i for i, d in enumerate(decisions) if d is None and readings[i]]
+    def _semantic(self, readings: list[str], decisions: list[PrefilterDecision | None], version: str,
+                  only: set[int] | None = None) -> None:
+        pending = [i for i, d in enumerate(decisions) if d is None and readings[i] and (only is None or i in only)]
         if not pending or self.embedder is None:
             return
         exemplars, minors, sexual = self._vectors()

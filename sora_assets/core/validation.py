@@ -125,7 +125,7 @@ def validate_rows(raw: pd.DataFrame, batch_id: str, profile: ModelProfile,
         decision = decisions.get(index)
         if errors[index]:
             # unsafe text never reaches the warehouse, even on rows rejected for other reasons
-            unsafe = decision is not None and decision.blocked
+            unsafe = decision is not None and (decision.blocked or decision.held)
             outcome.rejected.append(RejectedRow(
                 row=row, source_id=source_id, stage=errors[index][0][0],
                 reason="; ".join(reason for _, reason in errors[index]),
@@ -134,10 +134,11 @@ def validate_rows(raw: pd.DataFrame, batch_id: str, profile: ModelProfile,
                 prompt_excerpt=prompt[:PROMPT_EXCERPT_CHARS] if isinstance(prompt, str) and not unsafe else None))
             continue
 
-        if decision.blocked:
+        if decision.blocked or decision.held:  # a held row is not rendered until reviewed
+            verb = "blocked by" if decision.blocked else "held for review by"
             outcome.rejected.append(RejectedRow(
                 row=row, source_id=source_id, stage="prefilter",
-                reason=f"blocked by text pre-filter: {decision.category} ({decision.method} {decision.rule}, "
+                reason=f"{verb} text pre-filter: {decision.category} ({decision.method} {decision.rule}, "
                        f"score {decision.score:.2f}, policy {decision.policy_version})",
                 category=decision.category, prompt_sha256=prompt_fingerprint(prompt), prompt_excerpt=None,
                 rule=decision.rule, score=decision.score))
