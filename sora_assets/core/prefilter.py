@@ -312,7 +312,10 @@ class TextPrefilter:
             return None
         unsafe = [j for j, c in enumerate(classes) if c != "benign"]
         top = probabilities[:, unsafe].max(axis=1)
-        return {index for row, index in enumerate(pending) if decisions[index] is None and top[row] >= floor}
+        minors = probabilities[:, classes.index("sexual_minors")] if "sexual_minors" in classes else top * 0
+        minors_floor = self.policy.semantic.get("cascade_min_probability_sexual_minors", floor)
+        return {index for row, index in enumerate(pending)
+                if decisions[index] is None and (top[row] >= floor or minors[row] >= minors_floor)}
 
     def _semantic(self, readings: list[str], decisions: list[PrefilterDecision | None], version: str,
                   only: set[int] | None = None) -> None:
