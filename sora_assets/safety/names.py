@@ -1,4 +1,4 @@
-"""The curated public-figure list (public_figures.txt) and one compiled pattern over all its names."""
+"""The curated public-figure list (public_figures.txt) and a word n-gram index over all its names."""
 
 from __future__ import annotations
 
@@ -24,12 +24,6 @@ def load_public_figures(path: Path = NAMES_PATH) -> list[PublicFigure]:
         parts = [p.strip() for p in line.split("|") if p.strip()]
         figures.setdefault(parts[0].lower(), PublicFigure(parts[0], tuple(parts[1:])))
     return list(figures.values())
-
-
-def name_pattern_source(name: str, fold) -> str:  # noqa: ANN001 - fold: the prefilter's reading function
-    """A name as a regex over a de-obfuscated reading: its parts may run together or be spaced out."""
-    parts = [re.escape(p) for p in re.split(r"[\s.\-'’,]+", fold(name)) if p]
-    return r"[\s.\-']*".join(parts)
 
 
 class NameIndex:
@@ -67,12 +61,3 @@ class NameIndex:
 @lru_cache(maxsize=4)
 def name_index(path: str, fold) -> NameIndex:  # noqa: ANN001
     return NameIndex([n for f in load_public_figures(Path(path)) for n in (f.name, *f.aliases)], fold)
-
-
-@lru_cache(maxsize=4)
-def names_regex(path: str, fold) -> re.Pattern[str]:  # noqa: ANN001
-    """One alternation over every name and alias (longest first), bounded like a word where the name
-    starts and ends with a letter; CJK names are matched anywhere."""
-    sources = {name_pattern_source(n, fold) for f in load_public_figures(Path(path)) for n in (f.name, *f.aliases)}
-    body = "|".join(sorted((s for s in sources if s), key=len, reverse=True))
-    return re.compile(rf"(?<!\w)(?:{body})(?!\w)|(?:{body})(?=[\u3040-\u9fff\uac00-\ud7af])")
