@@ -1,4 +1,14 @@
-"""Frame post-filter throughput: the policy scan vs raw NudeDetector.detect on the same frames, one run.
+"""Safety throughput. Default: the frame post-filter; --text: the text pre-filter.
+
+--text: this tree's TextPrefilter.check_many vs the pre-filter and policy of a git ref (default
+origin of this branch: `main`), loaded from git into this process, on the same prompts in the same
+run: a seeded mix of the safety corpus (all splits, 13 languages, every style) and the golden sets,
+batches of --batch. Prints prompts/s and ms/prompt for each, with and without the MiniLM layer, and
+the ratio. The language id and the MiniLM model are warmed up first (one-time costs, printed).
+
+    python bench/safety.py --text [--prompts 2000] [--batch 512] [--ref main] [--json]
+
+Frame post-filter: the policy scan vs raw NudeDetector.detect on the same frames, one run.
 
 Frames: an 81-frame 480x832 pan across scikit-image's retina and astronaut photographs (real texture,
 one face, no generated content). Measures, each as the median of --repeats:
@@ -50,12 +60,86 @@ def median_seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def _old_prefilter(ref: str, embedder):  # noqa: ANN001, ANN202
+    """The pre-filter module and policy file of `ref`, loaded from git (not checked out)."""
+    import importlib.util
+    import subprocess
+    import sys
+    import tempfile
+
+    import yaml
+
+    from sora_assets.core.policy import parse_policy
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    source = subprocess.run(["git", "-C", root, "show", f"{ref}:sora_assets/core/prefilter.py"], check=True,
+                            capture_output=True, text=True).stdout
+    policy_text = subprocess.run(["git", "-C", root, "show", f"{ref}:sora_assets/policies/safety.yaml"], check=True,
+                                 capture_output=True, text=True).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as handle:
+        handle.write(source)
+    spec = importlib.util.spec_from_file_location("old_prefilter", handle.name)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["old_prefilter"] = module
+    spec.loader.exec_module(module)
+    return module.TextPrefilter(parse_policy(yaml.safe_load(policy_text), f"{ref}:safety.yaml"), embedder)
+
+
+def text_bench(prompts_wanted: int, batch: int, ref: str, as_json: bool) -> None:
+    import random
+
+    from sora_assets.core.embeddings import embed
+    from sora_assets.core.policy import load_policy
+    from sora_assets.core.prefilter import TextPrefilter
+    from sora_assets.safety.corpus import load
+    from sora_assets.safety_eval import golden_dir, read_jsonl
+
+    pool = [r["prompt"] for r in load()] + [r["prompt"] for name in ("must_block", "must_pass")
+                                            for r in read_jsonl(golden_dir() / f"{name}.jsonl")]
+    prompts = random.Random(20261201).choices(pool, k=prompts_wanted)
+    began = time.perf_counter()
+    embed(["warm up"])
+    new_semantic = TextPrefilter(load_policy(), embed)
+    new_semantic.check_many(pool[:64])  # lingua models, classifier, names index
+    warm = time.perf_counter() - began
+    filters = {"new": TextPrefilter(load_policy(), None), "new+minilm": new_semantic,
+               "old": _old_prefilter(ref, None), "old+minilm": _old_prefilter(ref, embed)}
+    results = {}
+    for name, prefilter in filters.items():
+        prefilter.check_many(prompts[:32])
+        began = time.perf_counter()
+        for start in range(0, len(prompts), batch):
+            prefilter.check_many(prompts[start:start + batch])
+        seconds = time.perf_counter() - began
+        results[name] = {"seconds": round(seconds, 3), "prompts_per_s": round(len(prompts) / seconds, 1),
+                         "ms_per_prompt": round(seconds / len(prompts) * 1000, 3)}
+    summary = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": f"{datetime.now(UTC):%Y-%m-%d}",
+               "prompts": len(prompts), "batch": batch, "ref": ref, "warm_up_s": round(warm, 2), **results,
+               "ratio_new_vs_old_minilm": round(results["new+minilm"]["prompts_per_s"]
+                                                / results["old+minilm"]["prompts_per_s"], 2)}
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    print(f"{summary['machine']}, {summary['date']}: {len(prompts)} prompts, batches of {batch}, "
+          f"baseline {ref}; warm-up {warm:.1f} s")
+    for name, r in results.items():
+        print(f"  {name:11s} {r['seconds']:8.2f} s  {r['prompts_per_s']:8.1f} prompts/s  {r['ms_per_prompt']:7.3f} ms")
+    print(f"  new+minilm / old+minilm throughput = {summary['ratio_new_vs_old_minilm']}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=81)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--text", action="store_true", help="benchmark the text pre-filter instead")
+    parser.add_argument("--prompts", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--ref", default="main")
     args = parser.parse_args()
+    if args.text:
+        text_bench(args.prompts, args.batch, args.ref, args.json)
+        return
 
     from sora_assets.resources.safety import FrameSafetyResource, nude_detector
 

@@ -123,7 +123,8 @@ def validate(file: Path, fmt: FormatOption = OutputFormat.table) -> None:
                      "size": f"{spec['width']}x{spec['height']}x{spec['num_frames']}"})
     for rejected in outcome.rejected:
         rows.append({"row": rejected.row, "clip_id": None,
-                     "status": "blocked" if rejected.stage == "prefilter" else "rejected",
+                     "status": ("held" if rejected.held else "blocked") if rejected.stage == "prefilter"
+                     else "rejected",
                      "stage": rejected.stage, "tier": None, "reason": rejected.reason,
                      "category": rejected.category, "warnings": [], "seed": None, "steps": None, "size": None})
     rows.sort(key=lambda r: r["row"])
@@ -426,7 +427,9 @@ def evaluate(home: HomeOption = None,
              suite: Annotated[EvalSuite, typer.Option("--suite", help="all | pipeline | safety")] = EvalSuite.all,
              fmt: FormatOption = OutputFormat.table) -> None:
     """Golden safety sets and frame fixtures (safety); step budgets, C2PA, determinism and quality drift
-    (pipeline). Rows go to eval_results; --format json prints the figures. Exit 1 if a check fails."""
+    (pipeline). --suite safety also runs the safety corpus's validation and test splits (per category,
+    language and obfuscation style; refuses a policy over 2% validation false blocks). Rows go to
+    eval_results; --format json prints the figures. Exit 1 if a check fails."""
     from sora_assets.evaluation import as_rows, run_eval
     from sora_assets.resources.home import default_resources
 
@@ -442,7 +445,7 @@ def evaluate(home: HomeOption = None,
         from sora_assets.safety_eval import run_safety_eval
 
         safety_id, figures, checks = run_safety_eval(resources["warehouse"], default_prefilter(),
-                                                     resources["frame_safety"])
+                                                     resources["frame_safety"], corpus=suite is EvalSuite.safety)
         rows += as_rows(checks)
         extra.update(safety_eval_id=safety_id, safety=figures.as_dict())
     if suite in (EvalSuite.all, EvalSuite.pipeline):
@@ -460,6 +463,10 @@ def evaluate(home: HomeOption = None,
         extra["safety"] = (f"must-block {figures['must_block_rate']:.1%} of {figures['must_block']}, "
                            f"false blocks {figures['false_block_rate']:.1%} of {figures['must_pass']}, "
                            f"policy {figures['policy_version']}")
+        if figures.get("corpus"):
+            from sora_assets.safety_eval import corpus_table
+
+            extra["corpus"] = corpus_table(figures["corpus"])
     emit(rows, fmt, "eval", extra)
     if not passed:
         raise typer.Exit(1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -17,7 +18,7 @@ import yaml
 
 POLICY_ENV = "SORA_ASSETS_SAFETY_POLICY"
 PACKAGED_POLICY = Path(__file__).resolve().parent.parent / "policies" / "safety.yaml"
-ACTIONS = ("block", "flag", "allow")
+ACTIONS = ("block", "hold", "flag", "allow")  # hold: not rendered until reviewed, recorded as a rejection
 
 
 class PolicyError(ValueError):
@@ -40,6 +41,24 @@ class TextCategory:
     exemplars: tuple[str, ...]
 
 
+_NO_BOUNDARY_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af\u1100-\u11ff]")
+_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad"
+                                     "\u034f\u180e"), None)
+
+
+def fold(text: str) -> str:
+    """The native reading every term is matched on: compatibility forms (fullwidth), no zero-width
+    characters, lower case, accents dropped from Latin letters only ("niña" -> "nina"), every other
+    script as written (Cyrillic stays Cyrillic, Hangul stays composed, kana keep their voicing marks)."""
+    text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH).lower()
+    out: list[str] = []
+    for char in unicodedata.normalize("NFD", text):
+        if unicodedata.combining(char) and out and out[-1].isascii():
+            continue
+        out.append(char)
+    return unicodedata.normalize("NFC", "".join(out))
+
+
 @dataclass(frozen=True)
 class SafetyPolicy:
     version: str
@@ -50,17 +69,29 @@ class SafetyPolicy:
     frames: dict[str, Any]
     source: str = ""
     raw_terms: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    languages: dict[str, Any] = field(default_factory=dict)  # covered: [...], unsupported_action
+    classifier: dict[str, Any] = field(default_factory=dict)  # enabled, model, thresholds
+    likeness: dict[str, Any] = field(default_factory=dict)  # names_file, unknown_name_action
+
+    @property
+    def covered_languages(self) -> frozenset[str]:
+        return frozenset(self.languages.get("covered") or ())
 
     def category(self, name: str) -> TextCategory:
         return next(c for c in self.categories if c.name == name)
 
 
 def _compile_terms(name: str, patterns: list[str]) -> re.Pattern[str]:
-    # spaces inside a term also match nothing: "white power" catches "whitepower" and "w h i t e p o w e r"
+    # spaces inside a term also match nothing: "white power" catches "whitepower" and "w h i t e p o w e r".
+    # Terms are folded like the readings they match; CJK/kana/Hangul terms have no word boundaries
+    # (those scripts do not put spaces between words), every other term is matched as whole words.
     flexible_space = r"\s*"
-    body = "|".join("(?:" + p.replace(" ", flexible_space) + ")" for p in patterns)
+    folded = [fold(p).replace(" ", flexible_space) for p in patterns]
+    bounded = "|".join(f"(?:{p})" for p in folded if not _NO_BOUNDARY_SCRIPT.search(p))
+    unbounded = "|".join(f"(?:{p})" for p in folded if _NO_BOUNDARY_SCRIPT.search(p))
+    parts = ([rf"\b(?:{bounded})\b"] if bounded else []) + ([f"(?:{unbounded})"] if unbounded else [])
     try:
-        return re.compile(rf"\b(?:{body})\b")
+        return re.compile("|".join(parts) or r"(?!x)x")
     except re.error as exc:
         raise PolicyError(f"terms.{name}: bad regular expression ({exc})") from None
 
@@ -84,6 +115,11 @@ def parse_policy(data: dict[str, Any], source: str = "") -> SafetyPolicy:
             categories.append(TextCategory(name, spec["action"], rules,
                                            None if threshold is None else float(threshold),
                                            tuple(spec.get("exemplars") or ())))
+        action = (text.get("languages") or {}).get("unsupported_action", "hold")
+        if action not in ("hold", "block", "allow"):
+            raise PolicyError("text.languages.unsupported_action must be hold, block or allow")
+        for needed in ("allow_phrases", "likeness_cues"):
+            raw_terms.setdefault(needed, ())
         frames = data["frames"]
         for key in ("strict", "sampled", "technical"):
             if key not in frames:
@@ -91,7 +127,9 @@ def parse_policy(data: dict[str, Any], source: str = "") -> SafetyPolicy:
     except (KeyError, TypeError) as exc:
         raise PolicyError(f"{source or 'policy'}: missing or malformed field {exc}") from None
     return SafetyPolicy(version, tuple(categories), {k: _compile_terms(k, list(v)) for k, v in raw_terms.items()},
-                        tuple(text.get("lexicon") or ()), dict(text.get("semantic") or {}), frames, source, raw_terms)
+                        tuple(text.get("lexicon") or ()), dict(text.get("semantic") or {}), frames, source, raw_terms,
+                        dict(text.get("languages") or {}), dict(text.get("classifier") or {}),
+                        dict(text.get("likeness") or {}))
 
 
 @lru_cache(maxsize=8)

@@ -23,6 +23,7 @@ from sora_assets.core.sequences import SHOT_STAGE, apply_shot_rules
 from sora_assets.core.spec import GenerationSpec
 
 PROMPT_EXCERPT_CHARS = 120
+HELD_PREFIX = "held for review"
 PREFILTER_CHUNK = 2048  # prompts per batched pre-filter pass (one embedding call each; progress between them)
 
 
@@ -55,6 +56,12 @@ class RejectedRow:
     prompt_excerpt: str | None  # never set for prompts the safety policy blocked
     rule: str | None = None  # pre-filter evidence: rule id or "semantic:<exemplar>"
     score: float | None = None
+
+    @property
+    def held(self) -> bool:
+        """Held for review by the pre-filter (an unsupported language, an unknown real name): never rendered,
+        recorded as a hold rather than a block."""
+        return self.stage == "prefilter" and self.reason.startswith(HELD_PREFIX)
 
 
 @dataclass
@@ -134,7 +141,7 @@ def validate_rows(raw: pd.DataFrame, batch_id: str, profile: ModelProfile,
         decision = decisions.get(index)
         if errors[index]:
             # unsafe text never reaches the warehouse, even on rows rejected for other reasons
-            unsafe = decision is not None and decision.blocked
+            unsafe = decision is not None and (decision.blocked or decision.held)
             outcome.rejected.append(RejectedRow(
                 row=row, source_id=source_id, stage=errors[index][0][0],
                 reason="; ".join(reason for _, reason in errors[index]),
@@ -143,10 +150,11 @@ def validate_rows(raw: pd.DataFrame, batch_id: str, profile: ModelProfile,
                 prompt_excerpt=prompt[:PROMPT_EXCERPT_CHARS] if isinstance(prompt, str) and not unsafe else None))
             continue
 
-        if decision.blocked:
+        if decision.blocked or decision.held:  # a held row is not rendered until reviewed
+            verb = "blocked by" if decision.blocked else f"{HELD_PREFIX} by"
             outcome.rejected.append(RejectedRow(
                 row=row, source_id=source_id, stage="prefilter",
-                reason=f"blocked by text pre-filter: {decision.category} ({decision.method} {decision.rule}, "
+                reason=f"{verb} text pre-filter: {decision.category} ({decision.method} {decision.rule}, "
                        f"score {decision.score:.2f}, policy {decision.policy_version})",
                 category=decision.category, prompt_sha256=prompt_fingerprint(prompt), prompt_excerpt=None,
                 rule=decision.rule, score=decision.score))

@@ -100,7 +100,7 @@ def validated_prompts(context: AssetExecutionContext, prompt_shards: pd.DataFram
     warehouse.write("safety_events", key, "validated_prompts", [
         {"partition_key": key, "batch_id": batch_id, "clip_id": None, "row": r.row, "stage": "prefilter",
          "check_name": "text_prefilter", "frame_index": None, "label": r.category, "score": r.score,
-         "action": "block", "policy_version": outcome.policy_version,
+         "action": "hold" if r.held else "block", "policy_version": outcome.policy_version,
          "detail": f"rule={r.rule}; prompt_sha256={r.prompt_sha256}", "recorded_at": now} for r in outcome.blocked]
         + [{"partition_key": key, "batch_id": batch_id, "clip_id": None, "row": row, "stage": "prefilter",
             "check_name": "text_prefilter", "frame_index": None, "label": d.category, "score": d.score,

@@ -1,0 +1,45 @@
+"""What each pre-filter layer adds on the corpus's validation and test splits, one run.
+
+Layers are added in order: rules (policy term lists, innocent-phrase exceptions, the strict
+category's minor+sexual rule, and the unknown-name likeness hold) -> + the public-figure names list ->
++ language hold -> + classifier -> + MiniLM similarity (cascade). Prints, per split, the share of
+unsafe prompts stopped (blocked or held), of the strict category, and of benign prompts stopped.
+
+    python bench/safety_components.py
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from datetime import UTC, datetime
+
+
+def main() -> None:
+    from sora_assets.core.embeddings import embed
+    from sora_assets.core.policy import load_policy
+    from sora_assets.core.prefilter import TextPrefilter
+    from sora_assets.safety.corpus import load
+    from sora_assets.safety_eval import split_figures
+
+    policy = load_policy()
+    layers = {
+        "rules+likeness": dict(classifier=False, names=False, language_id=False),
+        "+names list": dict(classifier=False, language_id=False),
+        "+language hold": dict(classifier=False),
+        "+classifier": {},
+    }
+    print(f"{platform.machine()}, {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d}, policy {policy.version}")
+    print(f"{'layers':18s}{'split':>12s}{'unsafe':>9s}{'minors':>9s}{'benign':>9s}")
+    for split in ("validation", "test"):
+        rows = load(split=split)
+        for name, options in {**layers, "+minilm (all)": "minilm"}.items():
+            minilm = options == "minilm"
+            prefilter = TextPrefilter(policy, embed) if minilm else TextPrefilter(policy, None, **options)
+            figures = split_figures(prefilter, rows)
+            print(f"{name:18s}{split:>12s}{figures['intercept_rate']:9.1%}{figures['minors_recall']:9.1%}"
+                  f"{figures['false_block_rate']:9.1%}")
+
+
+if __name__ == "__main__":
+    main()

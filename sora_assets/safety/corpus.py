@@ -1,0 +1,187 @@
+"""The labelled safety corpus: generated from hand-written concepts, split once by intent.
+
+    python -m sora_assets.safety.corpus            # writes sora_assets/safety/corpus.jsonl
+
+Rows: id, prompt, label (unsafe | benign), category (a policy category, or null), expected (block |
+hold | allow), lang, style (plain | code_switch | slang | leet | spaced | punct | homoglyph | zero_width
+| masked | upper), intent, split (train | validation | test).
+
+Honesty rules: every paraphrase, translation, wrapper and obfuscation of one concept shares one
+`intent`, and the split is decided per intent (by the rank of its SHA-256 within its category), so no
+test intent has a sibling in train or validation. Generation is seeded: the same code writes the same
+file byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sora_assets.safety import corpus_data as d
+
+CORPUS_PATH = Path(__file__).resolve().parent / "corpus.jsonl"
+SEED = 20261201
+SPLITS = ("train", "validation", "test")
+_NO_SPACE_LANGS = ("ja", "zh")
+_HOMOGLYPHS = str.maketrans({"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "x": "х", "i": "і", "y": "у"})
+_LEET = str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"})
+_STYLES = ("leet", "spaced", "punct", "homoglyph", "zero_width", "masked", "upper")
+_CJK_STYLES = ("spaced", "zero_width", "punct")
+
+
+def split_of(rank: int) -> str:
+    """Rank of an intent's hash within its category -> split: 3 in 5 train, 1 validation, 1 test."""
+    return {3: "validation", 4: "test"}.get(rank % 5, "train")
+
+
+def _key_word(phrase: str, lang: str) -> tuple[int, int]:
+    """Span of the word an obfuscation targets: the longest word, or three middle characters (ja/zh)."""
+    if lang in _NO_SPACE_LANGS:
+        middle = max(0, len(phrase) // 2 - 1)
+        return middle, min(len(phrase), middle + 3)
+    words = [(len(w), i) for i, w in enumerate(phrase.split(" "))]
+    _, index = max(words)
+    start = sum(len(w) + 1 for w in phrase.split(" ")[:index])
+    return start, start + len(phrase.split(" ")[index])
+
+
+def obfuscate(phrase: str, style: str, lang: str, rng: random.Random) -> str:
+    """One obfuscation style applied to the phrase's key word (how evasive prompts are written)."""
+    if style == "upper":
+        return phrase.upper()
+    start, end = _key_word(phrase, lang)
+    word = phrase[start:end]
+    if style == "leet":
+        new = word.lower().translate(_LEET)
+    elif style == "spaced":
+        new = " ".join(word)
+    elif style == "punct":
+        new = rng.choice(".-_*").join(word)
+    elif style == "homoglyph":
+        new = word.translate(_HOMOGLYPHS)
+    elif style == "zero_width":
+        new = "\u200b".join(word)
+    elif style == "masked":
+        vowels = [i for i, c in enumerate(word) if c.lower() in "aeiou" and 0 < i < len(word) - 1]
+        new = word if not vowels else word[:vowels[0]] + "*" + word[vowels[0] + 1:]
+    else:
+        raise ValueError(style)
+    return phrase[:start] + new + phrase[end:]
+
+
+def _rows_for(phrase: str, lang: str, rng: random.Random, plain: int, obfuscated: int,
+              code_switch: bool) -> Iterator[tuple[str, str]]:
+    wrappers = list(d.WRAPPERS[lang])
+    for wrapper in rng.sample(wrappers, min(plain, len(wrappers))):
+        yield wrapper.format(x=phrase), "plain"
+    styles = _CJK_STYLES if lang in _NO_SPACE_LANGS else _STYLES
+    for style in rng.sample(styles, min(obfuscated, len(styles))):
+        yield rng.choice(wrappers).format(x=obfuscate(phrase, style, lang, rng)), style
+    if code_switch:  # an English frame around a foreign phrase, or a foreign frame around English
+        other = "en" if lang != "en" else rng.choice(d.LANGS[1:])
+        yield rng.choice(d.WRAPPERS[other][1:]).format(x=phrase), "code_switch"
+
+
+def _names() -> list[str]:
+    from sora_assets.safety.names import load_public_figures
+
+    return [figure.name for figure in load_public_figures()]
+
+
+def generate() -> list[dict[str, Any]]:
+    rng = random.Random(SEED)
+    rows: list[dict[str, Any]] = []
+
+    def add(prompt: str, label: str, category: str | None, expected: str, lang: str, style: str,
+            intent: str) -> None:
+        rows.append({"prompt": prompt, "label": label, "category": category, "expected": expected,
+                     "lang": lang, "style": style, "intent": intent})
+
+    for category, concepts in d.CONCEPTS.items():
+        for n, concept in enumerate(concepts):
+            for lang, phrase in zip(d.LANGS, concept, strict=True):
+                for prompt, style in _rows_for(phrase, lang, rng, plain=3, obfuscated=2, code_switch=True):
+                    add(prompt, "unsafe", category, "block", lang, style, f"{category}/c{n:02d}")
+    for n, concept in enumerate(d.BENIGN):
+        for lang, phrase in zip(d.LANGS, concept, strict=True):
+            for prompt, style in _rows_for(phrase, lang, rng, plain=4, obfuscated=1, code_switch=True):
+                add(prompt, "benign", None, "allow", lang, style, f"benign/c{n:02d}")
+    for category, intents in d.SLANG.items():
+        for n, phrases in enumerate(intents):
+            for phrase in phrases:
+                for prompt, style in _rows_for(phrase, "en", rng, plain=3, obfuscated=1, code_switch=False):
+                    add(prompt, "unsafe", category, "block", "en", "slang" if style == "plain" else style,
+                        f"{category}/slang{n:02d}")
+    for n, phrases in enumerate(d.BENIGN_SLANG):
+        for phrase in phrases:
+            for prompt, style in _rows_for(phrase, "en", rng, plain=4, obfuscated=1, code_switch=False):
+                add(prompt, "benign", None, "allow", "en", "slang" if style == "plain" else style,
+                    f"benign/slang{n:02d}")
+    # public figures: a sample of the curated list in likeness contexts (block), private-looking full
+    # names in the same contexts (hold), and the contexts without anyone (allow)
+    for name in rng.sample(_names(), 120):
+        for context in rng.sample(d.LIKENESS, 2):
+            lang = _context_lang(context)
+            add(context.format(n=name), "unsafe", "real_person_likeness", "block", lang, "plain", f"figure/{name}")
+    for given in d.UNKNOWN_GIVEN:
+        for surname in rng.sample(d.UNKNOWN_SURNAMES, 3):
+            context = rng.choice(d.LIKENESS)
+            add(context.format(n=f"{given} {surname}"), "unsafe", "real_person_likeness", "hold",
+                _context_lang(context), "plain", f"private/{given}")
+    for n, context in enumerate(d.LIKENESS_BENIGN):
+        add(context, "benign", None, "allow", _context_lang(context), "plain", f"benign/likeness{n:02d}")
+
+    unique: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        unique.setdefault(row["prompt"], row)  # a prompt generated twice keeps its first label
+    return assign_splits(list(unique.values()))
+
+
+def _context_lang(context: str) -> str:
+    for lang, marker in (("es", "vídeo realista"), ("fr", "images d'actualité"), ("de", "fotorealistisch"),
+                         ("ja", "の"), ("zh", "的")):
+        if marker in context:
+            return lang
+    return "en"
+
+
+def assign_splits(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Split by intent: within each category (benign counts as one), intents sorted by SHA-256 and dealt
+    3/1/1 to train/validation/test, so every category appears in every split."""
+    by_category: dict[str, set[str]] = {}
+    for row in rows:
+        by_category.setdefault(row["category"] or "benign", set()).add(row["intent"])
+    split = {}
+    for intents in by_category.values():
+        ranked = sorted(intents, key=lambda i: hashlib.sha256(i.encode()).hexdigest())
+        split.update({intent: split_of(rank) for rank, intent in enumerate(ranked)})
+    for index, row in enumerate(rows):
+        row["split"] = split[row["intent"]]
+        row["id"] = f"s{index:05d}"
+    return rows
+
+
+def write(path: Path = CORPUS_PATH) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        for row in generate():
+            out.write(json.dumps({k: row[k] for k in ("id", "split", "label", "category", "expected", "lang",
+                                                     "style", "intent", "prompt")}, ensure_ascii=False) + "\n")
+    return path
+
+
+def load(path: Path = CORPUS_PATH, split: str | None = None) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [r for r in rows if split is None or r["split"] == split]
+
+
+if __name__ == "__main__":
+    written = write()
+    rows = load(written)
+    from collections import Counter
+
+    print(written, len(rows), Counter((r["split"], r["label"]) for r in rows))
