@@ -283,3 +283,73 @@ def plan_progress(home: Home, instance: DagsterInstance | None, warehouse: Any, 
     return {"plan_id": plan["plan_id"], "planned": len(keys), "launched": len(keys & (runs | done)),
             "published": len(keys & done), "late": sum(1 for s in slack.values() if s < 0),
             "held_by_cap": sum(1 for a in plan["assignments"] if a.get("held_by_cap"))}
+
+
+# --- batches: the studio's view of its night, and one notification when a batch finishes ------------------------
+
+COMPLETION_WRITER = "batch_completion"
+_ACTIVE = {DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+           DagsterRunStatus.STARTED}
+
+
+def shard_run_states(instance: DagsterInstance | None, keys: list[str]) -> tuple[dict[str, str], set[str]]:
+    """(failed shard -> reason, active shards) from the latest render run of each of `keys` only: one query
+    filtered by partition tag, never every run ever stored."""
+    if instance is None or not keys:
+        return {}, set()
+    latest: dict[str, Any] = {}
+    active: set[str] = set()
+    records = instance.get_run_records(filters=RunsFilter(job_name=RENDER_JOB, tags={"dagster/partition": keys}))
+    for record in sorted(records, key=lambda r: r.create_timestamp):
+        key = record.dagster_run.tags.get("dagster/partition")
+        latest[key] = record.dagster_run
+        if record.dagster_run.status in _ACTIVE:
+            active.add(key)
+    failed = {k: f"render run {run.run_id[:8]} failed" for k, run in latest.items()
+              if run.status == DagsterRunStatus.FAILURE}
+    return failed, active
+
+
+def batch_status(home: Home, instance: DagsterInstance | None, warehouse: Any, batch_id: str,
+                 now: datetime) -> dict[str, Any]:
+    """`core.batch_report.batch_figures` for one registered batch (ValueError if it is not registered)."""
+    from sora_assets.core.batch_report import batch_figures
+    from sora_assets.core.intake import read_batch_record
+
+    record = read_batch_record(home, batch_id)
+    if record is None:
+        raise ValueError(f"no registered batch {batch_id!r}")
+    keys = list(record["shards"])
+    published = published_shards(home.warehouse) & set(keys)
+    failed, active = shard_run_states(instance, [k for k in keys if k not in published])
+    params = [batch_id]
+    clips = warehouse.query("SELECT * FROM clips WHERE batch_id = ?", params)
+    ledger = warehouse.query("SELECT * FROM cost_ledger WHERE batch_id = ?", params)
+    rejections = warehouse.query("SELECT * FROM rejections WHERE batch_id = ?", params)
+    failures = warehouse.query("SELECT * FROM render_failures WHERE batch_id = ?", params)
+    return batch_figures(batch_id, int(record["rows"]), keys, published, failed, active, clips, ledger,
+                         rejections, failures, latest_plan(home), now)
+
+
+def notify_finished_batches(home: Home, instance: DagsterInstance | None, warehouse: Any, now: datetime,
+                            webhook_url: str = "", webhook_timeout_s: float = 5.0) -> list[dict[str, Any]]:
+    """One `batch_completions` row (partition = batch id) and one webhook POST per batch that has finished and
+    has no row yet. At least once: a crash between the POST and the row repeats the POST on the next tick."""
+    done = set(warehouse.query("SELECT DISTINCT batch_id FROM batch_completions")["batch_id"])
+    sent = []
+    for record_path in sorted(home.batches.glob("*/batch.json")):
+        batch_id = json.loads(record_path.read_text())["batch_id"]
+        if batch_id in done:
+            continue
+        figures = batch_status(home, instance, warehouse, batch_id, now)
+        if not figures["finished"]:
+            continue
+        payload = {"event": "batch_finished", "finished_at": now.isoformat(), **figures}
+        status = post_webhook(webhook_url, payload, webhook_timeout_s) if webhook_url else "no webhook"
+        warehouse.write("batch_completions", batch_id, COMPLETION_WRITER, [{
+            **{k: figures[k] for k in ("batch_id", "rows", "shards", "shards_published", "shards_failed",
+                                       "clips_done", "rendered", "cache_hits", "blocked", "dead_letters",
+                                       "gpu_hours", "cost_usd", "api_equivalent_usd", "savings_usd")},
+            "failures": json.dumps(figures["failures"]), "webhook_status": status, "finished_at": now}])
+        sent.append({**payload, "webhook_status": status})
+    return sent
