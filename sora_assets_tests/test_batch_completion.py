@@ -59,7 +59,8 @@ def test_a_finished_batch_is_notified_exactly_once_with_its_counts(home_with_mod
     # duplicate), nothing blocked or dead
     assert sent["rows"] == 3 and sent["shards"] == len(keys) == sent["shards_published"]
     assert sent["shards_failed"] == 0 and sent["failures"] == []
-    assert sent["rendered"] == 2 and sent["blocked"] == 0 and sent["dead_letters"] == 0
+    assert sent["rendered"] == 2 and sent["cache_hits"] == 1 and sent["clips_done"] == 3
+    assert sent["blocked"] == 0 and sent["dead_letters"] == 0
     assert sent["gpu_hours"] > 0 and sent["cost_usd"] > 0 and sent["savings_usd"] > 0
     (row,) = warehouse.query("SELECT * FROM batch_completions").to_dict(orient="records")
     assert row["batch_id"] == batch_id and row["rendered"] == 2 and row["webhook_status"] == "sent 204"

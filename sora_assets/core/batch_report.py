@@ -58,7 +58,12 @@ def batch_figures(batch_id: str, rows: int, shard_keys: Iterable[str], published
         "finished": not pending,
         "clips_done": int(clips["status"].isin(TERMINAL_CLIP_STATUSES).sum()) if len(clips) else 0,
         "clips_total": rows - len(rejections), "rejected_rows": len(rejections),
-        "rendered": _count(clips, "status", "published"), "cache_hits": _count(clips, "status", "cache_hit"),
+        # rendered: GPU work done for the clip; a repeat of a clip in the same shard is published without any,
+        # like a cache hit
+        "rendered": int(((clips["status"] == "published") & (clips["gpu_seconds"].fillna(0) > 0)).sum())
+        if len(clips) else 0,
+        "cache_hits": _count(clips, "status", "cache_hit") + (
+            int(((clips["status"] == "published") & (clips["gpu_seconds"].fillna(0) <= 0)).sum()) if len(clips) else 0),
         "blocked": _count(clips, "status", "blocked"), "dead_letters": _count(clips, "status", "dead_letter"),
         "withheld": _count(clips, "status", "withheld"),
         "gpu_hours": round(gpu_seconds / 3600, 6), "cost_usd": round(cost, 6),
