@@ -52,8 +52,9 @@ def fair_share_requests(context: SensorEvaluationContext, home: HomeResource, ne
     for candidate in new:
         shards.setdefault(candidate.key, {"key": candidate.key, "tier": candidate.tier, "account": candidate.account,
                                           "batch_id": batch_id_of_key(candidate.key)})
-    every_status = list(DagsterRunStatus)
-    launched = shards_with_runs(context.instance, every_status) | published_shards(home.home.warehouse)
+    published = published_shards(home.home.warehouse)
+    unpublished = sorted(k for k in shards if k not in published)  # only their runs are read, not every run
+    launched = shards_with_runs(context.instance, list(DagsterRunStatus), unpublished) | published
     active = shards_with_runs(context.instance, ACTIVE)
 
     def candidate(key: str) -> Candidate:

@@ -97,7 +97,9 @@ def due_runs(instance: DagsterInstance, home: HomeResource, planner: PlannerReso
     shards = {s["key"]: s for s in registered_shards(layout)}
     # a succeeded run is a published shard (its ledger file exists): only active and failed runs are asked for
     active_keys = shards_with_runs(instance, ACTIVE)
-    done = published_shards(Path(warehouse_root)) | active_keys | shards_with_runs(instance, [DagsterRunStatus.FAILURE])
+    published = published_shards(Path(warehouse_root))
+    unpublished = sorted(k for k in shards if k not in published and k not in active_keys)
+    done = published | active_keys | shards_with_runs(instance, [DagsterRunStatus.FAILURE], unpublished)
     pending = {key for key in shards if key not in done}
     plan = latest_plan(layout)
     reasons: list[str] = []

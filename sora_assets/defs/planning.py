@@ -22,9 +22,15 @@ class PlanConfig(Config):
     now: str = ""  # ISO 8601; empty = the wall clock. Lets tests and what-if plans pick the plan's clock.
 
 
-def shards_with_runs(instance, statuses: list[DagsterRunStatus]) -> set[str]:
-    """Shards that have a render run in one of `statuses`."""
-    runs = instance.get_runs(filters=RunsFilter(job_name=RENDER_JOB, statuses=statuses))
+def shards_with_runs(instance, statuses: list[DagsterRunStatus], keys: list[str] | None = None) -> set[str]:
+    """Shards that have a render run in one of `statuses`; with `keys`, only those shards' runs are read
+    (a tick then costs what the live shards cost, not every run ever stored)."""
+    from sora_assets.observability import run_records_for
+
+    if keys is None:
+        runs = instance.get_runs(filters=RunsFilter(job_name=RENDER_JOB, statuses=statuses))
+    else:
+        runs = [r.dagster_run for r in run_records_for(instance, RENDER_JOB, keys, statuses)]
     return {run.tags["dagster/partition"] for run in runs if "dagster/partition" in run.tags}
 
 
