@@ -46,13 +46,78 @@ def timed(fn):  # noqa: ANN001, ANN201 - any callable
     return value, time.perf_counter() - began
 
 
+def history_ticks(instance, home, resources, planner, now, runs: int) -> dict:  # noqa: ANN001
+    """Sensor reads with `runs` finished render runs of earlier nights stored: the live-shard queries the
+    sensors use now against reading every render run (what they did before), in the same run."""
+    from dagster import DagsterRunStatus
+    from dagster._core.test_utils import create_run_for_test
+
+    from sora_assets.core.alarms import Thresholds
+    from sora_assets.defs.intake import RENDER_JOB
+    from sora_assets.defs.launching import due_runs
+    from sora_assets.defs.planning import shards_with_runs
+    from sora_assets.observability import queue_signals
+
+    began = time.perf_counter()
+    for i in range(runs):
+        create_run_for_test(instance, job_name=RENDER_JOB, status=DagsterRunStatus.SUCCESS,
+                            tags={"dagster/partition": f"old-night-{i // 64:05d}-s{i % 64:03d}"})
+    out = {"history_runs": runs, "insert_s": round(time.perf_counter() - began, 1)}
+    home_resource = resources["home"]
+    _, out["window_sensor_tick_s"] = timed(lambda: due_runs(instance, home_resource, planner, str(home.warehouse),
+                                                            now))
+    _, out["queue_alarm_tick_s"] = timed(lambda: queue_signals(home, instance, resources["warehouse"], now,
+                                                               Thresholds()))
+    _, out["every_run_read_s"] = timed(lambda: shards_with_runs(instance, list(DagsterRunStatus)))  # before
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in out.items()}
+
+
+def rounding_options(shards: int = 782) -> list[dict]:
+    """Grid rounding, measured: the old 15-minute grid, a 1-minute grid, and packing on the 15-minute grid
+    (the default), on a tiny-shape night (about 4 GPU-s per shard) and a Wan-1.3B-sized one (51 GPU-s per
+    clip, 64 clips: 54 minutes per shard)."""
+    from datetime import timedelta
+
+    from sora_assets.core.cost import PriceCurve
+    from sora_assets.core.estimates import prior_seconds_per_step
+    from sora_assets.core.scheduling import ShardDemand, build_windows, horizon_hours, plan_shards
+
+    submitted = datetime(2026, 12, 1, 16, 30, tzinfo=UTC)
+    deadline = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
+    out = []
+    for label, (w, h, f), gpus in (("tiny 64x64x9", (64, 64, 9), 8), ("wan-1.3b 832x480x81", (832, 480, 81), 48)):
+        per_step = prior_seconds_per_step("m", w, h, f) * 1.05
+        demands = []
+        for i in range(shards):
+            tier = "paid" if i % 10 < 3 else "free"
+            seconds = 64 * (50 if tier == "paid" else 30) * per_step
+            demands.append(ShardDemand(f"s{i:03d}", tier, seconds, deadline, submitted + timedelta(seconds=i), "b",
+                                       64, "studio-a" if i % 5 else "studio-b"))
+        windows = build_windows(submitted, horizon_hours(submitted, demands, gpus), PriceCurve(), gpus)
+        for option, step, bound in (("15-min grid, no packing (before)", 15, 1e9), ("1-min grid, no packing", 1, 1e9),
+                                    ("15-min grid + packing (default)", 15, 0.10)):
+            plan = plan_shards(demands, windows, submitted, step_minutes=step, max_inflation=bound, free_cap=3,
+                               time_limit_s=30.0)
+            out.append({"night": label, "gpus": gpus, "option": option, "solver": f"{plan.solver}/{plan.status}",
+                        "solve_s": round(plan.solve_seconds, 2), "step_min": plan.step_minutes,
+                        "worst_unit_inflation_pct": round(100 * plan.max_inflation, 1),
+                        "cost_usd": round(plan.total_cost_usd, 2), "late": len(plan.late)})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--validate-rows", type=int, default=5_000, help="rows for the validate timing")
     parser.add_argument("--gpus", type=int, default=8)
+    parser.add_argument("--history-runs", type=int, default=5_000, help="finished render runs already stored")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--rounding", action="store_true", help="only the grid-rounding comparison")
     args = parser.parse_args()
+    if args.rounding:
+        for row in rounding_options():
+            print(row)
+        return
 
     from dagster import build_sensor_context
     from dagster._core.test_utils import instance_for_test
@@ -117,6 +182,7 @@ def main() -> None:
                                                      now))
             results["plan_1_gpu"] = {"seconds": round(seconds, 2), "late": len(plan.plan.late),
                                      "horizon_hours": plan.plan.horizon_hours, "solver": plan.plan.solver}
+            results["history"] = history_ticks(instance, home, resources, planner, now, args.history_runs)
     if args.json:
         print(json.dumps(results, indent=2))
         return

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -112,15 +113,20 @@ def shard_plan_rows(home: Home, shard: dict[str, Any], profile: Any, tiers: Any)
             return cached["rows"]
     if validated_path.exists():  # our own IO manager's pickle of the accepted rows
         accepted = pickle.loads(validated_path.read_bytes())
-        pairs = [(a["spec"], a["metadata"].get("deadline")) for a in accepted]
+        pairs = [(GenerationSpec.from_dict(a["spec"]), a["metadata"].get("deadline")) for a in accepted]
         source = "validated"
     else:
         raw = rows_from_shard_file(shard_rows_path(home, key).read_bytes())
         pairs = estimate_specs(raw.to_dict(orient="records"), profile, tiers)
         source = "rules"
-    rows = [{"cache_key": GenerationSpec.from_dict(spec).cache_key(), **{f: spec[f] for f in ESTIMATE_FIELDS},
+    rows = [{"cache_key": spec.cache_key(), **{f: getattr(spec, f) for f in ESTIMATE_FIELDS},
              "deadline": None if deadline is None else str(deadline)} for spec, deadline in pairs]
-    atomic_write_json(cached_path, {"fingerprint": fingerprint, "source": source, "rows": rows})
+    # a cache, rebuilt from the shard file if lost: replaced atomically but not fsynced (fsync was 20% of a
+    # cold 782-shard plan)
+    cached_path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = cached_path.with_name(f".{cached_path.name}.{os.getpid()}.tmp")
+    scratch.write_text(json.dumps({"fingerprint": fingerprint, "source": source, "rows": rows}))
+    os.replace(scratch, cached_path)
     return rows
 
 
