@@ -33,9 +33,14 @@ def rows(n: int, account: str = "studio-a", paid_every: int = 0, deadline: str |
 
 
 def submit(home: Home, content: bytes, name: str = "night.jsonl") -> list[str]:
+    """Register as the inbox sensor would, submitted at 16:30 on the test's clock (deadlines count from it)."""
     source = home.inbox / name
     source.write_bytes(content)
-    return ingest_file(home, source, shard_size=1).shard_keys
+    result = ingest_file(home, source, shard_size=1)
+    record_path = home.batches / result.batch_id / "batch.json"
+    record = json.loads(record_path.read_text())
+    record_path.write_text(json.dumps({**record, "submitted_at": T1630.isoformat()}))
+    return result.shard_keys
 
 
 @pytest.fixture
