@@ -66,7 +66,8 @@ def render_plan(context: AssetExecutionContext, config: PlanConfig, home: HomeRe
         "status": document["status"], "solve_seconds": document["solve_seconds"],
         "total_cost_usd": round(document["total_cost_usd"], 4), "fcfs_cost_usd": round(document["fcfs_cost_usd"], 4),
         "savings_pct": document["savings_pct"], "late_shards": len(document["late"]), "gpus": planner.gpus,
-        "free_share_cap": planner.free_share_cap,
+        "free_share_cap": planner.free_share_cap, "grid_minutes": document["step_minutes"],
+        "max_rounding_inflation": document["max_inflation"], "horizon_hours": document["horizon_hours"],
         "held_by_cap": sum(1 for a in document["assignments"] if a["held_by_cap"]),
         "plan_file": MetadataValue.path(str(path)), "plan": MetadataValue.md(plan_table(document)),
     })
