@@ -367,8 +367,10 @@ def _status_instance(layout: Home) -> Any:
 def status(home: HomeOption = None,
            fmt: Annotated[StatusFormat, typer.Option("--format", "-f", help="table | json")] = StatusFormat.table,
            refresh: Annotated[bool, typer.Option("--refresh", help="Compute a fresh SLO snapshot first")] = False,
+           batch: Annotated[str | None, typer.Option("--batch", help="One batch's night: clips done, cost vs "
+                                                                      "plan, ETA, shards at risk")] = None,
            ) -> None:
-    """Dashboard: the latest SLO figures per tier, open alerts and tonight's plan progress."""
+    """Dashboard: the latest SLO figures per tier, open alerts and tonight's plan progress (or one batch's)."""
     from datetime import UTC, datetime
 
     from sora_assets.observability import compute_snapshot, latest_snapshot, open_alerts, plan_progress
@@ -378,6 +380,9 @@ def status(home: HomeOption = None,
     warehouse = storage_resources(layout)["warehouse"]  # local, or S3 (synced first) when SORA_ASSETS_STORAGE=s3
     instance = _status_instance(layout)
     now = datetime.now(UTC)
+    if batch is not None:
+        _batch_status(layout, instance, warehouse, batch, now, fmt)
+        return
     try:
         figures = latest_snapshot(warehouse)
         if refresh or figures.empty:  # none yet: compute one (and store it, like the scheduled asset)
@@ -413,6 +418,32 @@ def status(home: HomeOption = None,
                              style="red" if alert["severity"] == "critical" else "yellow")
     out.print(alerts_table)
     out.print("plan: " + ", ".join(f"{k} {v}" for k, v in progress.items()))
+
+
+def _batch_status(layout: Home, instance: Any, warehouse: Any, batch: str, now: Any, fmt: StatusFormat) -> None:
+    from sora_assets.observability import batch_status
+
+    try:
+        figures = batch_status(layout, instance, warehouse, batch, now)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        instance.dispose()
+    if fmt is StatusFormat.json:
+        document(json.dumps(figures, indent=2, default=str))
+        return
+    table = Table(title=f"batch {batch} ({'finished' if figures['finished'] else 'in progress'})")
+    table.add_column("figure")
+    table.add_column("value", overflow="fold")
+    for name in ("rows", "clips_done", "clips_total", "rendered", "cache_hits", "blocked", "dead_letters",
+                 "rejected_rows", "shards", "shards_published", "shards_failed", "shards_pending", "gpu_hours",
+                 "planned_gpu_hours", "cost_usd", "planned_cost_usd", "api_equivalent_usd", "savings_usd",
+                 "plan_id", "eta"):
+        table.add_row(name, str(figures[name]))
+    table.add_row("at_risk", ", ".join(figures["at_risk"]) or "none")
+    table.add_row("failures", "; ".join(f"{f.get('shard') or f.get('clip_id')}: {f['reason']}"
+                                        for f in figures["failures"]) or "none")
+    out.print(table)
 
 
 class EvalSuite(StrEnum):

@@ -1,14 +1,19 @@
 """Building, saving and reading render plans: shared by the `render_plan` asset, its sensor and the CLI.
 
-Pending shards are read from the home (registered batches minus published shards), validated with
-the same rules as `validated_prompts`, and estimated with the warehouse-calibrated cost model;
-clips already in the cache cost nothing and are left out of the estimate.
+Pending shards are read from the home (registered batches minus published shards) and estimated with
+the warehouse-calibrated cost model; clips already in the cache cost nothing and are left out. Prompts
+are never validated again here (that cost 233 s for 20,000 rows): a shard's rows come from what
+`validated_prompts` stored for it when it has run, else from the row rules alone (types, sizes, tier
+budgets; no Great Expectations, no pre-filter), and are kept per shard under `<home>/plans/rows/` so
+the next plan reads one small file per shard.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import pickle
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +34,7 @@ from sora_assets.core.scheduling import (
     plan_shards,
 )
 from sora_assets.core.spec import GenerationSpec
-from sora_assets.core.validation import validate_rows
+from sora_assets.core.validation import estimate_specs
 
 
 @dataclass
@@ -83,28 +88,68 @@ def published_shards(warehouse_root: Path) -> set[str]:
             for p in (warehouse_root / "cost_ledger").glob("partition=*/published_clips.parquet")}
 
 
+ESTIMATE_FIELDS = ("model_id", "width", "height", "num_frames", "steps")
+
+
+def _rows_fingerprint(profile: Any, tiers: Any) -> str:
+    return hashlib.sha256(repr((profile, tiers)).encode()).hexdigest()[:16]
+
+
+def shard_plan_rows(home: Home, shard: dict[str, Any], profile: Any, tiers: Any) -> list[dict[str, Any]]:
+    """What the planner needs per row of a shard (cache key, size, steps, deadline), read once and kept.
+
+    From `validated_prompts`' stored output when the shard has been validated (the rows it accepted),
+    else from the row rules alone; recomputed when the model profile or tier policy changes, or when a
+    rules-only record can be replaced by the validated one.
+    """
+    key = shard["key"]
+    fingerprint = _rows_fingerprint(profile, tiers)
+    cached_path = home.plans / "rows" / f"{key}.json"
+    validated_path = home.dagster_io / "validated_prompts" / key
+    if cached_path.exists():
+        cached = json.loads(cached_path.read_text())
+        if cached.get("fingerprint") == fingerprint and (cached["source"] == "validated"
+                                                          or not validated_path.exists()):
+            return cached["rows"]
+    if validated_path.exists():  # our own IO manager's pickle of the accepted rows
+        accepted = pickle.loads(validated_path.read_bytes())
+        pairs = [(GenerationSpec.from_dict(a["spec"]), a["metadata"].get("deadline")) for a in accepted]
+        source = "validated"
+    else:
+        raw = rows_from_shard_file(shard_rows_path(home, key).read_bytes())
+        pairs = estimate_specs(raw.to_dict(orient="records"), profile, tiers)
+        source = "rules"
+    rows = [{"cache_key": spec.cache_key(), **{f: getattr(spec, f) for f in ESTIMATE_FIELDS},
+             "deadline": None if deadline is None else str(deadline)} for spec, deadline in pairs]
+    # a cache, rebuilt from the shard file if lost: replaced atomically but not fsynced (fsync was 20% of a
+    # cold 782-shard plan)
+    cached_path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = cached_path.with_name(f".{cached_path.name}.{os.getpid()}.tmp")
+    scratch.write_text(json.dumps({"fingerprint": fingerprint, "source": source, "rows": rows}))
+    os.replace(scratch, cached_path)
+    return rows
+
+
 def estimate_shard(home: Home, shard: dict[str, Any], profile: Any, tiers: Any, cost_model: StepCostModel,
                    in_cache: Any, zone: Any) -> tuple[ShardDemand, ShardEstimate]:
-    raw = rows_from_shard_file(shard_rows_path(home, shard["key"]).read_bytes())
-    outcome = validate_rows(raw, shard["batch_id"], profile, tiers=tiers)
+    rows = shard_plan_rows(home, shard, profile, tiers)
     specs, cached, seen = [], 0, set()
     deadlines = []
-    for accepted in outcome.accepted:
-        key = GenerationSpec.from_dict(accepted.spec).cache_key()
-        if key in seen:
+    for row in rows:
+        if row["cache_key"] in seen:
             continue  # rendered once per shard
-        seen.add(key)
-        if in_cache(key):
+        seen.add(row["cache_key"])
+        if in_cache(row["cache_key"]):
             cached += 1
             continue
-        specs.append(accepted.spec)
-        if accepted.metadata.get("deadline"):
-            deadlines.append(parse_deadline(str(accepted.metadata["deadline"]), shard["submitted_at"], zone))
+        specs.append(row)
+        if row["deadline"]:
+            deadlines.append(parse_deadline(row["deadline"], shard["submitted_at"], zone))
     seconds, sources = cost_model.shard_seconds(specs)
     deadline = min(deadlines) if deadlines else default_deadline(shard["submitted_at"], zone)
     demand = ShardDemand(shard["key"], shard["tier"], seconds, deadline.astimezone(UTC), shard["submitted_at"],
                          shard["batch_id"], len(specs), shard.get("account", DEFAULT_ACCOUNT))
-    return demand, ShardEstimate(shard["key"], len(outcome.accepted), cached, seconds, sources,
+    return demand, ShardEstimate(shard["key"], len(rows), cached, seconds, sources,
                                  "rows" if deadlines else "default 08:00")
 
 
@@ -125,7 +170,7 @@ def build_plan(home: Home, planner: Any, video_model: Any, warehouse: Any, store
             demands.append(demand)
         estimates[shard["key"]] = estimate
     prices = planner.prices(home)
-    hours = horizon_hours(now, demands, planner.gpus)
+    hours = horizon_hours(now, demands, planner.gpus, step_minutes=planner.step_minutes)
     windows = build_windows(now, hours, prices.curve, planner.gpus, prices.capacity)
     plan = plan_shards(demands, windows, now, step_minutes=planner.step_minutes, overhead=planner.overhead,
                        exact_max_shards=planner.exact_max_shards, time_limit_s=planner.time_limit_s,
@@ -171,6 +216,8 @@ def plan_document(result: PlanResult) -> dict[str, Any]:
         "fcfs_cost_usd": round(result.baseline.total_cost_usd, 6),
         "savings_usd": round(result.savings_usd, 6), "savings_pct": round(result.savings_pct, 2),
         "lower_bound_usd": result.plan.lower_bound_usd, "notes": result.plan.notes,
+        "step_minutes": result.plan.step_minutes, "max_inflation": round(result.plan.max_inflation, 4),
+        "horizon_hours": result.plan.horizon_hours,
         "free_share_cap": result.free_share_cap,
         "late": [{"shard": a.key, "tier": a.tier, "late_by_s": round(-a.slack_seconds, 1)}
                  for a in result.plan.late],

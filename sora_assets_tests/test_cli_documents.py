@@ -66,6 +66,9 @@ def test_every_json_command_prints_one_document(demo_home: dict, pending_env: di
     assert {r["tier"] for r in only["rows"]} == {"free", "paid"}
     status = json_document(cli("status", "--format", "json", env=env))
     assert "slo" in status and "plan" in status
+    batch = demo_home["first"]["rows"][0]["partition_key"].rsplit("-s", 1)[0]
+    night = json_document(cli("status", "--batch", batch, "--format", "json", env=env))
+    assert night
     evaluated = json_document(cli("eval", "--suite", "safety", "--format", "json", env=env))
     assert evaluated["passed"] is True
     clip = next(Path(demo_home["home"], "store").glob("*/*.mp4"))

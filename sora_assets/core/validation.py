@@ -223,3 +223,22 @@ def link_conditioning(outcome: ValidationOutcome, conditioned_model: ModelProfil
 def needs_conditioned_model(outcome: ValidationOutcome) -> bool:
     return any(a.metadata.get("image") or (a.shot and a.shot.get("continue_from_row") is not None)
                for a in outcome.accepted)
+
+
+def estimate_specs(records: list[dict[str, Any]], profile: ModelProfile,
+                   tiers: TierPolicy | None = None) -> list[tuple[GenerationSpec, str | None]]:
+    """(spec, deadline) per row the planner should count, with the row rules of `validate_rows` (types,
+    sizes, tier budgets) but without the Great Expectations suite or the text pre-filter: an estimate,
+    never a decision. Rows with a type error are left out; rows the pre-filter would block are counted
+    (the plan errs on the side of more GPU time). Rejected range errors are rare and also counted."""
+    tiers = tiers or TierPolicy()
+    out: list[tuple[GenerationSpec, str | None]] = []
+    for record in records:
+        if record.get(PARSE_ERROR_COLUMN):
+            continue
+        typed, errors = coerce_row(record)
+        if errors or not isinstance(typed.get("prompt"), str) or not typed["prompt"]:
+            continue
+        deadline = typed.get("deadline")
+        out.append((plan_row(typed, profile, tiers).spec, str(deadline) if deadline is not None else None))
+    return out

@@ -91,6 +91,14 @@ TABLES: dict[str, pa.Schema] = {
         ("snapshot_id", pa.string()), ("computed_at", pa.timestamp("us", tz="UTC")), ("tier", pa.string()),
         ("metric", pa.string()), ("dimension", pa.string()), ("value", pa.float64()), ("samples", pa.int64()),
     ]),
+    "batch_completions": pa.schema([  # one partition per finished batch (its id): the completion notification
+        ("batch_id", pa.string()), ("rows", pa.int64()), ("shards", pa.int64()), ("shards_published", pa.int64()),
+        ("shards_failed", pa.int64()), ("clips_done", pa.int64()), ("rendered", pa.int64()),
+        ("cache_hits", pa.int64()), ("blocked", pa.int64()), ("dead_letters", pa.int64()),
+        ("gpu_hours", pa.float64()), ("cost_usd", pa.float64()), ("api_equivalent_usd", pa.float64()),
+        ("savings_usd", pa.float64()), ("failures", pa.string()), ("webhook_status", pa.string()),
+        ("finished_at", pa.timestamp("us", tz="UTC")),
+    ]),
     "alerts": pa.schema([  # one partition per alert (its id): rewritten firing -> resolved, never duplicated
         ("alert_id", pa.string()), ("alarm", pa.string()), ("signal", pa.string()), ("subject", pa.string()),
         ("severity", pa.string()), ("status", pa.string()), ("value", pa.float64()), ("threshold", pa.float64()),

