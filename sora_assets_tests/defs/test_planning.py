@@ -146,7 +146,7 @@ def test_in_now_mode_the_window_sensor_stands_aside(home_with_model: Home, insta
 
 @pytest.mark.slow
 def test_plan_cli_prints_cost_savings_and_late_shards(home_with_model: Home, tmp_path) -> None:
-    submit(home_with_model, content=BATCH + b'\n{"prompt": "due soon", "deadline": "2026-11-21T14:10:00+00:00"}')
+    submit(home_with_model, content=BATCH + b'\n{"prompt": "due soon", "deadline": "2026-11-21T14:00:00+00:00"}')
     env = {"SORA_ASSETS_HOME": str(home_with_model.root), "PATH": "/usr/bin:/bin"}
     import os
 
@@ -157,7 +157,7 @@ def test_plan_cli_prints_cost_savings_and_late_shards(home_with_model: Home, tmp
     assert document["fcfs_cost_usd"] > document["total_cost_usd"] > 0
     assert document["savings_pct"] > 0
     late_shards = {x["shard"] for x in document["late"]}
-    assert len(late_shards) == 1  # the shard holding the 14:10 row cannot finish by then on the prior estimate
+    assert len(late_shards) == 1  # the shard holding the row due at 14:00 (now) cannot finish by then
     table = subprocess.run([sys.executable, "-m", "sora_assets.cli", "plan", "--now", T14.isoformat()],
                            capture_output=True, text=True, env={**os.environ, **env}, timeout=300)
     assert table.returncode == 0 and "savings_pct" in table.stdout and "fcfs_cost_usd" in table.stdout
