@@ -129,3 +129,27 @@ def test_a_calibration_of_an_older_preset_definition_is_ignored(tmp_path: Path,
     fast = PRESETS["fast"]
     monkeypatch.setitem(PRESETS, "fast", replace(fast, params={"threshold": 0.2}))
     assert load_calibrations(tmp_path) == {}
+
+
+def test_the_cost_model_divides_by_the_calibrated_speedup_and_keeps_history_exact() -> None:
+    import pandas as pd
+
+    from sora_assets.core.estimates import StepCostModel
+
+    history = pd.DataFrame([
+        {"model": "wan-1.3b", "width": 832, "height": 480, "num_frames": 81, "steps": 10, "gpu_seconds": 21.0,
+         "preset": None},  # rendered before presets: exact
+        {"model": "wan-1.3b", "width": 832, "height": 480, "num_frames": 81, "steps": 10, "gpu_seconds": 21.0,
+         "preset": "exact"},
+        {"model": "wan-1.3b", "width": 832, "height": 480, "num_frames": 81, "steps": 10, "gpu_seconds": 2.1,
+         "preset": "fastest"},  # must not make exact clips look ten times cheaper
+    ])
+    cost = StepCostModel.from_history(history, {("wan-1.3b", "rev1", "fast"): calibration("fast", 1.75)})
+    spec = {"model_id": "wan-1.3b", "model_revision": "rev1", "width": 832, "height": 480, "num_frames": 81,
+            "steps": 10}
+    exact, source = cost.clip_seconds(spec)
+    assert exact == pytest.approx(21.0) and source == "history"
+    fast, source = cost.clip_seconds({**spec, "preset": "fast"})
+    assert fast == pytest.approx(21.0 / 1.75) and source == "history+calibrated:fast"
+    other_revision, source = cost.clip_seconds({**spec, "preset": "fast", "model_revision": "rev2"})
+    assert other_revision == pytest.approx(21.0) and source == "history+uncalibrated:fast"
