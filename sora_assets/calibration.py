@@ -77,13 +77,20 @@ def calibration_specs(model: Any, prompts: list[str], steps: int, width: int, he
             for i, prompt in enumerate(prompts)]
 
 
+def warm_up(model: Any, spec: GenerationSpec, names: list[str]) -> None:
+    """Untimed renders first: kernels, allocator, hook registration."""
+    for name in names:
+        model.render(replace(spec, preset=name, steps=min(spec.steps, 2)))
+
+
 def measure_presets(model: Any, specs: list[GenerationSpec], presets: list[str], rounds: int = 1,
-                    on_render: Callable[[str, int, float], None] | None = None) -> dict[str, PresetMeasurement]:
+                    on_render: Callable[[str, int, float], None] | None = None,
+                    warm: bool = True) -> dict[str, PresetMeasurement]:
     """Render every spec with every preset (exact always included), interleaved per round; fidelity vs exact."""
     names = [EXACT, *[get_preset(p).name for p in presets if get_preset(p).name != EXACT]]
     results = {name: PresetMeasurement(name) for name in names}
-    for name in names:  # untimed warm-up: kernels, allocator, hook registration
-        model.render(replace(specs[0], preset=name, steps=min(specs[0].steps, 2)))
+    if warm:
+        warm_up(model, specs[0], names)
     for round_index in range(rounds):
         for name in names:
             result = results[name]

@@ -43,7 +43,10 @@ class Preset:
     name: str
     method: str
     params: dict[str, Any] = field(default_factory=dict)
-    refresh_every: int = 10  # hook state reset after every k steps; accelerated clips checkpoint only there
+    # hook state reset after every k steps; accelerated clips checkpoint only there. Each refresh costs the steps
+    # the hook needs to warm up again (bench/acceleration.py: TaylorSeer at 10 gave 1.50x instead of 1.85x over
+    # 20 steps), so it is rarer than exact clips' checkpoints: a kill re-runs at most 24 steps of such a clip
+    refresh_every: int = 25
     summary: str = ""
 
     def __post_init__(self) -> None:
@@ -66,9 +69,13 @@ class Preset:
         """The hook state is reset after `step` (1-based) completed steps."""
         return self.accelerated and step < total_steps and step % self.refresh_every == 0
 
-    def may_checkpoint_at(self, step: int) -> bool:
-        """A checkpoint here resumes bit-exactly: exact clips anywhere, accelerated ones at refresh steps."""
-        return not self.accelerated or step % self.refresh_every == 0
+    def checkpoint_due(self, step: int, total_steps: int, checkpoint_every: int) -> bool:
+        """Save a checkpoint after `step`? Exact clips every `checkpoint_every` steps; accelerated ones at their
+        refresh steps instead (the only steps a resume re-derives the hook state from); never with checkpoints
+        off (0) nor after the last step."""
+        if checkpoint_every <= 0 or step >= total_steps:
+            return False
+        return step % (self.refresh_every if self.accelerated else checkpoint_every) == 0
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (

@@ -367,8 +367,8 @@ class VideoModelResource(ConfigurableResource):
             if not all(finite):
                 raise NonFiniteLatentsError(step, [ids[i] for i, ok in enumerate(finite) if not ok],
                                             gpu_seconds=now - marks["start"])
-            due = (self.checkpoint_every > 0 and step % self.checkpoint_every == 0 and step < total
-                   and preset.may_checkpoint_at(step))  # an accelerated clip: only where its hook state is reset
+            # an accelerated clip checkpoints where its hook state is reset, whatever checkpoint_every says
+            due = preset.checkpoint_due(step, total, self.checkpoint_every)
             if due and any(j.checkpoints for j in jobs):
                 state = capture_scheduler_state(pipeline.scheduler)
                 spent = (now - marks["start"]) / batch + (resume.gpu_seconds if resume else 0.0)

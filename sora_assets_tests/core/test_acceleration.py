@@ -53,9 +53,10 @@ def test_redefining_a_preset_changes_its_key(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_refresh_and_checkpoint_steps_line_up() -> None:
     fast = get_preset("fast")
-    assert [s for s in range(1, 31) if fast.refreshes_after(s, 30)] == [10, 20]
-    assert [s for s in range(1, 31) if fast.may_checkpoint_at(s)] == [10, 20, 30]
-    assert all(get_preset(EXACT).may_checkpoint_at(s) for s in range(1, 31))
+    assert [s for s in range(1, 51) if fast.refreshes_after(s, 50)] == [25]
+    assert [s for s in range(1, 51) if fast.checkpoint_due(s, 50, 10)] == [25]
+    assert [s for s in range(1, 51) if get_preset(EXACT).checkpoint_due(s, 50, 10)] == [10, 20, 30, 40]
+    assert not any(fast.checkpoint_due(s, 50, 0) for s in range(1, 51))  # checkpoints off stay off
     assert not any(get_preset(EXACT).refreshes_after(s, 30) for s in range(1, 31))
 
 

@@ -28,7 +28,7 @@ def model(tiny_model_dir: Path) -> VideoModelResource:
 
 @pytest.fixture(scope="module")
 def exact_spec(model: VideoModelResource) -> GenerationSpec:
-    return spec_for(model, steps=20, seed=4321)
+    return spec_for(model, steps=30, seed=4321)
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +61,10 @@ def test_accelerated_clips_checkpoint_only_where_the_hook_state_is_reset(model: 
                                                                          tmp_path: Path) -> None:
     checkpoints = ClipCheckpoints(tmp_path / "ck", "shard", "clip", keep=10)
     model.render(replace(exact_spec, preset="fast"), "clip", checkpoints)
-    assert checkpoints.steps_saved() == [10]  # checkpoint_every=5, refresh_every=10, 20 steps
+    assert checkpoints.steps_saved() == [25]  # checkpoint_every=5, refresh_every=25, 30 steps
     exact = ClipCheckpoints(tmp_path / "ck", "shard", "exact", keep=10)
     model.render(exact_spec, "exact", exact)
-    assert exact.steps_saved() == [5, 10, 15]
+    assert exact.steps_saved() == [5, 10, 15, 20, 25]
 
 
 @pytest.mark.parametrize("preset", ["fast", "fastest"])
@@ -73,12 +73,12 @@ def test_resume_after_a_failure_is_bit_exact_with_a_preset(model: VideoModelReso
                                                            monkeypatch: pytest.MonkeyPatch, preset: str) -> None:
     spec = replace(exact_spec, preset=preset)
     checkpoints = ClipCheckpoints(tmp_path / "ck", "shard", "clip")
-    monkeypatch.setenv(ENV_VAR, "generate.after_step=17:raise")
+    monkeypatch.setenv(ENV_VAR, "generate.after_step=27:raise")
     with pytest.raises(FailpointError):
         model.render(spec, "clip", checkpoints, failpoint_dir=tmp_path / "marks")
     monkeypatch.delenv(ENV_VAR)
     resumed = model.render(spec, "clip", checkpoints)
-    assert resumed.resumed_from_step == 10 and resumed.steps_computed == 10
+    assert resumed.resumed_from_step == 25 and resumed.steps_computed == 5
     assert np.array_equal(resumed.frames, frames[preset])
 
 
@@ -88,14 +88,14 @@ def test_resume_after_a_real_sigkill_is_bit_exact_with_a_preset(model: VideoMode
     spec = replace(exact_spec, preset="fastest")
     args = {"model": model.model_path, "every": 5, "spec": spec.to_dict(), "root": str(tmp_path / "ck"),
             "marks": str(tmp_path / "marks")}
-    env = {**os.environ, ENV_VAR: "generate.after_step=14:kill"}
+    env = {**os.environ, ENV_VAR: "generate.after_step=26:kill"}
     killed = subprocess.run([sys.executable, "-c", KILL_SCRIPT, json.dumps(args)], env=env,
                             capture_output=True, text=True, timeout=180)
     assert killed.returncode == -9, killed.stderr[-2000:]
     checkpoints = ClipCheckpoints(tmp_path / "ck", "shard", "clip")
-    assert checkpoints.steps_saved() == [10]
+    assert checkpoints.steps_saved() == [25]
     resumed = model.render(spec, "clip", checkpoints)
-    assert resumed.resumed_from_step == 10
+    assert resumed.resumed_from_step == 25
     assert np.array_equal(resumed.frames, frames["fastest"])
 
 
@@ -116,12 +116,12 @@ def test_without_the_refresh_a_resumed_taylorseer_render_differs(model: VideoMod
     uninterrupted = model.render(spec).frames
     assert not np.array_equal(uninterrupted, frames["fastest"])  # the refresh itself changes the render
     checkpoints = ClipCheckpoints(tmp_path / "ck", "shard", "clip")
-    monkeypatch.setenv(ENV_VAR, "generate.after_step=12:raise")
+    monkeypatch.setenv(ENV_VAR, "generate.after_step=27:raise")
     with pytest.raises(FailpointError):
         model.render(spec, "clip", checkpoints, failpoint_dir=tmp_path / "marks")
     monkeypatch.delenv(ENV_VAR)
     resumed = model.render(spec, "clip", checkpoints)
-    assert resumed.resumed_from_step == 10
+    assert resumed.resumed_from_step == 25
     assert not np.array_equal(resumed.frames, uninterrupted)
 
 
