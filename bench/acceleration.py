@@ -122,7 +122,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=3, help="calibration prompts (and seeds) per preset")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--fbc-thresholds", default="0.2,0.4",
+    parser.add_argument("--fbc-thresholds", default="0.2",
                         help="bench-only First Block Cache thresholds besides the presets' (comma-separated; '' none): "
                              "random weights move block 0's residual more than a trained model does")
     args = parser.parse_args()
@@ -135,6 +135,11 @@ def main() -> None:
     for threshold in filter(None, (t.strip() for t in args.fbc_thresholds.split(","))):
         name = f"fbc-{threshold}"  # in this process only: never a preset a batch can name
         acceleration.PRESETS[name] = replace(fast, name=name, params={"threshold": float(threshold)})
+    fastest = acceleration.PRESETS["fastest"]
+    # bench-only: TaylorSeer's lite mode extrapolates only proj_out (blocks skipped outright): no per-block factors
+    # in memory (the fastest preset holds 2 orders x 3 modules x 30 blocks x cond/uncond of activations)
+    acceleration.PRESETS["taylorseer-lite"] = replace(fastest, name="taylorseer-lite", params={
+        **{k: v for k, v in fastest.params.items() if k != "cache_identifiers"}, "use_lite_mode": True})
     presets = [n for n in acceleration.PRESETS if n != acceleration.EXACT]
     for name in presets:  # the same hook without the refresh: what bit-exact resume costs, and why it is needed
         original = acceleration.PRESETS[name]
