@@ -44,8 +44,9 @@ class Preset:
     method: str
     params: dict[str, Any] = field(default_factory=dict)
     # hook state reset after every k steps; accelerated clips checkpoint only there. Each refresh costs the steps
-    # the hook needs to warm up again (bench/acceleration.py: TaylorSeer at 10 gave 1.50x instead of 1.85x over
-    # 20 steps), so it is rarer than exact clips' checkpoints: a kill re-runs at most 24 steps of such a clip
+    # the hook needs to warm up again (bench/acceleration.py, 30 steps: TaylorSeer computes 43% of the blocks with
+    # a refresh at 25, 37% without, 50% with one every 10), so it is rarer than exact clips' checkpoints: a kill
+    # re-runs at most 24 steps of such a clip
     refresh_every: int = 25
     summary: str = ""
 
