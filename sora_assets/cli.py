@@ -77,20 +77,26 @@ def validate(file: Path, fmt: FormatOption = OutputFormat.table) -> None:
     except (BatchFileError, OSError) as exc:
         raise fail(f"cannot read {file}: {exc}") from None
     batch_id = batch_id_for(file.name, file.read_bytes())
-    model = VideoModelResource(model_path="")
-    outcome = validate_rows(frame, batch_id, model.profile(resolve_revision=False), tiers=model.tier_policy())
+    # the tier presets a deployment sets apply to the dry run too (SORA_ASSETS_TIER_PRESETS)
+    try:
+        model = VideoModelResource(model_path="", tier_presets=os.environ.get("SORA_ASSETS_TIER_PRESETS", ""))
+        tiers = model.tier_policy()
+    except ValueError as exc:
+        raise fail(f"SORA_ASSETS_TIER_PRESETS: {exc}") from None
+    outcome = validate_rows(frame, batch_id, model.profile(resolve_revision=False), tiers=tiers)
     rows: list[dict[str, Any]] = []
     for accepted in outcome.accepted:
         spec = accepted.spec
         rows.append({"row": accepted.row, "clip_id": accepted.clip_id, "status": "accepted", "stage": None,
                      "tier": accepted.tier, "reason": None, "category": None, "warnings": accepted.warnings,
                      "seed": spec["seed"], "steps": spec["steps"],
-                     "size": f"{spec['width']}x{spec['height']}x{spec['num_frames']}"})
+                     "size": f"{spec['width']}x{spec['height']}x{spec['num_frames']}", "preset": spec["preset"]})
     for rejected in outcome.rejected:
         rows.append({"row": rejected.row, "clip_id": None,
                      "status": "blocked" if rejected.stage == "prefilter" else "rejected",
                      "stage": rejected.stage, "tier": None, "reason": rejected.reason,
-                     "category": rejected.category, "warnings": [], "seed": None, "steps": None, "size": None})
+                     "category": rejected.category, "warnings": [], "seed": None, "steps": None, "size": None,
+                     "preset": None})
     rows.sort(key=lambda r: r["row"])
     summary = {"file": str(file), "batch_id": batch_id, "accepted": len(outcome.accepted),
                "rejected": len(outcome.rejected) - len(outcome.blocked), "blocked": len(outcome.blocked)}
