@@ -6,7 +6,14 @@ ffn 8960, text_dim 4096; VAE base_dim 96). The UMT5 text encoder keeps the publi
 prompt, not per step, so it does not change seconds per denoising step, and a 5.7B-parameter random
 encoder would only slow the build. Weights are saved in bf16 and sharded like the real folder.
 
-    python bench/build_wan13b.py /tmp/wan13b-random [--layers 30] [--text-layers 2]
+The transformer and text encoder are built on the meta device and then filled in bf16 on `--device`
+(no fp32 copy: the build peaks near the 3.5 GB it saves). On CUDA the fill is `normal_`; on CPU,
+where drawing 1.8B normal numbers took 45 s on 2 cores, each weight is a window at a random offset
+of one seeded 16M-value normal buffer: random enough to exercise loading, sharding and rendering,
+in seconds. Either way every matrix is scaled to 1/sqrt(fan_in), norm weights are 1 and biases 0.
+
+    python bench/build_wan13b.py /tmp/wan13b-random [--layers 30] [--text-layers 2] [--device cuda]
+    bench/gpu_check.sh            # builds it, renders bare, through the pipeline and with every preset
     python bench/overhead.py --model /tmp/wan13b-random --width 832 --height 480 --frames 81 --steps 4 --clips 2
 """
 
@@ -28,24 +35,63 @@ WAN13B_VAE = {  # vae/config.json (the latents mean/std are AutoencoderKLWan's d
 }
 
 
-def build(target: Path, layers: int, text_layers: int) -> Path:
+def fill_random(module, device: str, seed: int) -> None:  # noqa: ANN001 - any torch module on the meta device
+    """Materialise `module` on `device` in bf16 with random weights (see the module docstring)."""
+    import torch
+
+    module.to_empty(device=device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    pool = None if device.startswith("cuda") else torch.randn(1 << 24, generator=generator)
+    pool = None if pool is None else torch.cat([pool, pool])  # a window at any offset is a plain slice
+    scaled: dict[float, torch.Tensor] = {}  # one bf16 pool per fan-in: filling is then a memcpy per weight
+    size = 1 << 24
+    with torch.no_grad():
+        for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
+            if tensor.ndim < 2:
+                tensor.fill_(1.0 if "norm" in name else 0.0)
+                continue
+            scale = (tensor.numel() // tensor.shape[0]) ** -0.5
+            if pool is None:
+                tensor.normal_(0.0, scale, generator=generator)
+                continue
+            if scale not in scaled:
+                scaled[scale] = (pool * scale).to(tensor.dtype)
+            flat = tensor.view(-1)
+            for offset in range(0, flat.numel(), size):
+                start = int(torch.randint(0, size, (1,), generator=generator))
+                chunk = min(size, flat.numel() - offset)
+                flat[offset:offset + chunk].copy_(scaled[scale][start:start + chunk])
+
+
+def build(target: Path, layers: int, text_layers: int, device: str = "cpu") -> Path:
     import torch
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+    from diffusers.utils import logging as diffusers_logging
     from transformers import UMT5Config, UMT5EncoderModel
 
     from sora_assets.resources.tiny_wan import _tokenizer
 
+    diffusers_logging.disable_progress_bar()
     torch.manual_seed(0)
     tokenizer = _tokenizer()
-    text_encoder = UMT5EncoderModel(UMT5Config(
-        vocab_size=len(tokenizer), d_model=4096, d_kv=64, d_ff=10240, num_layers=text_layers, num_heads=64,
-        relative_attention_num_buckets=32, relative_attention_max_distance=128, feed_forward_proj="gated-gelu",
-        dense_act_fn="gelu_new"))
-    transformer = WanTransformer3DModel(**{**WAN13B_TRANSFORMER, "num_layers": layers})
-    vae = AutoencoderKLWan(**WAN13B_VAE)
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)  # built in bf16: no fp32 copy of 1.3B weights in memory
+    try:
+        with torch.device("meta"):
+            text_encoder = UMT5EncoderModel(UMT5Config(
+                vocab_size=len(tokenizer), d_model=4096, d_kv=64, d_ff=10240, num_layers=text_layers, num_heads=64,
+                relative_attention_num_buckets=32, relative_attention_max_distance=128,
+                feed_forward_proj="gated-gelu", dense_act_fn="gelu_new", tie_word_embeddings=False))
+            transformer = WanTransformer3DModel(**{**WAN13B_TRANSFORMER, "num_layers": layers})
+    finally:
+        torch.set_default_dtype(default_dtype)
+    fill_random(text_encoder, device, seed=1)
+    text_encoder.encoder.embed_tokens = text_encoder.shared  # tied, as built (to_empty gave each its own tensor)
+    fill_random(transformer, device, seed=2)
+    vae = AutoencoderKLWan(**WAN13B_VAE)  # fp32, as the published VAE folder is
     scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)
-    pipe = WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder.to(torch.bfloat16), vae=vae,
-                       transformer=transformer.to(torch.bfloat16), scheduler=scheduler)
+    pipe = WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+                       scheduler=scheduler)
     pipe.save_pretrained(target, max_shard_size="2GB")
     return target
 
@@ -55,9 +101,10 @@ def main() -> None:
     parser.add_argument("target", type=Path)
     parser.add_argument("--layers", type=int, default=30, help="transformer layers (published: 30)")
     parser.add_argument("--text-layers", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="where the random weights are initialised (cpu | cuda)")
     args = parser.parse_args()
     started = time.perf_counter()
-    build(args.target, args.layers, args.text_layers)
+    build(args.target, args.layers, args.text_layers, args.device)
     params = sum(p.stat().st_size for p in (args.target / "transformer").glob("*.safetensors")) / 2 / 1e9
     print(f"built {args.target} in {time.perf_counter() - started:.1f} s; transformer ~{params:.2f}B params (bf16)")
 

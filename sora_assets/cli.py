@@ -105,14 +105,19 @@ def validate(file: Path, fmt: FormatOption = OutputFormat.table) -> None:
     except (BatchFileError, OSError) as exc:
         raise fail(f"cannot read {file}: {exc}") from None
     batch_id = batch_id_for(file.name, file.read_bytes())
-    model = VideoModelResource(model_path="")
+    # the tier presets a deployment sets apply to the dry run too (SORA_ASSETS_TIER_PRESETS)
+    try:
+        model = VideoModelResource(model_path="", tier_presets=os.environ.get("SORA_ASSETS_TIER_PRESETS", ""))
+        tiers = model.tier_policy()
+    except ValueError as exc:
+        raise fail(f"SORA_ASSETS_TIER_PRESETS: {exc}") from None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     # on stderr, so stdout stays the document
     with Progress(TextColumn("validating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err) as bar:
         task = bar.add_task("validate", total=len(frame))
-        outcome = validate_rows(frame, batch_id, model.profile(resolve_revision=False), tiers=model.tier_policy(),
+        outcome = validate_rows(frame, batch_id, model.profile(resolve_revision=False), tiers=tiers,
                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
     rows: list[dict[str, Any]] = []
     for accepted in outcome.accepted:
@@ -120,13 +125,14 @@ def validate(file: Path, fmt: FormatOption = OutputFormat.table) -> None:
         rows.append({"row": accepted.row, "clip_id": accepted.clip_id, "status": "accepted", "stage": None,
                      "tier": accepted.tier, "reason": None, "category": None, "warnings": accepted.warnings,
                      "seed": spec["seed"], "steps": spec["steps"],
-                     "size": f"{spec['width']}x{spec['height']}x{spec['num_frames']}"})
+                     "size": f"{spec['width']}x{spec['height']}x{spec['num_frames']}", "preset": spec["preset"]})
     for rejected in outcome.rejected:
         rows.append({"row": rejected.row, "clip_id": None,
                      "status": ("held" if rejected.held else "blocked") if rejected.stage == "prefilter"
                      else "rejected",
                      "stage": rejected.stage, "tier": None, "reason": rejected.reason,
-                     "category": rejected.category, "warnings": [], "seed": None, "steps": None, "size": None})
+                     "category": rejected.category, "warnings": [], "seed": None, "steps": None, "size": None,
+                     "preset": None})
     rows.sort(key=lambda r: r["row"])
     summary = {"file": str(file), "batch_id": batch_id, "accepted": len(outcome.accepted),
                "rejected": len(outcome.rejected) - len(outcome.blocked), "blocked": len(outcome.blocked)}
@@ -347,6 +353,57 @@ def plan(home: HomeOption = None,
     summary["free_share_cap"] = planned["free_share_cap"]
     summary["held_by_cap"] = sum(1 for a in planned["assignments"] if a["held_by_cap"])
     emit(rows, fmt, f"render plan ({planned['solver']}, {planned['status']})", summary)
+
+
+@app.command()
+def calibrate(preset: Annotated[list[str], typer.Option("--preset", "-p", help="Preset to measure (repeatable)")],
+              home: HomeOption = None,
+              prompts: Annotated[int, typer.Option("--prompts", help="Bundled calibration prompts to render")] = 4,
+              steps: Annotated[int | None, typer.Option("--steps", help="Denoising steps (default: free tier's)")]
+              = None,
+              width: Annotated[int | None, typer.Option("--width", help="Default: the model's default")] = None,
+              height: Annotated[int | None, typer.Option("--height")] = None,
+              frames: Annotated[int | None, typer.Option("--frames")] = None,
+              rounds: Annotated[int, typer.Option("--rounds", help="Timed rounds; the best per clip counts")] = 1,
+              dry_run: Annotated[bool, typer.Option("--dry-run", help="Measure and print, store nothing")] = False,
+              fmt: FormatOption = OutputFormat.table) -> None:
+    """Measure presets against exact on the configured model (same prompts and seeds): speed-up, PSNR and SSIM,
+    stored per model revision under <home>/calibration/, where the planner and cost estimates read them."""
+    from rich.progress import Progress
+
+    from sora_assets.calibration import calibration_prompts, calibration_record, calibration_specs, measure_presets
+    from sora_assets.core.acceleration import EXACT, get_preset, save_calibration
+    from sora_assets.resources.home import default_resources
+
+    layout = Home.from_env(home).ensure()
+    try:
+        names = [get_preset(p).name for p in preset]
+        texts = calibration_prompts(prompts)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    if rounds < 1:
+        raise fail("--rounds must be at least 1")
+    model = default_resources(layout)["video_model"]
+    profile = model.profile()
+    specs = calibration_specs(model, texts, steps or model.free_tier_steps, width or profile.default_width,
+                              height or profile.default_height, frames or profile.default_num_frames)
+    total = len(specs) * rounds * len({EXACT, *names})
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task(f"calibrating {', '.join(names)} on {profile.model_id}@{profile.revision}", total=total)
+        results = measure_presets(model, specs, names, rounds, on_render=lambda *_: bar.advance(task))
+    rows = []
+    for name in names:
+        if name == EXACT:
+            continue
+        record = calibration_record(model, specs[0], results[EXACT], results[name])
+        stored = "" if dry_run else str(save_calibration(layout.calibration, record))
+        rows.append({"preset": name, "model": record.model_id, "revision": record.model_revision,
+                     "clips": record.clips, "exact_s_per_clip": round(record.exact_seconds_per_clip, 4),
+                     "preset_s_per_clip": round(record.preset_seconds_per_clip, 4),
+                     "speedup": round(record.speedup, 3), "psnr_db": round(record.psnr_db, 2),
+                     "ssim": round(record.ssim, 4), "device": record.device, "stored": stored})
+    emit(rows, fmt, "preset calibration", {"shape": f"{specs[0].width}x{specs[0].height}x{specs[0].num_frames}, "
+                                                    f"{specs[0].steps} steps", "rounds": rounds})
 
 
 class StatusFormat(StrEnum):

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sora_assets.core.acceleration import load_calibrations
 from sora_assets.core.batch import DEFAULT_ACCOUNT, rows_from_shard_file
 from sora_assets.core.deadlines import default_deadline, parse_deadline
 from sora_assets.core.estimates import StepCostModel
@@ -158,9 +159,10 @@ def build_plan(home: Home, planner: Any, video_model: Any, warehouse: Any, store
     """Plan every registered shard that is neither published nor in `exclude` (running or failed)."""
     done = published_shards(Path(warehouse.root)) | set(exclude)
     pending = [s for s in registered_shards(home) if s["key"] not in done]
-    history = warehouse.query("SELECT model, width, height, num_frames, steps, gpu_seconds FROM clips "
+    history = warehouse.query("SELECT model, width, height, num_frames, steps, gpu_seconds, preset FROM clips "
                               "WHERE status IN ('published', 'blocked') AND gpu_seconds > 0")
-    cost_model = StepCostModel.from_history(history)
+    # presets priced by their measured speed-up on the model revision (`sora-assets calibrate`)
+    cost_model = StepCostModel.from_history(history, load_calibrations(home.calibration))
     profile = video_model.profile(resolve_revision=True) if pending else None
     tiers = video_model.tier_policy()
     demands, estimates = [], {}

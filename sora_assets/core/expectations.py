@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from sora_assets.core.acceleration import preset_names
 from sora_assets.core.prompt_rules import COMPLEXITIES, MAX_SEED, MAX_SHOT, TIERS, ModelProfile, PromptLimits
 
 _lock = threading.Lock()
@@ -51,6 +52,8 @@ def _suite_definition(profile: ModelProfile, limits: PromptLimits) -> list[tuple
          f"tier must be one of {', '.join(TIERS)}"),
         ("ExpectColumnValuesToBeInSet", {"column": "complexity", "value_set": list(COMPLEXITIES)},
          f"complexity must be one of {', '.join(COMPLEXITIES)}"),
+        ("ExpectColumnValuesToBeInSet", {"column": "preset", "value_set": preset_names()},
+         f"preset must be one of {', '.join(preset_names())}"),
         ("ExpectColumnValuesToBeBetween",
          {"column": "width", "min_value": profile.min_size, "max_value": profile.max_size},
          f"width must be {profile.min_size}-{profile.max_size}"),

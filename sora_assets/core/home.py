@@ -97,6 +97,11 @@ class Home:
         return self.root / "plans"
 
     @property
+    def calibration(self) -> Path:
+        """Measured speed-up and quality of each acceleration preset per model revision (`sora-assets calibrate`)."""
+        return self.root / "calibration"
+
+    @property
     def dagster_io(self) -> Path:
         return self.root / "dagster_io"
 

@@ -6,17 +6,19 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from sora_assets.core.acceleration import EXACT, normalize_preset
 from sora_assets.core.deadlines import deadline_error
 from sora_assets.core.spec import MAX_SEED, GenerationSpec, derive_seed, normalize_prompt
 
 KNOWN_COLUMNS = {
     "prompt", "negative_prompt", "seed", "tier", "width", "height", "num_frames", "fps", "steps",
     "guidance_scale", "shot_group", "anchor", "deadline", "id", "complexity", "shot", "camera", "continue_from",
-    "image",
+    "image", "preset",
 }
 INT_FIELDS = ("seed", "width", "height", "num_frames", "fps", "steps", "shot")
 FLOAT_FIELDS = ("guidance_scale",)
-TEXT_FIELDS = ("prompt", "negative_prompt", "tier", "id", "shot_group", "deadline", "complexity", "camera", "image")
+TEXT_FIELDS = ("prompt", "negative_prompt", "tier", "id", "shot_group", "deadline", "complexity", "camera", "image",
+               "preset")
 TRUE_WORDS = {"true", "yes", "y", "1"}
 FALSE_WORDS = {"false", "no", "n", "0"}
 PREVIOUS_SHOT = "previous"
@@ -50,6 +52,8 @@ class TierPolicy:
 
     steps: dict[str, int] = field(default_factory=lambda: {"free": 30, "paid": 50})
     max_short_side: dict[str, int] = field(default_factory=lambda: {"free": 480})
+    # acceleration preset per tier for rows without a `preset` (core/acceleration.py); unlisted tiers: exact
+    presets: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,8 @@ def coerce_row(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         typed["tier"] = typed["tier"].strip().lower() or None
     if typed.get("complexity") is not None:
         typed["complexity"] = typed["complexity"].strip().lower() or None
+    if typed.get("preset") is not None:  # checked against the preset names by the expectations suite
+        typed["preset"] = normalize_preset(typed["preset"])
     return typed, errors
 
 
@@ -243,6 +249,7 @@ def plan_row(typed: dict[str, Any], profile: ModelProfile, tiers: TierPolicy) ->
         guidance_scale=float(typed["guidance_scale"] if typed.get("guidance_scale") is not None
                              else profile.default_guidance_scale),
         scheduler=profile.scheduler,
+        preset=typed.get("preset") or tiers.presets.get(tier, EXACT),
     )
     return RowPlan(spec=spec, tier=tier, complexity=typed.get("complexity") or "medium",
                    seed_derived=seed_derived, warnings=warnings)

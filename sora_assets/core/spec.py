@@ -9,6 +9,8 @@ import unicodedata
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from sora_assets.core.acceleration import EXACT, get_preset
+
 SPEC_VERSION = 1
 MAX_SEED = 2**31 - 1
 
@@ -41,11 +43,18 @@ class GenerationSpec:
     # what conditions the first frame: "image:<sha256 of the file>" or "last_frame:<cache key of the shot it
     # continues>"; None for text-to-video (left out of the canonical form, so text-only cache keys are unchanged)
     conditioning: str | None = None
+    # acceleration preset (core/acceleration.py); "exact" is left out of the canonical form, so every cache key
+    # made before presets existed is unchanged, and any other preset keys by its name plus definition hash
+    preset: str = EXACT
 
     def canonical(self) -> dict[str, Any]:
         data = asdict(self)
         if self.conditioning is None:
             del data["conditioning"]
+        if self.preset == EXACT:
+            del data["preset"]
+        else:
+            data["preset"] = get_preset(self.preset).fingerprint()
         data["prompt"] = normalize_prompt(self.prompt)
         data["negative_prompt"] = normalize_prompt(self.negative_prompt)
         data["guidance_scale"] = round(float(self.guidance_scale), 4)

@@ -21,7 +21,7 @@ TABLES: dict[str, pa.Schema] = {
         ("prompt_sha256", pa.string()), ("c2pa_state", pa.string()), ("scan_verdict", pa.string()),
         ("warnings", pa.string()), ("gpu_seconds", pa.float64()), ("resumed_from_step", pa.int64()),
         ("step_seconds_mean", pa.float64()), ("frames_sha256", pa.string()),
-        ("recorded_at", pa.timestamp("us", tz="UTC")),
+        ("recorded_at", pa.timestamp("us", tz="UTC")), ("preset", pa.string()),
     ]),
     "cost_ledger": pa.schema([
         ("partition_key", pa.string()), ("batch_id", pa.string()), ("clip_id", pa.string()),
@@ -31,6 +31,7 @@ TABLES: dict[str, pa.Schema] = {
         ("overhead", pa.float64()), ("cost_usd", pa.float64()), ("storage_usd", pa.float64()),
         ("api_equivalent_usd", pa.float64()),
         ("cache_hit", pa.bool_()), ("device", pa.string()), ("recorded_at", pa.timestamp("us", tz="UTC")),
+        ("preset", pa.string()),  # acceleration preset the clip was rendered with (exact: none)
     ]),
     "dead_letters": pa.schema([
         ("partition_key", pa.string()), ("batch_id", pa.string()), ("clip_id", pa.string()),

@@ -18,6 +18,7 @@ import numpy as np
 from dagster import AssetExecutionContext, Backoff, Failure, Jitter, MetadataValue, RetryPolicy, asset
 from PIL import Image
 
+from sora_assets.core.acceleration import EXACT
 from sora_assets.core.batch import batch_id_of_key
 from sora_assets.core.batching import group_by_shape
 from sora_assets.core.checkpoints import ClipCheckpoints
@@ -264,7 +265,7 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
                                  f"on {result.device}")
 
     render_queue(deque(group_by_shape([job for _, job in jobs], lambda j: shape_key(j.spec), video_model.batch_size,
-                                      alone=lambda j: j.resume is not None)))
+                                      alone=lambda j: j.resume is not None or j.spec.preset != EXACT)))
     # first-frame clips one at a time, in shot order: a continuation reads the shot before it from disk
     by_key = {clip["cache_key"]: clip for clip in clips if clip.get("render_status") != DUPLICATE}
     for clip, job in sorted(conditioned, key=lambda pair: shot_order(pair[0])):

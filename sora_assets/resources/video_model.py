@@ -18,6 +18,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from sora_assets.core import failpoints
+from sora_assets.core.acceleration import get_preset, tier_presets_from_text
 from sora_assets.core.checkpoints import ClipCheckpoints, StepCheckpoint
 from sora_assets.core.failures import ModelLoadError
 from sora_assets.core.prompt_rules import ModelProfile, TierPolicy
@@ -100,7 +101,7 @@ class RenderResult:
 def shape_key(spec: GenerationSpec) -> tuple[Any, ...]:
     """Specs with equal keys can share one denoising batch."""
     return (spec.width, spec.height, spec.num_frames, spec.steps, spec.guidance_scale, spec.model_id,
-            spec.model_revision, spec.conditioning)
+            spec.model_revision, spec.conditioning, spec.preset)
 
 
 def model_fingerprint(model_path: Path) -> str:
@@ -143,7 +144,7 @@ MODEL_ENV = {  # environment switches for the default resource set (definitions,
     "SORA_ASSETS_DTYPE": "dtype", "SORA_ASSETS_CPU_OFFLOAD": "cpu_offload",
     "SORA_ASSETS_RENDER_BATCH_SIZE": "batch_size", "SORA_ASSETS_CHECKPOINT_EVERY": "checkpoint_every",
     "SORA_ASSETS_DEFAULT_SHAPE": "default_shape", "SORA_ASSETS_I2V_MODEL_PATH": "i2v_model_path",
-    "SORA_ASSETS_I2V_MODEL_ID": "i2v_model_id",
+    "SORA_ASSETS_I2V_MODEL_ID": "i2v_model_id", "SORA_ASSETS_TIER_PRESETS": "tier_presets",
 }
 _SHAPE = re.compile(r"^(\d+)x(\d+)x(\d+)@(\d+)$")
 
@@ -209,6 +210,9 @@ class VideoModelResource(ConfigurableResource):
     free_tier_steps: int = Field(default=30, description="Denoising-step budget of the free tier.")
     paid_tier_steps: int = Field(default=50, description="Denoising-step budget of the paid tier.")
     free_tier_max_short_side: int = Field(default=480, description="Free-tier resolution cap (short side).")
+    tier_presets: str = Field(
+        default="", description="Acceleration preset per tier for rows without `preset`, e.g. free=fast,paid=exact "
+                                "(names in core/acceleration.py; unlisted tiers render exact).")
     checkpoint_every: int = Field(default=10, description="Save a step checkpoint every k steps (0: never).")
     keep_checkpoints: int = Field(default=2, description="Checkpoints kept per clip (newest first).")
     batch_size: int = Field(default=1, description="Clips of identical shape denoised together (1: off).")
@@ -247,7 +251,8 @@ class VideoModelResource(ConfigurableResource):
 
     def tier_policy(self) -> TierPolicy:
         return TierPolicy(steps={"free": self.free_tier_steps, "paid": self.paid_tier_steps},
-                          max_short_side={"free": self.free_tier_max_short_side})
+                          max_short_side={"free": self.free_tier_max_short_side},
+                          presets=tier_presets_from_text(self.tier_presets))
 
     def _device_and_dtype(self) -> tuple[str, Any]:
         import torch
@@ -318,6 +323,7 @@ class VideoModelResource(ConfigurableResource):
         """
         import torch
 
+        from sora_assets.resources.acceleration_hooks import preset_applied, reset_cache_state
         from sora_assets.resources.step_control import capture_scheduler_state, per_sample, resume_from
 
         if not jobs:
@@ -326,6 +332,10 @@ class VideoModelResource(ConfigurableResource):
             raise ValueError("a render group needs one shape (size, frames, steps, guidance, model)")
         if len(jobs) > 1 and any(j.resume for j in jobs):
             raise ValueError("a resumed clip renders alone: its batch-mates may have no checkpoint")
+        preset = get_preset(jobs[0].spec.preset)
+        if len(jobs) > 1 and preset.accelerated:
+            # a cache hook decides per batch: batch-mates would change each other's frames
+            raise ValueError("an accelerated clip renders alone: its cache decisions must not depend on batch-mates")
         conditioned = jobs[0].spec.conditioning is not None
         if conditioned and (len(jobs) > 1 or jobs[0].image is None):
             raise ValueError("a conditioned clip renders alone, with its first-frame image")
@@ -357,7 +367,8 @@ class VideoModelResource(ConfigurableResource):
             if not all(finite):
                 raise NonFiniteLatentsError(step, [ids[i] for i, ok in enumerate(finite) if not ok],
                                             gpu_seconds=now - marks["start"])
-            due = self.checkpoint_every > 0 and step % self.checkpoint_every == 0 and step < total
+            # an accelerated clip checkpoints where its hook state is reset, whatever checkpoint_every says
+            due = preset.checkpoint_due(step, total, self.checkpoint_every)
             if due and any(j.checkpoints for j in jobs):
                 state = capture_scheduler_state(pipeline.scheduler)
                 spent = (now - marks["start"]) / batch + (resume.gpu_seconds if resume else 0.0)
@@ -371,6 +382,10 @@ class VideoModelResource(ConfigurableResource):
                         generator_state=generators[i].get_state(), gpu_seconds=spent,
                         step_seconds=(resume.step_seconds if resume else []) + step_seconds))
                 marks["checkpoints"] += 1
+            if preset.refreshes_after(step, total):
+                # the hook forgets its cached activations here in every render, so the next step runs in full:
+                # a render resumed from this step re-derives the same state (nothing of the hook is checkpointed)
+                reset_cache_state(pipeline)
             for listener in listeners:
                 listener(StepProgress(ids, step, total, due, resumed_from))
             failpoints.hit("generate.after_step", step, failpoint_dir)
@@ -380,7 +395,8 @@ class VideoModelResource(ConfigurableResource):
         synchronize()
         marks["start"] = marks["last"] = time.perf_counter()
         image_input = {"image": _pil(jobs[0].image)} if conditioned else {}
-        with resume_from(pipe, resumed_from, resume.scheduler_state if resume else None, device):
+        with preset_applied(pipe, preset), \
+                resume_from(pipe, resumed_from, resume.scheduler_state if resume else None, device):
             output = pipe(
                 **image_input,
                 prompt=spec.prompt if single else [j.spec.prompt for j in jobs],
