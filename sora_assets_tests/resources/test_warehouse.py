@@ -50,12 +50,16 @@ def test_unknown_table_is_refused(warehouse: ParquetWarehouse) -> None:
 
 
 WRITER = """
-import sys
+import os, sys, time
 from datetime import UTC, datetime
 from sora_assets.resources.warehouse import ParquetWarehouse
-root, db, me = sys.argv[1], sys.argv[2], sys.argv[3]
+root, db, me, go = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 warehouse = ParquetWarehouse(root=root, db_path=db)
 for attempt in range(12):  # rewrite the same five partitions again and again: replace, never append
+    if attempt == 1:  # the rest only once the test has read mid-write (a read is then certain, at any speed)
+        deadline = time.monotonic() + 300
+        while not os.path.exists(go) and time.monotonic() < deadline:
+            time.sleep(0.01)
     for shard in range(5):
         key = f"batch-0000000000-s{shard:03d}"
         rows = [{"partition_key": key, "batch_id": "batch-0000000000", "clip_id": f"{me}-{shard}-{i}",
@@ -73,9 +77,9 @@ def test_four_concurrent_writer_processes_never_fail_lose_or_duplicate_rows(tmp_
     import subprocess
     import sys
 
-    root, db = tmp_path / "warehouse", tmp_path / "warehouse.duckdb"
-    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(root), str(db), str(n)], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True) for n in range(4)]
+    root, db, go = tmp_path / "warehouse", tmp_path / "warehouse.duckdb", tmp_path / "go"
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(root), str(db), str(n), str(go)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in range(4)]
     reads = 0
     while any(w.poll() is None for w in writers):  # a user querying with plain duckdb meanwhile
         if db.exists() and (root / f".views-v{VIEWS_VERSION}").exists():
@@ -83,6 +87,7 @@ def test_four_concurrent_writer_processes_never_fail_lose_or_duplicate_rows(tmp_
                 count = connection.execute("SELECT count(*) FROM cost_ledger").fetchone()[0]
             assert count <= 4 * 5 * 3
             reads += 1
+            go.touch()
         with contextlib.suppress(subprocess.TimeoutExpired):
             writers[0].wait(timeout=0.05)  # paces the reader; returns early when the first writer ends
     outputs = [w.communicate() for w in writers]
