@@ -21,6 +21,17 @@ from sora_assets_tests.resources.test_resume import KILL_SCRIPT
 from sora_assets_tests.resources.test_video_model import spec_for
 
 
+def fail_at_step_27_then_resume(model: VideoModelResource, spec: GenerationSpec, tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch):
+    """Render until a failpoint raises after step 27, then render again from the checkpoints."""
+    checkpoints = ClipCheckpoints(tmp_path / "ck", "shard", "clip")
+    monkeypatch.setenv(ENV_VAR, "generate.after_step=27:raise")
+    with pytest.raises(FailpointError):
+        model.render(spec, "clip", checkpoints, failpoint_dir=tmp_path / "marks")
+    monkeypatch.delenv(ENV_VAR)
+    return model.render(spec, "clip", checkpoints)
+
+
 @pytest.fixture(scope="module")
 def model(tiny_model_dir: Path) -> VideoModelResource:
     return VideoModelResource(model_path=str(tiny_model_dir), checkpoint_every=5)
@@ -72,12 +83,7 @@ def test_resume_after_a_failure_is_bit_exact_with_a_preset(model: VideoModelReso
                                                            frames: dict[str, np.ndarray], tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch, preset: str) -> None:
     spec = replace(exact_spec, preset=preset)
-    checkpoints = ClipCheckpoints(tmp_path / "ck", "shard", "clip")
-    monkeypatch.setenv(ENV_VAR, "generate.after_step=27:raise")
-    with pytest.raises(FailpointError):
-        model.render(spec, "clip", checkpoints, failpoint_dir=tmp_path / "marks")
-    monkeypatch.delenv(ENV_VAR)
-    resumed = model.render(spec, "clip", checkpoints)
+    resumed = fail_at_step_27_then_resume(model, spec, tmp_path, monkeypatch)
     assert resumed.resumed_from_step == 25 and resumed.steps_computed == 5
     assert np.array_equal(resumed.frames, frames[preset])
 
@@ -115,12 +121,7 @@ def test_without_the_refresh_a_resumed_taylorseer_render_differs(model: VideoMod
     spec = replace(exact_spec, preset="fastest")
     uninterrupted = model.render(spec).frames
     assert not np.array_equal(uninterrupted, frames["fastest"])  # the refresh itself changes the render
-    checkpoints = ClipCheckpoints(tmp_path / "ck", "shard", "clip")
-    monkeypatch.setenv(ENV_VAR, "generate.after_step=27:raise")
-    with pytest.raises(FailpointError):
-        model.render(spec, "clip", checkpoints, failpoint_dir=tmp_path / "marks")
-    monkeypatch.delenv(ENV_VAR)
-    resumed = model.render(spec, "clip", checkpoints)
+    resumed = fail_at_step_27_then_resume(model, spec, tmp_path, monkeypatch)
     assert resumed.resumed_from_step == 25
     assert not np.array_equal(resumed.frames, uninterrupted)
 
