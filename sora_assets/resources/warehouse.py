@@ -24,7 +24,7 @@ from sora_assets.core.fsutil import atomic_write_bytes
 from sora_assets.core.reports import view_statements
 from sora_assets.core.warehouse_schema import TABLES
 
-VIEWS_VERSION = 10  # bump when a table is added or changed
+VIEWS_VERSION = 11  # bump when a table is added or changed
 SCHEMA_PARTITION = "_schema"  # a zero-row file per table so views exist before any data
 
 
