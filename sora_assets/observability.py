@@ -16,7 +16,6 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -164,7 +163,7 @@ def projected_slack(home: Home, instance: DagsterInstance | None, warehouse: Any
     plan = latest_plan(home)
     if plan is None:
         return {}
-    done = published_shards(Path(warehouse.root))
+    done = published_shards(warehouse)
     runs = render_runs(instance).set_index("partition_key")
     slack = {}
     for a in plan["assignments"]:
@@ -278,7 +277,7 @@ def plan_progress(home: Home, instance: DagsterInstance | None, warehouse: Any, 
         return {"plan_id": None, "planned": 0, "launched": 0, "published": 0, "late": 0, "held_by_cap": 0}
     keys = {a["shard"] for a in plan["assignments"]}
     runs = set(render_runs(instance)["partition_key"])
-    done = published_shards(home.warehouse)
+    done = published_shards(warehouse)
     slack = projected_slack(home, instance, warehouse, now)
     return {"plan_id": plan["plan_id"], "planned": len(keys), "launched": len(keys & (runs | done)),
             "published": len(keys & done), "late": sum(1 for s in slack.values() if s < 0),

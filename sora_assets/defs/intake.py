@@ -19,6 +19,7 @@ from sora_assets.defs.catalog import INTAKE, owners_of
 from sora_assets.defs.partitions import SHARDS, shards_partitions
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.planner import PlannerResource
+from sora_assets.resources.warehouse import ParquetWarehouse
 
 RENDER_JOB = "render_shard"
 TIER_PRIORITY = {"paid": 10, "free": 0}
@@ -41,7 +42,7 @@ def render_request(key: str, tier: str, batch_id: str, account: str) -> RunReque
 
 
 def fair_share_requests(context: SensorEvaluationContext, home: HomeResource, new: list[Candidate],
-                        cap: int) -> list[RunRequest]:
+                        cap: int, warehouse: ParquetWarehouse | None = None) -> list[RunRequest]:
     """Launch-now mode under the fair-share cap: shards never launched (new ones and those held on earlier
     ticks), paid first, free ones only while their account has fewer than `cap` free shards in progress."""
     from sora_assets.defs.planning import ACTIVE, shards_with_runs
@@ -52,7 +53,8 @@ def fair_share_requests(context: SensorEvaluationContext, home: HomeResource, ne
         shards.setdefault(candidate.key, {"key": candidate.key, "tier": candidate.tier, "account": candidate.account,
                                           "batch_id": batch_id_of_key(candidate.key)})
     every_status = list(DagsterRunStatus)
-    launched = shards_with_runs(context.instance, every_status) | published_shards(home.home.warehouse)
+    launched = shards_with_runs(context.instance, every_status) | published_shards(
+        warehouse if warehouse is not None else home.home.warehouse)
     active = shards_with_runs(context.instance, ACTIVE)
 
     def candidate(key: str) -> Candidate:
@@ -69,7 +71,7 @@ def fair_share_requests(context: SensorEvaluationContext, home: HomeResource, ne
 
 
 def register_inbox(context: SensorEvaluationContext, home: HomeResource, launch: bool = True,
-                   free_cap: int | None = None) -> SensorResult:
+                   free_cap: int | None = None, warehouse: ParquetWarehouse | None = None) -> SensorResult:
     """One pass over the inbox; never raises for a bad file (it is quarantined with a reason).
 
     With `launch` False (planned launch mode) shards are only registered: the window sensor runs them.
@@ -104,7 +106,7 @@ def register_inbox(context: SensorEvaluationContext, home: HomeResource, launch:
             run_requests.append(render_request(key, result.shard_tiers.get(key, ""), result.batch_id or "",
                                                result.shard_accounts.get(key, DEFAULT_ACCOUNT)))
     if launch and free_cap is not None:
-        run_requests = fair_share_requests(context, home, new, free_cap)
+        run_requests = fair_share_requests(context, home, new, free_cap, warehouse)
     return SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=[shards_partitions.build_add_request(new_keys)] if new_keys else [],
@@ -113,5 +115,7 @@ def register_inbox(context: SensorEvaluationContext, home: HomeResource, launch:
 
 @sensor(job_name=RENDER_JOB, minimum_interval_seconds=15, default_status=DefaultSensorStatus.RUNNING,
         description="Registers batch files dropped in <home>/inbox as shard partitions and launches their runs.")
-def inbox_sensor(context: SensorEvaluationContext, home: HomeResource, planner: PlannerResource) -> SensorResult:
-    return register_inbox(context, home, launch=planner.launch_mode == "now", free_cap=planner.free_share_cap)
+def inbox_sensor(context: SensorEvaluationContext, home: HomeResource, planner: PlannerResource,
+                 warehouse: ParquetWarehouse) -> SensorResult:
+    return register_inbox(context, home, launch=planner.launch_mode == "now", free_cap=planner.free_share_cap,
+                          warehouse=warehouse)

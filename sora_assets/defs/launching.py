@@ -2,7 +2,6 @@
 
 import hashlib
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from dagster import (
     DagsterInstance,
@@ -36,8 +35,8 @@ def ensure_gpu_pool(instance: DagsterInstance, gpus: int) -> bool:
     return True
 
 
-def due_runs(instance: DagsterInstance, home: HomeResource, planner: PlannerResource, warehouse_root: str,
-             now: datetime) -> tuple[list[RunRequest], list[str]]:
+def due_runs(instance: DagsterInstance, home: HomeResource, planner: PlannerResource,
+             warehouse: ParquetWarehouse | str, now: datetime) -> tuple[list[RunRequest], list[str]]:
     """Run requests for shards whose planned start has arrived, plus a re-plan request when needed.
 
     Returns the requests and the reasons for re-planning (empty when the plan is current). Run keys
@@ -46,7 +45,7 @@ def due_runs(instance: DagsterInstance, home: HomeResource, planner: PlannerReso
     layout = home.home
     shards = {s["key"]: s for s in registered_shards(layout)}
     # a succeeded run is a published shard (its ledger file exists): only active and failed runs are asked for
-    done = published_shards(Path(warehouse_root)) | shards_with_runs(instance, ACTIVE + [DagsterRunStatus.FAILURE])
+    done = published_shards(warehouse) | shards_with_runs(instance, ACTIVE + [DagsterRunStatus.FAILURE])
     pending = {key for key in shards if key not in done}
     plan = latest_plan(layout)
     reasons: list[str] = []
@@ -109,7 +108,7 @@ def plan_window_sensor(context: SensorEvaluationContext, home: HomeResource, pla
         return SkipReason("launch_mode is 'now': the inbox sensor launches shards as they arrive")
     if ensure_gpu_pool(context.instance, planner.gpus):
         context.log.info(f"set the {GPU_POOL} pool limit to {planner.gpus}")
-    requests, reasons = due_runs(context.instance, home, planner, warehouse.root, datetime.now(UTC))
+    requests, reasons = due_runs(context.instance, home, planner, warehouse, datetime.now(UTC))
     for reason in reasons:
         context.log.info(f"re-planning: {reason}")
     return SensorResult(run_requests=requests)
