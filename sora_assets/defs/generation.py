@@ -30,6 +30,7 @@ from sora_assets.core.sequences import shot_order
 from sora_assets.core.spec import GenerationSpec
 from sora_assets.core.video_io import decode_mp4, encode_mp4
 from sora_assets.defs.catalog import GENERATION, owners_of
+from sora_assets.defs.fencing import RunFenced, StepFence
 from sora_assets.defs.partitions import GPU_POOL, shards_partitions
 from sora_assets.defs.screening import known_quarantine
 from sora_assets.defs.validation import input_image_file
@@ -171,6 +172,7 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
                    home: HomeResource) -> list[dict[str, Any]]:
     key = context.partition_key
     batch_id = batch_id_of_key(key)
+    fence = StepFence(context)
     layout = home.home
     work = layout.work / key
     dead = known_dead_letters(warehouse)
@@ -215,7 +217,9 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
     last_logged = {"at": 0.0}
 
     def log_progress(event: StepProgress) -> None:
-        """A run-log line at each checkpoint, throttled: each line is an event write to the instance."""
+        """A run-log line at each checkpoint, throttled: each line is an event write to the instance. An orphaned
+        step (its run over, its coordinator gone) stops here instead of rendering for nobody."""
+        fence.check_now_and_then("rendering on")
         now = time.monotonic()
         if event.checkpointed and now - last_logged["at"] >= video_model.progress_log_seconds:
             last_logged["at"] = now
@@ -232,9 +236,12 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
 
     def _render_next(queue: deque[list[RenderJob]]) -> None:
         group = queue.popleft()
+        fence.check("rendering")
         started = datetime.now(UTC)
         try:
             results = video_model.render_group(group, progress=log_progress, failpoint_dir=layout.failpoints)
+        except RunFenced:
+            raise  # not a render failure: nothing is recorded by a fenced step
         except NonFiniteLatentsError as error:
             for job in group:
                 if job.clip_id in error.clip_ids:
@@ -315,6 +322,7 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
             else:
                 clip.update(work_path=source["work_path"], steps_run=source["steps_run"],
                             frames_sha256=source.get("frames_sha256"))
+    fence.check("writing dead letters or the step's output")
     _record_dead_letters(context, warehouse, key, batch_id, clips)
 
     rendered = [c for c in clips if c["render_status"] == RENDERED]

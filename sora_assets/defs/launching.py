@@ -16,6 +16,7 @@ from dagster import (
 
 from sora_assets.core.batch import DEFAULT_ACCOUNT
 from sora_assets.core.fair_share import Candidate, select_within_cap
+from sora_assets.core.runtime_limits import MAX_RUNTIME_TAG, render_max_runtime_s
 from sora_assets.defs.intake import RENDER_JOB, TIER_PRIORITY
 from sora_assets.defs.jobs import PLAN_JOB, plan_job, render_shard_job
 from sora_assets.defs.partitions import GPU_POOL
@@ -64,7 +65,7 @@ def due_runs(instance: DagsterInstance, home: HomeResource, planner: PlannerReso
             assignment = planned.get(key)
             if assignment is None:
                 if key in plan["estimates"]:  # nothing to render (all cached or rejected): publish now
-                    requests.append(_render_request(key, shards[key], "no-gpu", plan["plan_id"]))
+                    requests.append(_render_request(key, shards[key], "no-gpu", plan["plan_id"], 0.0))
                 continue
             start = datetime.fromisoformat(assignment["start"])
             if start > now:
@@ -78,7 +79,8 @@ def due_runs(instance: DagsterInstance, home: HomeResource, planner: PlannerReso
         active = [_candidate(k, shards[k]) for k in shards_with_runs(instance, ACTIVE) if k in shards]
         due.sort(key=lambda k: (planned[k]["start"], k))
         launch, _held = select_within_cap([_candidate(k, shards[k]) for k in due], active, planner.free_share_cap)
-        requests += [_render_request(c.key, shards[c.key], planned[c.key]["start"], plan["plan_id"]) for c in launch]
+        requests += [_render_request(c.key, shards[c.key], planned[c.key]["start"], plan["plan_id"],
+                                     float(planned[c.key].get("est_gpu_seconds") or 0.0)) for c in launch]
     if reasons:
         digest = hashlib.sha256("|".join(sorted(pending)).encode() + now.strftime("%Y%m%d%H").encode()).hexdigest()
         requests.append(RunRequest(run_key=f"plan:{digest[:16]}", job_name=PLAN_JOB,
@@ -91,9 +93,11 @@ def _candidate(key: str, shard: dict) -> Candidate:
     return Candidate(key, shard["tier"], shard.get("account", DEFAULT_ACCOUNT))
 
 
-def _render_request(key: str, shard: dict, start: str, plan_id: str) -> RunRequest:
+def _render_request(key: str, shard: dict, start: str, plan_id: str, est_gpu_seconds: float) -> RunRequest:
     return RunRequest(run_key=f"{key}@{start}", partition_key=key, job_name=RENDER_JOB,
                       tags={"dagster/priority": str(TIER_PRIORITY.get(shard["tier"], 0)),
+                            # run monitoring ends a hung run (and frees its gpu slot) past this
+                            MAX_RUNTIME_TAG: str(render_max_runtime_s(est_gpu_seconds)),
                             "sora_assets/batch_id": shard["batch_id"], "sora_assets/plan_id": plan_id,
                             "sora_assets/planned_start": start, "sora_assets/tier": shard["tier"],
                             "sora_assets/account": shard.get("account", DEFAULT_ACCOUNT)})

@@ -26,6 +26,7 @@ from sora_assets.core.shard_summary import block_rate, needs_scan, unscanned_cli
 from sora_assets.core.spec import GenerationSpec
 from sora_assets.core.video_io import decode_mp4
 from sora_assets.defs.catalog import SAFETY, owners_of
+from sora_assets.defs.fencing import StepFence
 from sora_assets.defs.partitions import shards_partitions
 from sora_assets.resources.alignment import ClipAlignmentResource
 from sora_assets.resources.home import HomeResource
@@ -96,6 +97,7 @@ def screened_clips(context: AssetExecutionContext, rendered_clips: list[dict[str
                    frame_safety: FrameSafetyResource, warehouse: ParquetWarehouse,
                    home: HomeResource, alignment: ClipAlignmentResource) -> Iterator[Any]:
     key = context.partition_key
+    fence = StepFence(context)
     layout = home.home
     events: list[dict[str, Any]] = []
     quality: list[dict[str, Any]] = []
@@ -167,6 +169,7 @@ def screened_clips(context: AssetExecutionContext, rendered_clips: list[dict[str
     quality += carried_quality(warehouse, key, {**hits, **kept})
     # the remembered verdicts first: once written, no later attempt renders these clips again
     blocked_rows += [r for r in remembered.values() if r["cache_key"] not in {b["cache_key"] for b in blocked_rows}]
+    fence.check("writing scan results")
     warehouse.write("quarantined_clips", key, "screened_clips", blocked_rows)
     warehouse.write("safety_events", key, "screened_clips", events)
     warehouse.write("quality_metrics", key, "screened_clips", quality)  # measured on the frames as encoded
