@@ -3,7 +3,8 @@
 Syntax: entries separated by `,` or `;`, each `site[=value]:action[*times]` with action `kill`
 (SIGKILL the process, as a lost GPU node would), `killparent` (SIGKILL the process's parent: for a step of
 the multiprocess executor, its run coordinator, leaving the step an orphan), `raise` (a FailpointError, as a
-crashed step would) or `oom` (an out-of-memory error), e.g. `generate.after_step=48:kill,sign.before:raise`.
+crashed step would), `oom` (an out-of-memory error) or `hang` (block for an hour, as a wedged GPU would: what
+ends it is run monitoring's max runtime or a crash drill's kill), e.g. `generate.after_step=48:kill,sign.before:raise`.
 
 A failpoint fires once (or `times` times): each firing creates a marker file (O_EXCL, so exactly one
 process wins each) in the given folder, and later hits — the retry, the re-execution, the backfill —
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ENV_VAR = "SORA_ASSETS_FAILPOINTS"
-ACTIONS = ("kill", "killparent", "raise", "oom")
+ACTIONS = ("kill", "killparent", "raise", "oom", "hang")
+HANG_S = 3600.0
 SITES = ("generate.after_step", "publish.before_rename", "sign.before")
 _ENTRY = re.compile(r"^(?P<site>[a-z_]+\.[a-z_]+)(?:=(?P<value>[^:]+))?:(?P<action>[a-z]+)(?:\*(?P<times>\d+))?$")
 _FIRED_IN_PROCESS: dict[str, int] = {}
@@ -115,6 +117,11 @@ def hit(site: str, value: object = None, marker_dir: Path | None = None) -> None
         if point.action == "killparent":
             os.kill(os.getppid(), signal.SIGKILL)
             return  # this process lives on, orphaned: what it does next is what the drill observes
+        if point.action == "hang":
+            import time
+
+            time.sleep(HANG_S)  # the drill's subject: a process that stops making progress
+            return
         if point.action == "oom":
             raise SimulatedOutOfMemoryError(f"CUDA out of memory (failpoint {point.name}:oom)")
         raise FailpointError(f"failpoint {point.name}:{point.action} fired")
