@@ -24,7 +24,8 @@ from pathlib import Path
 ENV_VAR = "SORA_ASSETS_FAILPOINTS"
 ACTIONS = ("kill", "killparent", "raise", "oom", "hang")
 HANG_S = 3600.0
-SITES = ("generate.after_step", "publish.before_rename", "sign.before")
+SITES = ("intake.before_register", "validate.before", "generate.after_step", "scan.before", "sign.before",
+         "publish.before_rename", "publish.before_ledger")
 _ENTRY = re.compile(r"^(?P<site>[a-z_]+\.[a-z_]+)(?:=(?P<value>[^:]+))?:(?P<action>[a-z]+)(?:\*(?P<times>\d+))?$")
 _FIRED_IN_PROCESS: dict[str, int] = {}
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sora_assets.core import failpoints
 from sora_assets.core.batch import (
     MAX_FILE_BYTES,
     ROW_COLUMN,
@@ -154,6 +155,7 @@ def ingest_file(home: Home, source: Path, shard_size: int) -> IngestResult:
             return result
         frame = parse_batch(content, fmt)
         batch_dir = home.confine(home.batches / batch_id)
+        failpoints.hit("intake.before_register", None, home.failpoints)
         _register(home, source, content, fmt, frame, batch_dir, shard_size, result)
     except (BatchFileError, NotARegularFile) as exc:
         result.reason = str(exc)

@@ -16,6 +16,7 @@ from dagster import (
     asset,
 )
 
+from sora_assets.core import failpoints
 from sora_assets.core.batch import batch_id_of_key
 from sora_assets.core.checkpoints import clear_partition
 from sora_assets.core.fsutil import sweep_if_due
@@ -134,6 +135,7 @@ def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str,
     curve = planner.prices(home.home).curve  # the same prices the plan used, so estimate and actual compare
     previous = {row["clip_id"]: row for row in warehouse.read("cost_ledger", key).to_dict(orient="records")}
     ledger = [ledger_row(c, key, batch_id, curve, previous, planner.overhead) for c in signed_clips]
+    failpoints.hit("publish.before_ledger", None, home.home.failpoints)  # clips stored, books not yet written
     fence.check("writing ledger rows")
     warehouse.write("cost_ledger", key, "published_clips", ledger)
     warehouse.write("clips", key, "published_clips", [clip_row(c, key, batch_id) for c in signed_clips])

@@ -17,6 +17,7 @@ from dagster import (
     asset,
 )
 
+from sora_assets.core import failpoints
 from sora_assets.core.batch import batch_id_of_key
 from sora_assets.core.fsutil import atomic_copy, atomic_write_bytes, atomic_write_json
 from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER, DUPLICATE, QUARANTINED
@@ -104,6 +105,7 @@ def screened_clips(context: AssetExecutionContext, rendered_clips: list[dict[str
     previews: list[tuple[str, Any]] = []  # (clip id, frames or None when blocked)
     verdicts: dict[str, dict[str, Any]] = {}  # per work file: duplicates share one scan
     now = datetime.now(UTC)
+    failpoints.hit("scan.before", None, layout.failpoints)
     remembered = {k: r for k, r in known_quarantine(warehouse).items() if r["partition_key"] == key}
     blocked_rows: list[dict[str, Any]] = []
     for clip in rendered_clips:
