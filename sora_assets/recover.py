@@ -50,6 +50,12 @@ def recover(instance: DagsterInstance, now: float | None = None) -> Recovery:
         claimed = storage.get_concurrency_run_ids()
         finished = [r.dagster_run.run_id for r in instance.get_run_records(
             filters=RunsFilter(run_ids=list(claimed), statuses=list(FINISHED_STATUSES)))] if claimed else []
-        for run_id in sorted(runs_holding_slots_after_they_ended(claimed, finished)):
-            result.freed[run_id] = len(storage.free_concurrency_slots_for_run(run_id) or [])
+        stale = runs_holding_slots_after_they_ended(claimed, finished)
+        held: dict[str, int] = {}
+        for pool in storage.get_concurrency_keys() if stale else []:
+            for slot in storage.get_concurrency_info(pool).claimed_slots:
+                held[slot.run_id] = held.get(slot.run_id, 0) + 1
+        for run_id in sorted(stale):
+            storage.free_concurrency_slots_for_run(run_id)  # returns nothing: counted from the claims above
+            result.freed[run_id] = held.get(run_id, 0)
     return result
