@@ -177,6 +177,7 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
     work = layout.work / key
     dead = known_dead_letters(warehouse)
     blocked = known_quarantine(warehouse)
+    booked = set(warehouse.read("cost_ledger", key).clip_id)  # clips this shard's ledger already holds
     clips: list[dict[str, Any]] = []
     first_of: dict[str, dict[str, Any]] = {}  # cache key -> the clip of this shard that renders it
     jobs: list[tuple[dict[str, Any], RenderJob]] = []
@@ -191,6 +192,12 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
             clip.update(render_status=CACHE_HIT, store_sha256=cached.sha256,
                         steps_run=cached.sidecar.get("steps_run", spec.steps),
                         frames_sha256=cached.sidecar.get("frames_sha256"))
+            if cached.sidecar.get("partition_key") == key and cached.sidecar.get("clip_id") == clip["clip_id"] \
+                    and clip["clip_id"] not in booked:
+                # this shard's own render, stored by an attempt that died before the ledger: still its spend
+                clip.update(own_publish=True, gpu_seconds=float(cached.sidecar.get("gpu_seconds") or 0.0),
+                            device=cached.sidecar.get("device"), resumed_from_step=cached.sidecar.get(
+                                "resumed_from_step", 0), render_started_at=cached.sidecar.get("published_at"))
         elif cache_key in dead:
             earlier = dead[cache_key]
             clip.update(render_status=DEAD_LETTER, billable=False, nan_step=int(earlier["step"]),

@@ -56,7 +56,7 @@ def clips_without_scan_record(warehouse: ParquetWarehouse, key: str) -> list[str
 
 def final_status(clip: dict[str, Any]) -> str:
     if clip.get("sha256"):
-        return "published" if clip["render_status"] != CACHE_HIT else "cache_hit"
+        return "published" if clip["render_status"] != CACHE_HIT or clip.get("own_publish") else "cache_hit"
     if clip["render_status"] == DEAD_LETTER:
         return "dead_letter"
     if clip.get("scan_verdict") == "block":
