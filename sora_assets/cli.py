@@ -585,6 +585,40 @@ def backfill(failed: Annotated[bool, typer.Option("--failed", help="Shards whose
 
 
 @app.command()
+def recover(home: HomeOption = None,
+            url: Annotated[str, typer.Option("--url", help="Dagster webserver, for the backfill")] =
+            "http://127.0.0.1:3000",
+            backfill_failed: Annotated[bool, typer.Option("--backfill/--no-backfill",
+                                                          help="Backfill the failed shards afterwards")] = True,
+            fmt: FormatOption = OutputFormat.table) -> None:
+    """After a crash or power loss: mark runs with no process failed, free their gpu slots, backfill their shards."""
+    from sora_assets.backfill import BackfillError, failed_shards, launch_backfill, shard_statuses
+    from sora_assets.recover import recover as recover_runs
+
+    layout = Home.from_env(home)
+    with _status_instance(layout) as instance:
+        result = recover_runs(instance)
+    rows: list[dict[str, Any]] = [{"run_id": r.run_id, "partition_key": r.partition_key, "was": r.status,
+                                   "action": "marked failed", "slots_freed": result.freed.get(r.run_id, 0)}
+                                  for r in result.failed]
+    rows += [{"run_id": run_id, "partition_key": None, "was": "finished", "action": "slots freed",
+              "slots_freed": freed} for run_id, freed in result.freed.items()
+             if run_id not in {r.run_id for r in result.failed}]
+    backfill_id, keys = None, []
+    if backfill_failed:
+        try:
+            keys = failed_shards(shard_statuses(url))
+            backfill_id = launch_backfill(url, keys, "recover: shards of dead runs") if keys else None
+        except BackfillError as exc:
+            emit(rows, fmt, "recovered runs", {"backfill": "not launched"})
+            raise fail(f"{exc}; start `sora-assets ui` (or dagster dev) and run `sora-assets backfill --failed`") \
+                from None
+    emit(rows, fmt, "recovered runs", {"marked_failed": len(result.failed),
+                                       "slots_freed": sum(result.freed.values()), "backfill_id": backfill_id,
+                                       "backfilled": keys})
+
+
+@app.command()
 def ui(home: HomeOption = None, port: int = 3000) -> None:
     """Start `dagster dev` on 127.0.0.1 with DAGSTER_HOME inside the pipeline home."""
     layout = Home.from_env(home).ensure()

@@ -16,7 +16,6 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -90,7 +89,7 @@ def shard_frame(home: Home, instance: DagsterInstance | None, warehouse: Any,
     before any run is read: only their runs are read from the instance."""
     registered = registered_shards(home)
     if keep is not None:
-        done = published_shards(Path(warehouse.root))
+        done = published_shards(warehouse)
         registered = [s for s in registered if keep(s, s["key"] in done)]
     shards = pd.DataFrame(registered, columns=["key", "tier", "batch_id", "submitted_at", "account"])
     shards = shards.rename(columns={"key": "partition_key", "submitted_at": "registered_at"})
@@ -198,7 +197,7 @@ def projected_slack(home: Home, instance: DagsterInstance | None, warehouse: Any
     plan = latest_plan(home)
     if plan is None:
         return {}
-    done = published_shards(Path(warehouse.root))
+    done = published_shards(warehouse)
     runs = render_runs(instance, [a["shard"] for a in plan["assignments"] if a["shard"] not in done])
     runs = runs.set_index("partition_key")
     slack = {}
@@ -313,7 +312,7 @@ def plan_progress(home: Home, instance: DagsterInstance | None, warehouse: Any, 
         return {"plan_id": None, "planned": 0, "launched": 0, "published": 0, "late": 0, "held_by_cap": 0}
     keys = {a["shard"] for a in plan["assignments"]}
     runs = set(render_runs(instance, sorted(keys))["partition_key"])
-    done = published_shards(home.warehouse)
+    done = published_shards(warehouse)
     slack = projected_slack(home, instance, warehouse, now)
     return {"plan_id": plan["plan_id"], "planned": len(keys), "launched": len(keys & (runs | done)),
             "published": len(keys & done), "late": sum(1 for s in slack.values() if s < 0),
@@ -355,7 +354,7 @@ def batch_status(home: Home, instance: DagsterInstance | None, warehouse: Any, b
     if record is None:
         raise ValueError(f"no registered batch {batch_id!r}")
     keys = list(record["shards"])
-    published = published_shards(home.warehouse) & set(keys)
+    published = published_shards(warehouse) & set(keys)
     failed, active = shard_run_states(instance, [k for k in keys if k not in published])
     params = [batch_id]
     clips = warehouse.query("SELECT * FROM clips WHERE batch_id = ?", params)

@@ -83,10 +83,14 @@ def registered_shards(home: Home) -> list[dict[str, Any]]:
     return shards
 
 
-def published_shards(warehouse_root: Path) -> set[str]:
-    """Shards whose publishing step wrote its ledger (from the warehouse files, no Dagster needed)."""
-    return {p.parent.name.removeprefix("partition=")
-            for p in (warehouse_root / "cost_ledger").glob("partition=*/published_clips.parquet")}
+def published_shards(warehouse: Any) -> set[str]:
+    """Shards whose publishing step wrote its ledger, asked of the warehouse resource that owns them (on S3 the
+    bucket, not this machine's copy). A bare folder path is read as a local warehouse."""
+    if isinstance(warehouse, str | Path):
+        from sora_assets.resources.warehouse import ParquetWarehouse
+
+        warehouse = ParquetWarehouse(root=str(warehouse), db_path=str(Path(warehouse).parent / "warehouse.duckdb"))
+    return warehouse.published_partitions()
 
 
 ESTIMATE_FIELDS = ("model_id", "width", "height", "num_frames", "steps")
@@ -157,7 +161,7 @@ def estimate_shard(home: Home, shard: dict[str, Any], profile: Any, tiers: Any, 
 def build_plan(home: Home, planner: Any, video_model: Any, warehouse: Any, store: Any, now: datetime,
                exclude: set[str] = frozenset()) -> PlanResult:
     """Plan every registered shard that is neither published nor in `exclude` (running or failed)."""
-    done = published_shards(Path(warehouse.root)) | set(exclude)
+    done = published_shards(warehouse) | set(exclude)
     pending = [s for s in registered_shards(home) if s["key"] not in done]
     history = warehouse.query("SELECT model, width, height, num_frames, steps, gpu_seconds, preset FROM clips "
                               "WHERE status IN ('published', 'blocked') AND gpu_seconds > 0")

@@ -1,8 +1,10 @@
 """Failpoints for tests and chaos drills: `SORA_ASSETS_FAILPOINTS`, off unless set.
 
 Syntax: entries separated by `,` or `;`, each `site[=value]:action[*times]` with action `kill`
-(SIGKILL the process, as a lost GPU node would) or `raise` (a FailpointError, as a crashed step
-would) or `oom` (an out-of-memory error), e.g. `generate.after_step=48:kill,sign.before:raise`.
+(SIGKILL the process, as a lost GPU node would), `killparent` (SIGKILL the process's parent: for a step of
+the multiprocess executor, its run coordinator, leaving the step an orphan), `raise` (a FailpointError, as a
+crashed step would), `oom` (an out-of-memory error) or `hang` (block for an hour, as a wedged GPU would: what
+ends it is run monitoring's max runtime or a crash drill's kill), e.g. `generate.after_step=48:kill,sign.before:raise`.
 
 A failpoint fires once (or `times` times): each firing creates a marker file (O_EXCL, so exactly one
 process wins each) in the given folder, and later hits — the retry, the re-execution, the backfill —
@@ -20,8 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ENV_VAR = "SORA_ASSETS_FAILPOINTS"
-ACTIONS = ("kill", "raise", "oom")
-SITES = ("generate.after_step", "publish.before_rename", "sign.before")
+ACTIONS = ("kill", "killparent", "raise", "oom", "hang")
+HANG_S = 3600.0
+SITES = ("intake.before_register", "validate.before", "generate.after_step", "scan.before", "sign.before",
+         "publish.before_rename", "publish.before_ledger")
 _ENTRY = re.compile(r"^(?P<site>[a-z_]+\.[a-z_]+)(?:=(?P<value>[^:]+))?:(?P<action>[a-z]+)(?:\*(?P<times>\d+))?$")
 _FIRED_IN_PROCESS: dict[str, int] = {}
 
@@ -60,7 +64,7 @@ def parse_failpoints(raw: str | None) -> list[Failpoint]:
         if site not in SITES:
             raise ValueError(f"{ENV_VAR}: unknown site {site!r}; known: {', '.join(SITES)}")
         if action not in ACTIONS:
-            raise ValueError(f"{ENV_VAR}: unknown action {action!r} in {entry!r}; use kill, raise or oom")
+            raise ValueError(f"{ENV_VAR}: unknown action {action!r} in {entry!r}; use {', '.join(ACTIONS)}")
         if site == "generate.after_step" and not (value or "").isdigit():
             raise ValueError(f"{ENV_VAR}: {entry!r} needs a step number, e.g. generate.after_step=48:kill")
         times = int(match["times"] or 1)
@@ -111,6 +115,14 @@ def hit(site: str, value: object = None, marker_dir: Path | None = None) -> None
             continue
         if point.action == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
+        if point.action == "killparent":
+            os.kill(os.getppid(), signal.SIGKILL)
+            return  # this process lives on, orphaned: what it does next is what the drill observes
+        if point.action == "hang":
+            import time
+
+            time.sleep(HANG_S)  # the drill's subject: a process that stops making progress
+            return
         if point.action == "oom":
             raise SimulatedOutOfMemoryError(f"CUDA out of memory (failpoint {point.name}:oom)")
         raise FailpointError(f"failpoint {point.name}:{point.action} fired")

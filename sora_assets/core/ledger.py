@@ -19,11 +19,15 @@ RENDERED = "rendered"
 CACHE_HIT = "cache_hit"
 DUPLICATE = "duplicate"  # same spec as an earlier clip of the same shard: rendered once
 DEAD_LETTER = "dead_letter"  # non-finite latents: stopped, never retried (the same seed fails again)
+QUARANTINED = "quarantined"  # blocked by the frame scan in an earlier attempt: terminal, never rendered again
 
 
 def billable(clip: dict[str, Any]) -> bool:
-    """GPU time was spent on this clip in this materialisation (a render, or a render stopped by NaN)."""
-    return clip["render_status"] == RENDERED or (clip["render_status"] == DEAD_LETTER and bool(clip.get("billable")))
+    """GPU time was spent on this clip in this shard (a render, a render stopped by NaN, or this shard's own
+    earlier render of a clip the frame scan blocked or that an attempt stored before it died: its spend stays
+    in the books, counted once)."""
+    return (clip["render_status"] == RENDERED or bool(clip.get("own_publish"))
+            or (clip["render_status"] in (DEAD_LETTER, QUARANTINED) and bool(clip.get("billable"))))
 
 
 def _started_at(clip: dict[str, Any]) -> datetime:
@@ -41,9 +45,9 @@ def ledger_row(clip: dict[str, Any], partition_key: str, batch_id: str, curve: P
     spec = GenerationSpec.from_dict(clip["spec"])
     earlier = previous.get(clip["clip_id"])
     spent = billable(clip)
-    if not spent and earlier is not None and not earlier["cache_hit"] \
-            and earlier.get("cache_key") == clip["cache_key"]:
-        return dict(earlier)
+    carried = not spent or clip["render_status"] == QUARANTINED or clip.get("own_publish")
+    if carried and earlier is not None and not earlier["cache_hit"] and earlier.get("cache_key") == clip["cache_key"]:
+        return dict(earlier)  # a quarantined clip's spend was booked by the attempt that rendered it
     started = window_start(_started_at(clip))
     price = curve.price_at(started)
     gpu_seconds = float(clip.get("gpu_seconds") or 0.0) if spent else 0.0
@@ -57,7 +61,8 @@ def ledger_row(clip: dict[str, Any], partition_key: str, batch_id: str, curve: P
                                                  clip.get("complexity") or "medium", clip["tier"] == "paid"),
         # a render that was stored pays its storage; a cache hit or duplicate reuses an object already paid for
         "storage_usd": storage_cost_usd(int(clip.get("stored_bytes") or 0)) if spent else 0.0,
-        "cache_hit": clip["render_status"] in (CACHE_HIT, DUPLICATE), "device": clip.get("device") or "none",
+        "cache_hit": clip["render_status"] in (CACHE_HIT, DUPLICATE) and not clip.get("own_publish"),
+        "device": clip.get("device") or "none",
         "recorded_at": datetime.now(UTC), "preset": spec.preset,
     }
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER
+from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER, QUARANTINED
 
 # Columns of the per-clip cost table on a shard's published_clips materialisation, in display order.
 COST_COLUMNS = ["clip_id", "tier", "status", "steps", "gpu_seconds", "cost_usd", "api_equivalent_usd", "cache_hit",
@@ -27,8 +27,9 @@ def block_rate(blocked: int, considered: int) -> float:
 
 
 def needs_scan(clip: dict[str, Any]) -> bool:
-    """A clip with fresh frames in this run: cache hits were scanned when first published, dead letters have none."""
-    return clip["render_status"] not in (CACHE_HIT, DEAD_LETTER)
+    """A clip with fresh frames in this run: cache hits were scanned when first published, dead letters have none,
+    quarantined clips keep the verdict of the scan that blocked them."""
+    return clip["render_status"] not in (CACHE_HIT, DEAD_LETTER, QUARANTINED)
 
 
 def unscanned_clips(clips: Iterable[dict[str, Any]]) -> list[str]:

@@ -39,6 +39,13 @@ TABLES: dict[str, pa.Schema] = {
         ("step", pa.int64()), ("gpu_seconds", pa.float64()), ("retryable", pa.bool_()),
         ("spec_json", pa.string()), ("recorded_at", pa.timestamp("us", tz="UTC")),
     ]),
+    "quarantined_clips": pa.schema([  # blocked by the frame scan: a terminal outcome, keyed by cache key
+        ("partition_key", pa.string()), ("batch_id", pa.string()), ("clip_id", pa.string()),
+        ("cache_key", pa.string()), ("reasons", pa.string()), ("policy_version", pa.string()),
+        ("frames_sha256", pa.string()), ("gpu_seconds", pa.float64()), ("steps_run", pa.int64()),
+        ("device", pa.string()), ("render_started_at", pa.string()), ("quarantine_path", pa.string()),
+        ("recorded_at", pa.timestamp("us", tz="UTC")),
+    ]),
     "quality_metrics": pa.schema([
         ("partition_key", pa.string()), ("batch_id", pa.string()), ("clip_id", pa.string()),
         ("cache_key", pa.string()), ("model", pa.string()), ("width", pa.int64()), ("height", pa.int64()),

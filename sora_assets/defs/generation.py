@@ -2,7 +2,7 @@
 
 Every attempt at a shard (step retry, re-execution, backfill) picks up where the last one stopped:
 clips already encoded in `work/<shard>/` are reused, clips with a step checkpoint resume from it,
-and clips whose spec is in the dead-letter table are not rendered again.
+and clips whose spec is in the dead-letter table, or that the frame scan quarantined, are not rendered again.
 """
 
 import json
@@ -26,12 +26,14 @@ from sora_assets.core.failures import classify, is_out_of_memory
 from sora_assets.core.frames import frames_sha256, non_finite_frames, to_uint8
 from sora_assets.core.fsutil import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
 from sora_assets.core.home import Home
-from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER, DUPLICATE, RENDERED
+from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER, DUPLICATE, QUARANTINED, RENDERED
 from sora_assets.core.sequences import shot_order
 from sora_assets.core.spec import GenerationSpec
 from sora_assets.core.video_io import decode_mp4, encode_mp4
 from sora_assets.defs.catalog import GENERATION, owners_of
+from sora_assets.defs.fencing import RunFenced, StepFence
 from sora_assets.defs.partitions import GPU_POOL, shards_partitions
+from sora_assets.defs.screening import known_quarantine
 from sora_assets.defs.validation import input_image_file
 from sora_assets.executors import gpu_step_tags
 from sora_assets.resources.home import HomeResource
@@ -85,6 +87,27 @@ def known_dead_letters(warehouse: ParquetWarehouse) -> dict[str, dict[str, Any]]
     """
     frame = warehouse.read("dead_letters")
     return {row["cache_key"]: row for row in frame.to_dict(orient="records") if not row["retryable"]}
+
+
+def quarantined_clip(record: dict[str, Any], key: str) -> dict[str, Any]:
+    """A clip the frame scan blocked in an earlier attempt: its verdict, frames hash and spend, not a render.
+
+    Billable only in the shard that rendered it (its spend is booked once, there, however often it is asked for).
+    """
+    own = record["partition_key"] == key
+    record = {k: None if isinstance(v, float) and v != v else v for k, v in record.items()}  # NaN from Parquet
+    return {"render_status": QUARANTINED, "billable": own, "quarantined_from": record["partition_key"],
+            "gpu_seconds": float(record["gpu_seconds"] or 0.0) if own else 0.0, "scan_verdict": "block",
+            "scan_reasons": [r for r in str(record["reasons"] or "").split(",") if r], "frames_scanned": 0,
+            "policy_version": record["policy_version"], "frames_sha256": record["frames_sha256"],
+            "steps_run": record["steps_run"], "device": record["device"],
+            "render_started_at": record["render_started_at"], "quarantine_path": record["quarantine_path"]}
+
+
+QUARANTINE_FIELDS = tuple(quarantined_clip({"partition_key": "", "gpu_seconds": 0.0, "reasons": "",
+                                            "policy_version": None, "frames_sha256": None, "steps_run": None,
+                                            "device": None, "render_started_at": None, "quarantine_path": None},
+                                           "").keys())
 
 
 def conditioning_image(spec: GenerationSpec, clip: dict[str, Any], by_key: dict[str, dict[str, Any]], layout: Home,
@@ -150,9 +173,12 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
                    home: HomeResource) -> list[dict[str, Any]]:
     key = context.partition_key
     batch_id = batch_id_of_key(key)
+    fence = StepFence(context)
     layout = home.home
     work = layout.work / key
     dead = known_dead_letters(warehouse)
+    blocked = known_quarantine(warehouse)
+    booked = set(warehouse.read("cost_ledger", key).clip_id)  # clips this shard's ledger already holds
     clips: list[dict[str, Any]] = []
     first_of: dict[str, dict[str, Any]] = {}  # cache key -> the clip of this shard that renders it
     jobs: list[tuple[dict[str, Any], RenderJob]] = []
@@ -167,6 +193,12 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
             clip.update(render_status=CACHE_HIT, store_sha256=cached.sha256,
                         steps_run=cached.sidecar.get("steps_run", spec.steps),
                         frames_sha256=cached.sidecar.get("frames_sha256"))
+            if cached.sidecar.get("partition_key") == key and cached.sidecar.get("clip_id") == clip["clip_id"] \
+                    and clip["clip_id"] not in booked:
+                # this shard's own render, stored by an attempt that died before the ledger: still its spend
+                clip.update(own_publish=True, gpu_seconds=float(cached.sidecar.get("gpu_seconds") or 0.0),
+                            device=cached.sidecar.get("device"), resumed_from_step=cached.sidecar.get(
+                                "resumed_from_step", 0), render_started_at=cached.sidecar.get("published_at"))
         elif cache_key in dead:
             earlier = dead[cache_key]
             clip.update(render_status=DEAD_LETTER, billable=False, nan_step=int(earlier["step"]),
@@ -174,6 +206,9 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
                         dead_letter_from=earlier["partition_key"])
         elif cache_key in first_of:
             clip.update(render_status=DUPLICATE, duplicate_of=first_of[cache_key]["clip_id"])
+        elif cache_key in blocked:  # the frame scan blocked this spec before: a terminal, remembered outcome
+            first_of[cache_key] = clip
+            clip.update(quarantined_clip(blocked[cache_key], key))
         elif (record := finished_render(work, cache_key)) is not None:
             first_of[cache_key] = clip
             clip.update(record, reused_attempt=True)
@@ -190,7 +225,9 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
     last_logged = {"at": 0.0}
 
     def log_progress(event: StepProgress) -> None:
-        """A run-log line at each checkpoint, throttled: each line is an event write to the instance."""
+        """A run-log line at each checkpoint, throttled: each line is an event write to the instance. An orphaned
+        step (its run over, its coordinator gone) stops here instead of rendering for nobody."""
+        fence.check_now_and_then("rendering on")
         now = time.monotonic()
         if event.checkpointed and now - last_logged["at"] >= video_model.progress_log_seconds:
             last_logged["at"] = now
@@ -207,9 +244,12 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
 
     def _render_next(queue: deque[list[RenderJob]]) -> None:
         group = queue.popleft()
+        fence.check("rendering")
         started = datetime.now(UTC)
         try:
             results = video_model.render_group(group, progress=log_progress, failpoint_dir=layout.failpoints)
+        except RunFenced:
+            raise  # not a render failure: nothing is recorded by a fenced step
         except NonFiniteLatentsError as error:
             for job in group:
                 if job.clip_id in error.clip_ids:
@@ -285,9 +325,12 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
             if source["render_status"] == DEAD_LETTER:
                 clip.update(render_status=DEAD_LETTER, billable=False, nan_step=source["nan_step"],
                             dead_letter_reason=source["dead_letter_reason"])
+            elif source["render_status"] == QUARANTINED:
+                clip.update({k: source.get(k) for k in QUARANTINE_FIELDS}, billable=False, gpu_seconds=0.0)
             else:
                 clip.update(work_path=source["work_path"], steps_run=source["steps_run"],
                             frames_sha256=source.get("frames_sha256"))
+    fence.check("writing dead letters or the step's output")
     _record_dead_letters(context, warehouse, key, batch_id, clips)
 
     rendered = [c for c in clips if c["render_status"] == RENDERED]
@@ -300,6 +343,7 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
                                      if not c.get("reused_attempt")),
         "reused_from_earlier_attempt": sum(bool(c.get("reused_attempt")) for c in rendered),
         "dead_letters": len(dead_letters),
+        "quarantined_earlier": sum(c["render_status"] == QUARANTINED for c in clips),
         "gpu_seconds": round(sum(c["gpu_seconds"] for c in rendered + dead_letters), 3),
         "model": video_model.model_id, "batch_size": video_model.batch_size,
         "renders": MetadataValue.md(_render_table(rendered + dead_letters)),

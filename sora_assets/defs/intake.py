@@ -19,6 +19,7 @@ from sora_assets.defs.catalog import INTAKE, owners_of
 from sora_assets.defs.partitions import SHARDS, shards_partitions
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.planner import PlannerResource
+from sora_assets.resources.warehouse import ParquetWarehouse
 
 RENDER_JOB = "render_shard"
 TIER_PRIORITY = {"paid": 10, "free": 0}
@@ -41,7 +42,8 @@ def render_request(key: str, tier: str, batch_id: str, account: str) -> RunReque
 
 
 def fair_share_requests(context: SensorEvaluationContext, home: HomeResource, new: list[Candidate],
-                        cap: int, gpus: int | None = None) -> list[RunRequest]:
+                        cap: int, gpus: int | None = None,
+                        warehouse: ParquetWarehouse | None = None) -> list[RunRequest]:
     """Launch-now mode under the fair-share cap: shards never launched (new ones and those held on earlier
     ticks), paid first, free ones while their account has fewer than `cap` free shards in progress, and
     beyond that into GPUs no run in progress holds (work-conserving: `gpus` is the pool's size)."""
@@ -52,7 +54,7 @@ def fair_share_requests(context: SensorEvaluationContext, home: HomeResource, ne
     for candidate in new:
         shards.setdefault(candidate.key, {"key": candidate.key, "tier": candidate.tier, "account": candidate.account,
                                           "batch_id": batch_id_of_key(candidate.key)})
-    published = published_shards(home.home.warehouse)
+    published = published_shards(warehouse if warehouse is not None else home.home.warehouse)
     unpublished = sorted(k for k in shards if k not in published)  # only their runs are read, not every run
     launched = shards_with_runs(context.instance, list(DagsterRunStatus), unpublished) | published
     active = shards_with_runs(context.instance, ACTIVE)
@@ -72,7 +74,8 @@ def fair_share_requests(context: SensorEvaluationContext, home: HomeResource, ne
 
 
 def register_inbox(context: SensorEvaluationContext, home: HomeResource, launch: bool = True,
-                   free_cap: int | None = None, gpus: int | None = None) -> SensorResult:
+                   free_cap: int | None = None, gpus: int | None = None,
+                   warehouse: ParquetWarehouse | None = None) -> SensorResult:
     """One pass over the inbox; never raises for a bad file (it is quarantined with a reason).
 
     With `launch` False (planned launch mode) shards are only registered: the window sensor runs them.
@@ -107,7 +110,7 @@ def register_inbox(context: SensorEvaluationContext, home: HomeResource, launch:
             run_requests.append(render_request(key, result.shard_tiers.get(key, ""), result.batch_id or "",
                                                result.shard_accounts.get(key, DEFAULT_ACCOUNT)))
     if launch and free_cap is not None:
-        run_requests = fair_share_requests(context, home, new, free_cap, gpus)
+        run_requests = fair_share_requests(context, home, new, free_cap, gpus, warehouse)
     return SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=[shards_partitions.build_add_request(new_keys)] if new_keys else [],
@@ -116,6 +119,7 @@ def register_inbox(context: SensorEvaluationContext, home: HomeResource, launch:
 
 @sensor(job_name=RENDER_JOB, minimum_interval_seconds=15, default_status=DefaultSensorStatus.RUNNING,
         description="Registers batch files dropped in <home>/inbox as shard partitions and launches their runs.")
-def inbox_sensor(context: SensorEvaluationContext, home: HomeResource, planner: PlannerResource) -> SensorResult:
+def inbox_sensor(context: SensorEvaluationContext, home: HomeResource, planner: PlannerResource,
+                 warehouse: ParquetWarehouse) -> SensorResult:
     return register_inbox(context, home, launch=planner.launch_mode == "now", free_cap=planner.free_share_cap,
-                          gpus=planner.gpus)
+                          gpus=planner.gpus, warehouse=warehouse)

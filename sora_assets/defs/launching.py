@@ -9,7 +9,6 @@ earliest default deadline) into the GPUs no active run holds.
 
 import hashlib
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from dagster import (
     DagsterInstance,
@@ -25,6 +24,7 @@ from dagster import (
 
 from sora_assets.core.batch import DEFAULT_ACCOUNT
 from sora_assets.core.fair_share import Candidate, select_within_cap
+from sora_assets.core.runtime_limits import MAX_RUNTIME_TAG, render_max_runtime_s
 from sora_assets.defs.intake import RENDER_JOB, TIER_PRIORITY
 from sora_assets.defs.jobs import PLAN_JOB, plan_job, render_shard_job
 from sora_assets.defs.partitions import GPU_POOL
@@ -82,11 +82,11 @@ def fallback_requests(instance: DagsterInstance, shards: dict[str, dict], pendin
     launch, _held = select_within_cap([_candidate(k, shards[k]) for k in order],
                                       [_candidate(k, shards[k]) for k in active if k in shards],
                                       planner.free_share_cap, idle_gpus=idle)
-    return [_render_request(c.key, shards[c.key], "fallback", why) for c in launch[:idle]]
+    return [_render_request(c.key, shards[c.key], "fallback", why, 0.0) for c in launch[:idle]]
 
 
-def due_runs(instance: DagsterInstance, home: HomeResource, planner: PlannerResource, warehouse_root: str,
-             now: datetime) -> tuple[list[RunRequest], list[str]]:
+def due_runs(instance: DagsterInstance, home: HomeResource, planner: PlannerResource,
+             warehouse: ParquetWarehouse | str, now: datetime) -> tuple[list[RunRequest], list[str]]:
     """Run requests for shards whose planned start has arrived, plus a re-plan request when needed.
 
     Returns the requests and the reasons for re-planning (empty when the plan is current). Run keys
@@ -97,7 +97,7 @@ def due_runs(instance: DagsterInstance, home: HomeResource, planner: PlannerReso
     shards = {s["key"]: s for s in registered_shards(layout)}
     # a succeeded run is a published shard (its ledger file exists): only active and failed runs are asked for
     active_keys = shards_with_runs(instance, ACTIVE)
-    published = published_shards(Path(warehouse_root))
+    published = published_shards(warehouse)
     unpublished = sorted(k for k in shards if k not in published and k not in active_keys)
     done = published | active_keys | shards_with_runs(instance, [DagsterRunStatus.FAILURE], unpublished)
     pending = {key for key in shards if key not in done}
@@ -121,7 +121,7 @@ def due_runs(instance: DagsterInstance, home: HomeResource, planner: PlannerReso
             assignment = planned.get(key)
             if assignment is None:
                 if key in plan["estimates"]:  # nothing to render (all cached or rejected): publish now
-                    requests.append(_render_request(key, shards[key], "no-gpu", plan["plan_id"]))
+                    requests.append(_render_request(key, shards[key], "no-gpu", plan["plan_id"], 0.0))
                 continue
             start = datetime.fromisoformat(assignment["start"])
             if start > now:
@@ -137,7 +137,8 @@ def due_runs(instance: DagsterInstance, home: HomeResource, planner: PlannerReso
         due.sort(key=lambda k: (planned[k]["start"], k))
         launch, _held = select_within_cap([_candidate(k, shards[k]) for k in due], active, planner.free_share_cap,
                                           idle_gpus=max(0, planner.gpus - len(active)))
-        requests += [_render_request(c.key, shards[c.key], planned[c.key]["start"], plan["plan_id"]) for c in launch]
+        requests += [_render_request(c.key, shards[c.key], planned[c.key]["start"], plan["plan_id"],
+                                     float(planned[c.key].get("est_gpu_seconds") or 0.0)) for c in launch]
     if reasons:
         wait, why = plan_backoff(instance, now)
         if wait:
@@ -159,9 +160,11 @@ def _candidate(key: str, shard: dict) -> Candidate:
     return Candidate(key, shard["tier"], shard.get("account", DEFAULT_ACCOUNT))
 
 
-def _render_request(key: str, shard: dict, start: str, plan_id: str) -> RunRequest:
+def _render_request(key: str, shard: dict, start: str, plan_id: str, est_gpu_seconds: float) -> RunRequest:
     return RunRequest(run_key=f"{key}@{start}", partition_key=key, job_name=RENDER_JOB,
                       tags={"dagster/priority": str(TIER_PRIORITY.get(shard["tier"], 0)),
+                            # run monitoring ends a hung run (and frees its gpu slot) past this
+                            MAX_RUNTIME_TAG: str(render_max_runtime_s(est_gpu_seconds)),
                             "sora_assets/batch_id": shard["batch_id"], "sora_assets/plan_id": plan_id,
                             "sora_assets/planned_start": start, "sora_assets/tier": shard["tier"],
                             "sora_assets/account": shard.get("account", DEFAULT_ACCOUNT)})
@@ -176,7 +179,7 @@ def plan_window_sensor(context: SensorEvaluationContext, home: HomeResource, pla
         return SkipReason("launch_mode is 'now': the inbox sensor launches shards as they arrive")
     if ensure_gpu_pool(context.instance, planner.gpus):
         context.log.info(f"set the {GPU_POOL} pool limit to {planner.gpus}")
-    requests, reasons = due_runs(context.instance, home, planner, warehouse.root, datetime.now(UTC))
+    requests, reasons = due_runs(context.instance, home, planner, warehouse, datetime.now(UTC))
     for reason in reasons:
         context.log.info(f"re-planning: {reason}")
     return SensorResult(run_requests=requests)

@@ -16,6 +16,7 @@ from dagster import (
     asset,
 )
 
+from sora_assets.core import failpoints
 from sora_assets.core.batch import batch_id_of_key
 from sora_assets.core.checkpoints import clear_partition
 from sora_assets.core.fsutil import sweep_if_due
@@ -24,6 +25,7 @@ from sora_assets.core.previews import contact_sheet
 from sora_assets.core.shard_summary import block_rate, cost_rows, cost_totals, embedded_image_markdown
 from sora_assets.core.video_io import decode_mp4
 from sora_assets.defs.catalog import WAREHOUSE, owners_of
+from sora_assets.defs.fencing import StepFence
 from sora_assets.defs.metadata import cost_table
 from sora_assets.defs.partitions import shards_partitions
 from sora_assets.defs.screening import PREVIEW_EMBED, SCAN_RECORD
@@ -54,7 +56,7 @@ def clips_without_scan_record(warehouse: ParquetWarehouse, key: str) -> list[str
 
 def final_status(clip: dict[str, Any]) -> str:
     if clip.get("sha256"):
-        return "published" if clip["render_status"] != CACHE_HIT else "cache_hit"
+        return "published" if clip["render_status"] != CACHE_HIT or clip.get("own_publish") else "cache_hit"
     if clip["render_status"] == DEAD_LETTER:
         return "dead_letter"
     if clip.get("scan_verdict") == "block":
@@ -107,6 +109,8 @@ def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str,
                     warehouse: ParquetWarehouse, home: HomeResource, planner: PlannerResource) -> Iterator[Any]:
     key = context.partition_key
     batch_id = batch_id_of_key(key)
+    fence = StepFence(context)
+    fence.check("publishing")  # an orphan of a failed run publishes nothing: the backfill's run does
     now = datetime.now(UTC).isoformat()
     for clip in signed_clips:
         if clip["render_status"] == CACHE_HIT:
@@ -131,6 +135,8 @@ def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str,
     curve = planner.prices(home.home).curve  # the same prices the plan used, so estimate and actual compare
     previous = {row["clip_id"]: row for row in warehouse.read("cost_ledger", key).to_dict(orient="records")}
     ledger = [ledger_row(c, key, batch_id, curve, previous, planner.overhead) for c in signed_clips]
+    failpoints.hit("publish.before_ledger", None, home.home.failpoints)  # clips stored, books not yet written
+    fence.check("writing ledger rows")
     warehouse.write("cost_ledger", key, "published_clips", ledger)
     warehouse.write("clips", key, "published_clips", [clip_row(c, key, batch_id) for c in signed_clips])
     shutil.rmtree(home.home.work / key, ignore_errors=True)

@@ -10,6 +10,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, asset
 from PIL import Image
 
+from sora_assets.core import failpoints
 from sora_assets.core.batch import batch_id_of_key
 from sora_assets.core.fsutil import sha256_file
 from sora_assets.core.home import Home
@@ -88,6 +89,7 @@ def validated_prompts(context: AssetExecutionContext, prompt_shards: pd.DataFram
                       frame_safety: FrameSafetyResource, store: ClipStore) -> list[dict[str, Any]]:
     key = context.partition_key
     batch_id = batch_id_of_key(key)
+    failpoints.hit("validate.before", None, home.home.failpoints)
     outcome = validate_rows(prompt_shards, batch_id, video_model.profile(), tiers=video_model.tier_policy())
     now = datetime.now(UTC)
     image_events = scan_conditioning_images(outcome, home.home, frame_safety, key, batch_id, now, store)

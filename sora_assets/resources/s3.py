@@ -28,7 +28,7 @@ from pydantic import Field, PrivateAttr
 from sora_assets.core import failpoints
 from sora_assets.core.fsutil import atomic_copy, atomic_write_bytes, sha256_bytes, sha256_file
 from sora_assets.resources.store import ClipStore, CorruptObjectError, StoredClip
-from sora_assets.resources.warehouse import SCHEMA_PARTITION, ParquetWarehouse
+from sora_assets.resources.warehouse import PUBLISHED_LEDGER, SCHEMA_PARTITION, ParquetWarehouse
 
 MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 
@@ -256,6 +256,11 @@ class S3ParquetWarehouse(ParquetWarehouse):
                 local.unlink(missing_ok=True)  # its partition was replaced or dropped in the bucket
                 removed += 1
         return {"objects": len(remote), "fetched": fetched, "removed": removed}
+
+    def published_partitions(self) -> set[str]:
+        """Published shards as the bucket says (a listing, no download): another machine's publish counts."""
+        return {key.split("/")[1].removeprefix("partition=") for key in self.blobs().keys("cost_ledger/")
+                if key.endswith(f"/{PUBLISHED_LEDGER}") and key.count("/") == 2}
 
     def read(self, table: str, partition_key: str | None = None) -> pd.DataFrame:
         self.sync(table, partition_key)

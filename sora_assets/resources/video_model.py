@@ -29,6 +29,9 @@ _PIPELINES: dict[tuple[str, str, str, bool], Any] = {}
 LOAD_COUNT = {"loads": 0}  # per process; tests use it to prove one load per run
 _SAMPLED_HASH_BYTES = 4 * 1024 * 1024
 TINY_I2V_FOLDER = "tiny-wan-i2v"
+TINY_FOLDER = "tiny-wan"  # the tiny model's folder and id: `Home.default_model_path` names it
+TINY_MODEL_ID = "tiny-wan"
+TINY_I2V_MODEL_ID = "tiny-wan-i2v"
 
 
 class NonFiniteLatentsError(RuntimeError):
@@ -123,6 +126,28 @@ def model_fingerprint(model_path: Path) -> str:
                 handle.seek(size - _SAMPLED_HASH_BYTES)
                 digest.update(handle.read())
     return digest.hexdigest()[:16]
+
+
+class ModelMissingError(ModelLoadError, FileNotFoundError):
+    """A configured model folder is absent or incomplete; never replaced by the tiny random model."""
+
+
+def tiny_refusal(path: Path, model_id: str, tiny_folder: str, tiny_id: str, build: bool) -> str | None:
+    """Why the tiny random model may NOT be built at `path` (None: it may).
+
+    Only "no model configured at all" qualifies: the default tiny folder under the home's models/ and
+    the tiny model's own id. Anything else (a typo in a real path, a real model id, a half-copied folder)
+    would otherwise render noise under a real model's name, so it is an error instead.
+    """
+    if not build:
+        return "building the tiny model is switched off for a configured model"
+    if model_id != tiny_id:
+        return f"model_id {model_id!r} names a real model; the tiny stand-in is built only when none is configured"
+    if path.name != tiny_folder:
+        return f"the tiny stand-in is built only in the default folder {tiny_folder!r}, not at a configured path"
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        return "the folder exists but is incomplete (a partial copy or download?); not building over it"
+    return None
 
 
 def check_model_folder(path: Path) -> None:
@@ -226,14 +251,30 @@ class VideoModelResource(ConfigurableResource):
         return Path(self.i2v_model_path) if self.i2v_model_path else Path(self.model_path).parent / TINY_I2V_FOLDER
 
     def ensure_model(self, conditioned: bool = False) -> Path:
-        """The text-to-video folder, or with `conditioned` the image-to-video one (tiny ones built if absent)."""
-        path = self.model_folder(conditioned)
-        if not (path / "model_index.json").exists():
-            if not (self.build_tiny_i2v_if_missing if conditioned else self.build_tiny_if_missing):
-                raise FileNotFoundError(f"no diffusers model at {path} (model_index.json missing)")
-            from sora_assets.resources.tiny_wan import build_tiny_wan, build_tiny_wan_i2v
+        """The text-to-video folder, or with `conditioned` the image-to-video one, checked complete.
 
-            (build_tiny_wan_i2v if conditioned else build_tiny_wan)(path)
+        The tiny random model is built only when no model is configured (see `tiny_refusal`); any other
+        missing or incomplete folder raises `ModelMissingError` with a one-line reason.
+        """
+        path = self.model_folder(conditioned)
+        if (path / "model_index.json").exists():
+            try:
+                check_model_folder(path)
+            except (OSError, ValueError) as exc:
+                raise ModelMissingError(" ".join(str(exc).split())) from exc
+            return path
+        if conditioned:  # a real text model is never paired with the tiny random image model
+            refusal = (f"the text model {self.model_id!r} is real; configure i2v_model_path"
+                       if self.model_id != TINY_MODEL_ID else
+                       tiny_refusal(path, self.i2v_model_id, TINY_I2V_FOLDER, TINY_I2V_MODEL_ID,
+                                    self.build_tiny_i2v_if_missing))
+        else:
+            refusal = tiny_refusal(path, self.model_id, TINY_FOLDER, TINY_MODEL_ID, self.build_tiny_if_missing)
+        if refusal is not None:
+            raise ModelMissingError(f"no diffusers model at {path} (model_index.json missing): {refusal}")
+        from sora_assets.resources.tiny_wan import build_tiny_wan, build_tiny_wan_i2v
+
+        (build_tiny_wan_i2v if conditioned else build_tiny_wan)(path)
         return path
 
     def profile(self, resolve_revision: bool = True, conditioned: bool = False) -> ModelProfile:
@@ -285,16 +326,13 @@ class VideoModelResource(ConfigurableResource):
                 torch.set_num_threads(self.num_threads)
                 diffusers_logging.disable_progress_bar()  # loading bars would flood run logs
                 transformers_logging.disable_progress_bar()
-                try:
-                    check_model_folder(path)
-                except FileNotFoundError as exc:
-                    raise ModelLoadError(str(exc)) from exc
                 # DiffusionPipeline dispatches on model_index.json's class (WanPipeline, WanImageToVideoPipeline);
                 # local_files_only guarantees no hub access.
                 try:
                     pipe = DiffusionPipeline.from_pretrained(str(path), dtype=dtype, local_files_only=True)
                 except Exception as exc:  # corrupt weights, wrong classes: no retry can fix the folder
-                    raise ModelLoadError(f"cannot load the model at {path}: {type(exc).__name__}: {exc}") from exc
+                    detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]  # one line for the run log
+                    raise ModelLoadError(f"cannot load the model at {path}: {detail}") from exc
                 if device.startswith("cuda") and self.cpu_offload:
                     pipe.enable_model_cpu_offload(device=device)
                 else:

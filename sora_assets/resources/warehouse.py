@@ -24,7 +24,9 @@ from sora_assets.core.fsutil import atomic_write_bytes
 from sora_assets.core.reports import view_statements
 from sora_assets.core.warehouse_schema import TABLES
 
-VIEWS_VERSION = 12  # bump when a table is added or changed (11: batch_completions; 12: preset on clips, ledger)
+VIEWS_VERSION = 13  # bump when a table is added or changed (11: batch_completions; 12: preset on clips and
+# ledger; 13: quarantined_clips)
+PUBLISHED_LEDGER = "published_clips.parquet"  # cost_ledger file written by published_clips, last
 SCHEMA_PARTITION = "_schema"  # a zero-row file per table so views exist before any data
 
 
@@ -55,6 +57,11 @@ class ParquetWarehouse(ConfigurableResource):
         atomic_write_bytes(path, sink.getvalue())
         self.ensure_views()
         return path
+
+    def published_partitions(self) -> set[str]:
+        """Shards whose publishing step wrote its ledger: the one answer to "is it published?"."""
+        return {p.parent.name.removeprefix("partition=")
+                for p in self._table_dir("cost_ledger").glob(f"partition=*/{PUBLISHED_LEDGER}")}
 
     def read(self, table: str, partition_key: str | None = None) -> pd.DataFrame:
         folder = self._table_dir(table)

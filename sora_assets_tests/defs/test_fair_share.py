@@ -43,7 +43,8 @@ def finish(instance, run_id: str) -> None:
 
 def tick(instance, home: Home, cap: int = 3) -> list[str]:
     resources = {"home": HomeResource(path=str(home.root), shard_size=1),
-                 "planner": PlannerResource(free_share_cap=cap)}
+                 "planner": PlannerResource(free_share_cap=cap),
+                 "warehouse": ParquetWarehouse(root=str(home.warehouse), db_path=str(home.warehouse_db))}
     with build_sensor_context(instance=instance, resources=resources) as context:
         result = inbox_sensor(context)
     for request in result.dynamic_partitions_requests or []:
