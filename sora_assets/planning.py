@@ -93,11 +93,13 @@ def published_shards(warehouse: Any) -> set[str]:
     return warehouse.published_partitions()
 
 
-ESTIMATE_FIELDS = ("model_id", "width", "height", "num_frames", "steps")
+# what the cost model reads per row: the shape and step count, and the preset priced by its calibration for the
+# model revision (a calibrated preset divides the estimate by its measured speed-up)
+ESTIMATE_FIELDS = ("model_id", "model_revision", "width", "height", "num_frames", "steps", "preset")
 
 
 def _rows_fingerprint(profile: Any, tiers: Any) -> str:
-    return hashlib.sha256(repr((profile, tiers)).encode()).hexdigest()[:16]
+    return hashlib.sha256(repr((profile, tiers, ESTIMATE_FIELDS)).encode()).hexdigest()[:16]
 
 
 def shard_plan_rows(home: Home, shard: dict[str, Any], profile: Any, tiers: Any) -> list[dict[str, Any]]:
