@@ -1,24 +1,29 @@
 """Machine-readable output stays machine-readable: every --format json|csv command prints only its document.
 
-Each command runs as a real subprocess (what a user pipes into `jq`), on a home the demo rendered, so HiGHS'
-banner, progress bars, Dagster's and Great Expectations' chatter all get their chance to reach stdout."""
+Each command runs as a real subprocess (what a user pipes into `jq`), on a home with a registered batch, so
+HiGHS' banner, progress bars, Dagster's and Great Expectations' chatter all get their chance to reach stdout."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from sora_assets_tests.conftest import SAMPLE
-from sora_assets_tests.test_end_to_end import cli, demo_home  # noqa: F401 - the rendered home fixture
+from sora_assets.core.batch import batch_id_for
+from sora_assets.core.video_io import encode_mp4
+from sora_assets_tests.conftest import SAMPLE, gradient_clip
+from sora_assets_tests.test_end_to_end import cli
 
 pytestmark = pytest.mark.slow
 NOW = "2026-11-21T14:00:00+00:00"
+BATCH_TEXT = ('{"prompt": "a paid shot of the sea", "tier": "paid", "steps": 3}\n'
+              '{"prompt": "a free shot of a hill", "steps": 3}\n')
 
 
 def json_document(result: subprocess.CompletedProcess[str]) -> object:
@@ -35,45 +40,47 @@ def csv_rows(result: subprocess.CompletedProcess[str]) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def pending_env(demo_home: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:  # noqa: F811
-    """The demo home plus one submitted, unrendered batch, so `plan` has shards to solve with HiGHS."""
-    env = demo_home["env"]
-    batch = tmp_path_factory.mktemp("pending") / "tonight.jsonl"
-    batch.write_text('{"prompt": "a paid shot of the sea", "tier": "paid", "steps": 3}\n'
-                     '{"prompt": "a free shot of a hill", "steps": 3}\n')
+def pending_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A home with one registered, unrendered batch: `plan` has shards to solve with HiGHS, `status --batch` a
+    batch to describe, and every table exists (empty) for `report`."""
     from sora_assets.core.home import Home
     from sora_assets.runner import open_instance, submit_file, tick_inbox
 
-    home = Home.from_env(demo_home["home"])
+    root = tmp_path_factory.mktemp("documents")
+    env = {**os.environ, "SORA_ASSETS_HOME": str(root / "home")}
+    batch = root / "tonight.jsonl"
+    batch.write_text(BATCH_TEXT)
+    home = Home.from_env(root / "home").ensure()
     submit_file(home, batch)
     instance = open_instance(home)
     try:
         tick_inbox(home, instance)
     finally:
         instance.dispose()
+    env["BATCH_ID"] = batch_id_for(batch.name, batch.read_bytes())
     return env
 
 
-def test_every_json_command_prints_one_document(demo_home: dict, pending_env: dict[str, str]) -> None:  # noqa: F811
+def test_every_json_command_prints_one_document(pending_env: dict[str, str], tmp_path: Path) -> None:
     env = pending_env
     validated = json_document(cli("validate", str(SAMPLE), "--format", "json", env=env))
     assert validated["accepted"] == 11
     planned = json_document(cli("plan", "--now", NOW, "--format", "json", env=env))
-    assert planned["shards"] >= 1 and planned["solver"] in ("highs", "greedy")
+    assert planned["shards"] == 2 and planned["solver"] in ("highs", "greedy")
     reported = json_document(cli("report", "cost", "--format", "json", env=env))
     assert reported["reports"]
     only = json_document(cli("report", "cost", "--only", "cost_by_tier", "--format", "json", env=env))
-    assert {r["tier"] for r in only["rows"]} == {"free", "paid"}
+    assert only["rows"] == []  # nothing rendered yet: an empty table, still one document
     status = json_document(cli("status", "--format", "json", env=env))
     assert "slo" in status and "plan" in status
-    batch = demo_home["first"]["rows"][0]["partition_key"].rsplit("-s", 1)[0]
-    night = json_document(cli("status", "--batch", batch, "--format", "json", env=env))
+    night = json_document(cli("status", "--batch", env["BATCH_ID"], "--format", "json", env=env))
     assert night
     evaluated = json_document(cli("eval", "--suite", "safety", "--format", "json", env=env))
     assert evaluated["passed"] is True
-    clip = next(Path(demo_home["home"], "store").glob("*/*.mp4"))
-    verified = json_document(cli("verify", str(clip), "--format", "json", env=env))
-    assert verified["state"] == "Trusted"
+    unsigned = tmp_path / "unsigned.mp4"
+    unsigned.write_bytes(encode_mp4(gradient_clip(), fps=8))
+    verified = cli("verify", str(unsigned), "--format", "json", env=env)
+    assert verified.returncode == 1 and json.loads(verified.stdout)["state"] != "Trusted"
 
 
 def test_backfill_without_a_webserver_prints_nothing_on_stdout(pending_env: dict[str, str]) -> None:
@@ -85,8 +92,7 @@ def test_backfill_without_a_webserver_prints_nothing_on_stdout(pending_env: dict
 def test_every_csv_command_prints_one_table(pending_env: dict[str, str]) -> None:
     env = pending_env
     assert len(csv_rows(cli("validate", str(SAMPLE), "--format", "csv", env=env))) == 13
-    assert csv_rows(cli("plan", "--now", NOW, "--format", "csv", env=env))
-    assert csv_rows(cli("report", "cost", "--only", "cost_by_tier", "--format", "csv", env=env))
+    assert len(csv_rows(cli("plan", "--now", NOW, "--format", "csv", env=env))) == 2
     assert csv_rows(cli("eval", "--suite", "safety", "--format", "csv", env=env))
 
 
