@@ -13,7 +13,7 @@ import pytest
 from sora_assets.core.home import Home
 from sora_assets.core.video_io import decode_mp4
 from sora_assets.resources.safety import FrameSafetyResource
-from sora_assets_tests.conftest import SAMPLE, flip_byte_in
+from sora_assets_tests.conftest import SAMPLE, flip_byte_in, mp4_box
 
 pytestmark = pytest.mark.slow
 
@@ -76,6 +76,8 @@ def test_every_published_clip_decodes_and_verifies_trusted(demo_home: dict, tmp_
     for store_path, num_frames, width, height in published:
         frames = decode_mp4(Path(store_path))
         assert frames.shape == (num_frames, height, width, 3)
+        data = Path(store_path).read_bytes()  # fast start: a browser can play it before the whole file arrives
+        assert mp4_box(data, "moov")[0] < mp4_box(data, "mdat")[0], store_path
         result = cli("verify", store_path, env=env)
         assert result.returncode == 0 and "Trusted" in result.stdout, result.stdout + result.stderr
     tampered = tmp_path / "tampered.mp4"
