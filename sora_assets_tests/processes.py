@@ -7,17 +7,13 @@ import os
 import signal
 import subprocess
 
+from sora_assets.supervise import stop_group
+
 
 def stop_process_group(process: subprocess.Popen, grace_s: float = 20) -> None:
-    """SIGTERM the process group (the process and its children), then SIGKILL it after `grace_s`."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    """SIGTERM the process group (the process and its children), then SIGKILL what is left after `grace_s`:
+    the same stop `sora-assets ui` uses for its own `dagster dev`."""
+    stop_group(process, grace_s)
 
 
 def descendants(pid: int) -> list[int]:
