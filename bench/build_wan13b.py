@@ -20,6 +20,10 @@ in seconds. Either way every matrix is scaled to 1/sqrt(fan_in), norm weights ar
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -94,6 +98,45 @@ def build(target: Path, layers: int, text_layers: int, device: str = "cpu") -> P
                        scheduler=scheduler)
     pipe.save_pretrained(target, max_shard_size="2GB")
     return target
+
+
+def build_key(layers: int, text_layers: int, device: str) -> str:
+    """What the built folder depends on: this script, the build arguments and the library versions.
+
+    A cached folder is reused only under the same key, so editing the build or upgrading diffusers,
+    transformers or torch rebuilds it."""
+    from importlib.metadata import version  # not the packages themselves: importing them takes seconds
+
+    material = json.dumps({"script": Path(__file__).read_bytes().decode(), "layers": layers,
+                           "text_layers": text_layers, "device": device.split(":")[0],
+                           "versions": [version(name) for name in ("torch", "diffusers", "transformers")]})
+    return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+def build_cached(cache: Path, layers: int, text_layers: int, device: str = "cpu") -> tuple[Path, float | None]:
+    """The folder for these arguments under `cache`, built when missing; returns it and the build seconds
+    (None when it was already there). Built next to its final name and renamed when complete, so an
+    interrupted build is never reused."""
+    target = cache / f"wan13b-{layers}l-{text_layers}t-{build_key(layers, text_layers, device)}"
+    if (target / "model_index.json").is_file():
+        return target, None
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = cache / f".{target.name}.{os.getpid()}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    started = time.perf_counter()
+    try:
+        build(partial, layers, text_layers, device)
+        try:
+            partial.rename(target)
+        except OSError:  # a concurrent run finished the same folder first: use that one
+            if not (target / "model_index.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    for stale in cache.glob(f"wan13b-{layers}l-{text_layers}t-*"):  # 3.9 GB each: one build per arguments
+        if stale != target:
+            shutil.rmtree(stale, ignore_errors=True)
+    return target, time.perf_counter() - started
 
 
 def main() -> None:
