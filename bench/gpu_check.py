@@ -104,7 +104,7 @@ def main() -> None:
               "transformer_tensors": len(pipe.transformer.state_dict())}
     specs = [replace(s, guidance_scale=args.guidance) for s in calibration_specs(
         model, calibration_prompts(args.clips), args.steps, args.width, args.height, args.frames)]
-    print(f"loaded {args.model} in {load_s:.1f} s: transformer {params / 1e9:.2f}B params in {len(shards)} shards, "
+    print(f"loaded {model_dir} in {load_s:.1f} s: transformer {params / 1e9:.2f}B params in {len(shards)} shards, "
           f"{pipe.transformer.dtype} on {args.device}", flush=True)
     frames_seen: dict[str, dict] = {}
 
