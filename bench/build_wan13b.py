@@ -13,7 +13,8 @@ of one seeded 16M-value normal buffer: random enough to exercise loading, shardi
 in seconds. Either way every matrix is scaled to 1/sqrt(fan_in), norm weights are 1 and biases 0.
 
     python bench/build_wan13b.py /tmp/wan13b-random [--layers 30] [--text-layers 2] [--device cuda]
-    bench/gpu_check.sh            # builds it, renders bare, through the pipeline and with every preset
+    bench/gpu_check.sh            # builds it (kept in .cache/gpu-check/ by `build_cached`, keyed by
+                                  # `build_key`), renders bare, through the pipeline and with every preset
     python bench/overhead.py --model /tmp/wan13b-random --width 832 --height 480 --frames 81 --steps 4 --clips 2
 """
 

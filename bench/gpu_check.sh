@@ -52,6 +52,10 @@ else
   # One clip, one preset, no CFG (guidance 1.0: one forward per step, one text encoding) and no warm-up.
   # dtype auto: bf16 where oneDNN has bf16 kernels (AVX512-BF16/AMX; ~4x faster than fp32 there and no fp32
   # copy of the weights), else fp32.
+  # Passive OpenMP waits: on a shared, oversubscribed VM a spinning thread at a barrier burns the CPU its
+  # partner needs (measured with the build reused, load 7-8: 17-19 CPU-s and 27-44 s wall, against 54 CPU-s
+  # and 98 s spinning). Frames are the same either way.
+  export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
   render=(--device cpu --dtype auto --width 64 --height 64 --frames 9 --steps "${steps:-2}" --clips "${clips:-1}"
           --presets "${presets:-fast}" --guidance 1.0 --no-warmup --require-identical)
 fi

@@ -1,7 +1,7 @@
 """bench/gpu_check.sh --cpu: the real-size Wan2.1-1.3B architecture built, saved sharded, loaded and rendered on CPU.
 
-Part of the default run since it became cheap (bf16 on CPU, build and render in one process: ~60 CPU-seconds,
-4.7 GiB peak RSS; docs/BENCHMARKS.md). `-m realsize` selects it alone."""
+Part of the default run since it became cheap (bf16 on CPU, passive OpenMP waits, build and render in one
+process: ~30 CPU-seconds, 4.5 GiB peak RSS; docs/BENCHMARKS.md). `-m realsize` selects it alone."""
 
 from __future__ import annotations
 
