@@ -72,7 +72,7 @@ def main() -> None:
     if dtype == "auto" and not cuda:
         # bf16 is the published checkpoint's and the GPU mode's dtype; with AVX512-BF16 it is also ~4x faster
         # than fp32 here (a 1.3B forward at 64x64x9: ~4 s against 11 s; the VAE decode 3 s against 19 s) and
-        # needs no fp32 copy of the weights. Without bf16 kernels it is ~10x slower than fp32 (97 s a forward).
+        # needs no fp32 copy of the weights. Without bf16 kernels (no AVX512-BF16/AMX) bf16 is far slower than fp32.
         dtype = "bfloat16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "float32"
     # build in this process: one interpreter and one torch/diffusers import instead of two
     build_device = "cuda" if cuda else "cpu"
@@ -85,6 +85,9 @@ def main() -> None:
     else:
         model_dir, built_s = args.model, None
     mark("build")
+    if cuda:  # the build filled its weights on this GPU: the figures are the render's, not the build's
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
     print(f"model folder {model_dir}: " + (f"built in {built_s:.1f} s" if built_s is not None else "reused"),
           flush=True)
     model = VideoModelResource(model_path=str(model_dir.resolve()), model_id="wan2.1-t2v-1.3b-random",
