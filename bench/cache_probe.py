@@ -5,6 +5,8 @@ WanPipeline calls it (cond and uncond as two separate batch-1 forwards, not one 
   Flux's); without them it refuses, and ratios calibrated on random weights would mean nothing.
 - FasterCacheConfig assumes the unconditional and conditional inputs arrive in one batch (it splits the
   batch in two to reuse the uncond half); with Wan's separate calls it fails on the first forward.
+- TextKVCacheConfig (lossless: text K/V projections computed once per prompt) hooks only NucleusMoE-Image
+  blocks; on Wan it hooks no block, so it would change nothing.
 
     python bench/cache_probe.py      # prints one line per method; a few seconds on CPU
 """
@@ -26,6 +28,17 @@ def main() -> None:
         print("MagCache: accepted a config without mag_ratios")
     except ValueError as exc:
         print(f"MagCache: refused without mag_ratios ({str(exc).splitlines()[0].strip()})")
+    try:
+        model.enable_cache(diffusers.TextKVCacheConfig())
+        hooked = sum(1 for module in model.modules()
+                     if getattr(module, "_diffusers_hook", None) is not None
+                     and module._diffusers_hook.get_hook("text_kv_cache_block") is not None)
+        print(f"TextKVCache: enabled on Wan, {hooked} of {len(model.blocks)} blocks hooked")
+    except Exception as exc:  # noqa: BLE001
+        print(f"TextKVCache: refused on Wan ({type(exc).__name__}: {exc})")
+    finally:
+        if model.is_cache_enabled:
+            model.disable_cache()
     now = {"t": 999}
     model.enable_cache(diffusers.FasterCacheConfig(
         spatial_attention_block_skip_range=2, current_timestep_callback=lambda: now["t"],
