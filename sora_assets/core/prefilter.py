@@ -56,9 +56,15 @@ def _latin(char: str) -> str:
     return char
 
 
+# Latin letters with no decomposition to a base letter (so stripping accents misses them): Turkish
+# dotless i, Polish l with stroke, ... Without this "kız" reads "k z" and "zwłoki" reads "zw oki".
+_LETTERS = str.maketrans({"ı": "i", "ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ŀ": "l", "ß": "ss", "æ": "ae",
+                          "œ": "oe", "þ": "th", "ð": "d"})
+
+
 def _plain(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
-    text = "".join(_latin(c) for c in text).lower()
+    text = "".join(_latin(c) for c in text).lower().translate(_LETTERS)
     return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
@@ -84,24 +90,76 @@ def _rejoin(text: str, keep_article: bool = False) -> str:
     return _SPACED_RUN.sub(join, text)
 
 
-def _restore_masked(text: str, lexicon: Sequence[str]) -> str:
-    """"n*de" -> "nude": a word with * is the lexicon word it fits, * standing for at most one letter."""
+_MASK = "*#%?"  # characters written in place of a letter ("n*de", "s#x", "str?ptiz")
+_MASKED_WORD = re.compile(r"[a-z0-9@$]*[*#%?][a-z0-9@$*#%?]*")
+_REPEATS = re.compile(r"([a-z])\1{2,}")
+
+
+@dataclass(frozen=True)
+class MaskLexicon:
+    """Words and stems a masked token is restored to, indexed by length.
+
+    `words` must fit the whole token ("n*de" -> "nude"); `stems` (a term written `stem\\w*` in the
+    policy, "minderjahrig") need only fit its start, the rest being plain letters ("m*nderjahrige").
+    """
+
+    words: dict[int, tuple[str, ...]]
+    stems: dict[int, tuple[str, ...]]
+
+    @classmethod
+    def build(cls, words: Sequence[str], stems: Sequence[str] = ()) -> MaskLexicon:
+        def index(items: Sequence[str]) -> dict[int, tuple[str, ...]]:
+            out: dict[int, list[str]] = {}
+            for item in dict.fromkeys(items):
+                out.setdefault(len(item), []).append(item)
+            return {k: tuple(v) for k, v in out.items()}
+        return cls(index(words), index(stems))
+
+    def restore(self, token: str) -> str | None:
+        letters = token.translate(_LEET)
+        masks = sum(c in _MASK for c in letters)
+        shape = re.compile("".join("[a-z]?" if c in _MASK else re.escape(c) for c in letters))
+        for size in range(len(letters) - masks, len(letters) + 1):
+            found = next((w for w in self.words.get(size, ()) if shape.fullmatch(w)), None)
+            if found:
+                return found
+        last = max(i for i, c in enumerate(letters) if c in _MASK)
+        for cut in range(len(letters), last, -1):  # a stem fits the start, the rest are plain letters
+            head = re.compile("".join("[a-z]?" if c in _MASK else re.escape(c) for c in letters[:cut]))
+            for size in range(cut - masks, cut + 1):
+                found = next((w for w in self.stems.get(size, ()) if head.fullmatch(w)), None)
+                if found:
+                    return found + letters[cut:]
+        return None
+
+
+def _restore_masked(text: str, lexicon: Sequence[str] | MaskLexicon) -> str:
+    """"n*de" -> "nude", "m*nderjahrige" -> "minderjahrige": a word with a mask character (* # % ?) is
+    the lexicon word (or stem + plain ending) it fits, each mask standing for at most one letter; a
+    token that fits nothing loses its masks."""
+    index = lexicon if isinstance(lexicon, MaskLexicon) else MaskLexicon.build(lexicon)
+
     def restore(match: re.Match[str]) -> str:
         word = match.group(0)
-        shape = re.compile("".join("[a-z]?" if c == "*" else re.escape(c) for c in word.translate(_LEET)))
-        return next((w for w in lexicon if shape.fullmatch(w)), word.replace("*", ""))
-    return re.sub(r"[a-z0-9@$]*\*[a-z0-9@$*]*", restore, text)
+        return index.restore(word) or re.sub(r"[*#%?]", "", word)
+    return _MASKED_WORD.sub(restore, text)
 
 
-def policy_variants(text: str, lexicon: Sequence[str] = ()) -> list[str]:
+def policy_variants(text: str, lexicon: Sequence[str] | MaskLexicon = ()) -> list[str]:
     """Readings of a prompt that undo easy obfuscation; a rule matching any of them matches the prompt."""
     plain = re.sub(r"\s+", " ", _plain(text))
     joined = _INNER_PUNCT.sub("", plain)  # "nu.de" -> "nude", "k.k.k" -> "kkk"
-    masked = _restore_masked(re.sub(r"[^a-z0-9@$*]+", " ", plain), lexicon) if "*" in plain else \
-        re.sub(r"[^a-z0-9@$*]+", " ", plain)
+    masked = re.sub(r"[^a-z0-9@$*#%?]+", " ", plain)
+    # a mask inside a word, or ending one ("g*re", "sex?"): "? " at a word's end is a question mark
+    if _MASKED_WORD.search(masked):
+        masked = _restore_masked(masked, lexicon)
+    # letters repeated for emphasis or to dodge a list ("nuuude", "sexxxy") read once
+    bases = [plain, joined, masked]
+    if _REPEATS.search(masked):
+        bases.append(_REPEATS.sub(r"\1", masked))
     variants: dict[str, None] = {}
     final = ""
-    for base in dict.fromkeys((plain, joined, masked)):  # identical readings are expanded once
+    for base in dict.fromkeys(bases):  # identical readings are expanded once
         spaced = re.sub(r"[^a-z0-9@$]+", " ", base).strip()
         for candidate in dict.fromkeys((spaced, _deleet(spaced))):
             variants[_clean(candidate)] = None
@@ -218,7 +276,9 @@ class TextPrefilter:
         # lists, so a term added in any Latin-script language is also found masked
         words = {w for name, patterns in policy.raw_terms.items() if name not in ("allow_phrases", "given_names")
                  for p in patterns for w in re.findall(r"(?<![\\\w])[a-z]{4,}(?![\w(?\\])", p)}
-        self._lexicon = tuple(dict.fromkeys([*policy.lexicon, *sorted(words)]))
+        stems = {w for name, patterns in policy.raw_terms.items() if name not in ("allow_phrases", "given_names")
+                 for p in patterns for w in re.findall(r"(?<![\\\w])([a-z]{5,})\\w\*", p)}
+        self._lexicon = MaskLexicon.build([*policy.lexicon, *sorted(words)], sorted(stems))
         raw_allow = policy.raw_terms.get("allow_phrases") or ()
         self._allow = policy.terms["allow_phrases"] if raw_allow else None
         self._exemplars: list[tuple[str, str, float]] = [
@@ -239,7 +299,9 @@ class TextPrefilter:
         """Every reading joined by NUL (terms never span it) with the policy's innocent phrases removed,
         and the de-obfuscated variants."""
         variants = policy_variants(prompt, self._lexicon)
-        joined = "\x00".join(dict.fromkeys([*variants, fold(prompt), native_joined(prompt)]))
+        # separators between CJK/Hangul characters are no word boundary there ("ヌードカラ ー"): the
+        # native reading drops them, so an innocent phrase split by a space is still removed whole
+        joined = "\x00".join(dict.fromkeys([*variants, _CJK_GAP.sub("", fold(prompt)), native_joined(prompt)]))
         if self._allow is not None:
             joined = self._allow.sub(" ", joined)
         return joined, variants
