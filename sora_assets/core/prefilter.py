@@ -235,7 +235,9 @@ def unknown_full_name(prompt: str) -> str | None:
     """A capitalised pair whose first word is a known given name ("Marta Kowalczyk"), else None."""
     names = _given_names()
     for first, last in _NAME_PAIR.findall(prompt):
-        if first.lower() in names and last.split()[-1].lower() not in names | {"street", "road", "city"}:
+        # a surname that is also a given name ("Joon Chen", "Paul Allen") is still a full name
+        if first.lower() in names and last.split()[-1].lower() not in {"street", "road", "city", "avenue",
+                                                                       "bridge", "river", "lake"}:
             return f"{first} {last}"
     return None
 
