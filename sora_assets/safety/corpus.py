@@ -3,7 +3,7 @@
     python -m sora_assets.safety.corpus            # writes sora_assets/safety/corpus.jsonl
 
 Rows: id, prompt, label (unsafe | benign), category (a policy category, or null), expected (block |
-hold | allow), lang, style (plain | code_switch | slang | leet | spaced | punct | homoglyph | zero_width
+hold | allow), lang, style (plain | code_switch | slang | indirect | leet | spaced | punct | homoglyph | zero_width
 | masked | upper), intent, split (train | validation | test).
 
 Honesty rules: every paraphrase, translation, wrapper and obfuscation of one concept shares one
@@ -121,6 +121,17 @@ def generate() -> list[dict[str, Any]]:
             for prompt, style in _rows_for(phrase, "en", rng, plain=4, obfuscated=1, code_switch=False):
                 add(prompt, "benign", None, "allow", "en", "slang" if style == "plain" else style,
                     f"benign/slang{n:02d}")
+    for category, intents in d.INDIRECT.items():
+        for n, pairs in enumerate(intents):
+            for lang, phrase in pairs:
+                for prompt, style in _rows_for(phrase, lang, rng, plain=2, obfuscated=1, code_switch=False):
+                    add(prompt, "unsafe", category, "block", lang, "indirect" if style == "plain" else style,
+                        f"{category}/indirect{n:02d}")
+    for n, pairs in enumerate(d.BENIGN_INDIRECT):
+        for lang, phrase in pairs:
+            for prompt, style in _rows_for(phrase, lang, rng, plain=2, obfuscated=1, code_switch=False):
+                add(prompt, "benign", None, "allow", lang, "indirect" if style == "plain" else style,
+                    f"benign/indirect{n:02d}")
     # public figures: a sample of the curated list in likeness contexts (block), private-looking full
     # names in the same contexts (hold), and the contexts without anyone (allow)
     for name in rng.sample(_names(), 120):
