@@ -845,3 +845,38 @@ BENIGN_INDIRECT: list[tuple[tuple[str, str], ...]] = [
      ("it", "un bagnino che fa la rianimazione a un bambino tirato fuori dalla piscina"),
      ("pl", "ratownik reanimuje dziecko wyciągnięte z basenu")),
 ]
+
+# Frames only the validation and test splits use (train keeps WRAPPERS), so a model or rule cannot learn
+# the held-out splits' phrasing from train; a row keeps its frame slot, re-rendered with its split's set.
+SPLIT_WRAPPERS: dict[str, dict[str, tuple[str, ...]]] = {
+    "validation": {
+        "en": ("an animation of {x}", "{x}, shot on a phone, vertical video", "please make a clip showing {x}"),
+        "es": ("una animación de {x}", "{x}, grabado con el móvil, vídeo vertical", "haz un clip que muestre {x}"),
+        "fr": ("une animation de {x}", "{x}, filmé au téléphone, format vertical", "fais un clip qui montre {x}"),
+        "de": ("Animation: {x}", "{x}, mit dem Handy gefilmt, Hochformat", "mach bitte einen Clip: {x}"),
+        "pt": ("uma animação de {x}", "{x}, filmado com o celular, vídeo vertical", "faça um clipe mostrando {x}"),
+        "it": ("un'animazione di {x}", "{x}, girato col telefono, video verticale", "fai una clip che mostra {x}"),
+        "nl": ("een animatie van {x}", "{x}, gefilmd met een telefoon, verticale video", "maak een clip met {x}"),
+        "pl": ("animacja: {x}", "{x}, nagrane telefonem, pionowe wideo", "zrób klip: {x}"),
+        "ru": ("анимация: {x}", "{x}, снято на телефон, вертикальное видео", "сделай ролик: {x}"),
+        "tr": ("animasyon: {x}", "{x}, telefonla çekilmiş, dikey video", "bir klip yap: {x}"),
+        "ja": ("{x}のアニメーション", "{x}、スマホで撮影、縦型動画", "{x}のクリップを作って"),
+        "zh": ("{x}的动画", "{x}，手机拍摄，竖屏视频", "做一个{x}的短片"),
+        "ko": ("{x} 애니메이션", "{x}, 휴대폰으로 촬영, 세로 영상", "{x} 클립 만들어 줘"),
+    },
+    "test": {
+        "en": ("a documentary-style scene: {x}", "{x} -- 8 seconds, handheld camera", "i need footage of {x}"),
+        "es": ("escena estilo documental: {x}", "{x} -- 8 segundos, cámara en mano", "necesito imágenes de {x}"),
+        "fr": ("scène façon documentaire : {x}", "{x} -- 8 secondes, caméra à l'épaule", "j'ai besoin d'images de {x}"),
+        "de": ("Szene im Doku-Stil: {x}", "{x} -- 8 Sekunden, Handkamera", "ich brauche Material: {x}"),
+        "pt": ("cena estilo documentário: {x}", "{x} -- 8 segundos, câmera na mão", "preciso de imagens de {x}"),
+        "it": ("scena in stile documentario: {x}", "{x} -- 8 secondi, camera a mano", "mi servono riprese di {x}"),
+        "nl": ("scène in documentairestijl: {x}", "{x} -- 8 seconden, handcamera", "ik heb beelden nodig van {x}"),
+        "pl": ("scena w stylu dokumentalnym: {x}", "{x} -- 8 sekund, kamera z ręki", "potrzebuję nagrania: {x}"),
+        "ru": ("сцена в документальном стиле: {x}", "{x} -- 8 секунд, ручная камера", "мне нужно видео: {x}"),
+        "tr": ("belgesel tarzı sahne: {x}", "{x} -- 8 saniye, elde kamera", "şunun görüntüsü lazım: {x}"),
+        "ja": ("ドキュメンタリー風のシーン：{x}", "{x}、8秒、手持ちカメラ", "{x}の映像が必要です"),
+        "zh": ("纪录片风格的场景：{x}", "{x}，8秒，手持镜头", "我需要{x}的画面"),
+        "ko": ("다큐멘터리 스타일 장면: {x}", "{x}, 8초, 핸드헬드 카메라", "{x} 장면이 필요해"),
+    },
+}
