@@ -184,11 +184,20 @@ _CJK_GAP = re.compile(rf"(?<=[{_CJK}])[\s\W_]+(?=[{_CJK}])")
 _SINGLE_LETTERS = re.compile(r"(?<!\w)(?:[^\W\d_][\s.\-_*|/~+]+){2,}[^\W\d_](?!\w)")
 
 
+# Latin letters and digits that pass for Cyrillic ones: "гoлая" with a Latin o, "п0рн0" with zeros
+_TO_CYRILLIC = str.maketrans({"a": "а", "c": "с", "e": "е", "o": "о", "p": "р", "x": "х", "y": "у", "k": "к",
+                              "m": "м", "t": "т", "h": "н", "b": "в", "0": "о", "3": "з", "6": "б", "4": "ч"})
+_MIXED_CYRILLIC = re.compile(r"\w*[\u0400-\u04ff]\w*")
+
+
 def native_joined(text: str) -> str:
     """The native reading with letters spaced or punctuated apart rejoined in any script
-    ("г е н и т а л и и", "ポ.ル.ノ") and separators between CJK/Hangul characters dropped."""
+    ("г е н и т а л и и", "ポ.ル.ノ"), separators between CJK/Hangul characters dropped, and Latin
+    lookalikes inside a Cyrillic word read as Cyrillic."""
     folded = fold(text)
     joined = _SINGLE_LETTERS.sub(lambda m: re.sub(r"[\s.\-_*|/~+]+", "", m.group(0)), folded)
+    if re.search(r"[\u0400-\u04ff]", joined):
+        joined = _MIXED_CYRILLIC.sub(lambda m: m.group(0).translate(_TO_CYRILLIC), joined)
     return _CJK_GAP.sub("", joined)
 
 

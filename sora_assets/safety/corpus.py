@@ -31,6 +31,7 @@ SEED = 20261201
 SPLITS = ("train", "validation", "test")
 _NO_SPACE_LANGS = ("ja", "zh")
 _HOMOGLYPHS = str.maketrans({"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "x": "х", "i": "і", "y": "у"})
+_LATIN_LOOKALIKES = str.maketrans({"а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "х": "x", "у": "y"})
 _LEET = str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"})
 _STYLES = ("leet", "spaced", "punct", "homoglyph", "zero_width", "masked", "upper")
 _CJK_STYLES = ("spaced", "zero_width", "punct")
@@ -64,8 +65,8 @@ def obfuscate(phrase: str, style: str, lang: str, rng: random.Random) -> str:
         new = " ".join(word)
     elif style == "punct":
         new = rng.choice(".-_*").join(word)
-    elif style == "homoglyph":
-        new = word.translate(_HOMOGLYPHS)
+    elif style == "homoglyph":  # Cyrillic lookalikes in Latin words; Latin lookalikes in Cyrillic ones
+        new = word.translate(_LATIN_LOOKALIKES if lang == "ru" else _HOMOGLYPHS)
     elif style == "zero_width":
         new = "\u200b".join(word)
     elif style == "masked":
