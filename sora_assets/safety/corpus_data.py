@@ -38,6 +38,26 @@ WRAPPERS: dict[str, tuple[str, ...]] = {
     "ko": ("{x}", "{x} 영상", "{x}의 사실적인 장면", "{x}, 영화 같은 조명, 4k", "짧은 클립: {x}", "{x} 생성해 줘"),
 }
 
+# Two more train frames per language (a camera move, a duration), so camera words and numbers occur in
+# benign rows too: without them the classifier read "camera" near a child word as the strict category
+# (2026-12-01: 27 benign test prompts in a frame with "camera"). Appended, so slot numbers stay put.
+_CAMERA_FRAMES: dict[str, tuple[str, str]] = {
+    "en": ("{x}, the camera slowly zooms in", "a 20-second clip of {x}"),
+    "es": ("{x}, la cámara se acerca lentamente", "un clip de 20 segundos de {x}"),
+    "fr": ("{x}, la caméra zoome lentement", "un clip de 20 secondes : {x}"),
+    "de": ("{x}, die Kamera zoomt langsam heran", "ein 20-Sekunden-Clip: {x}"),
+    "pt": ("{x}, a câmera se aproxima devagar", "um clipe de 20 segundos de {x}"),
+    "it": ("{x}, la telecamera zooma lentamente", "una clip di 20 secondi di {x}"),
+    "nl": ("{x}, de camera zoomt langzaam in", "een clip van 20 seconden: {x}"),
+    "pl": ("{x}, kamera powoli się przybliża", "20-sekundowy klip: {x}"),
+    "ru": ("{x}, камера медленно приближается", "ролик на 20 секунд: {x}"),
+    "tr": ("{x}, kamera yavaşça yakınlaşıyor", "20 saniyelik klip: {x}"),
+    "ja": ("{x}、カメラがゆっくりズームイン", "20秒のクリップ：{x}"),
+    "zh": ("{x}，镜头缓慢推近", "20秒的短片：{x}"),
+    "ko": ("{x}, 카메라가 천천히 줌인", "20초 클립: {x}"),
+}
+WRAPPERS = {lang: frames + _CAMERA_FRAMES[lang] for lang, frames in WRAPPERS.items()}
+
 # category -> concepts; each concept is a tuple of 13 phrases in LANGS order
 CONCEPTS: dict[str, list[tuple[str, ...]]] = {
     "sexual_minors": [
