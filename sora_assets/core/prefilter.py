@@ -77,15 +77,22 @@ def _clean(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9]+", " ", text)).strip()
 
 
-def _rejoin(text: str, keep_article: bool = False) -> str:
+_ONE_LETTER_WORDS = frozenset("aeiouywz")  # one-letter words in the covered Latin-script languages
+
+
+def _rejoin(text: str, keep_article: bool = False, keep_last: bool = False) -> str:
     """"g o r e" -> "gore", "n 4 k 3 d" -> "naked": runs of three or more one-character words.
 
-    With `keep_article` a leading "a"/"i" stays a word ("a n 4 k 3 d woman" -> "a naked woman").
+    With `keep_article` a leading one-letter word stays a word ("a n 4 k 3 d woman" -> "a naked
+    woman", "w o d c i e n i a c h" -> "w odcieniach"); with `keep_last` a trailing one does ("si
+    i m p i c c a a una trave" -> "si impicca a una trave").
     """
     def join(match: re.Match[str]) -> str:
         letters = match.group(0).split()
-        if keep_article and letters[0] in ("a", "i") and len(letters) > 3:
-            return letters[0] + " " + "".join(letters[1:]).translate(_LEET)
+        if keep_article and letters[0] in _ONE_LETTER_WORDS and len(letters) > 3:
+            letters = [letters[0] + " "] + letters[1:]
+        if keep_last and letters[-1] in _ONE_LETTER_WORDS and len(letters) > 3:
+            letters = letters[:-1] + [" " + letters[-1]]
         return "".join(letters).translate(_LEET)
     return _SPACED_RUN.sub(join, text)
 
@@ -118,6 +125,8 @@ class MaskLexicon:
     def restore(self, token: str) -> str | None:
         letters = token.translate(_LEET)
         masks = sum(c in _MASK for c in letters)
+        if len(letters) - masks <= max(1, masks):  # "*o*r*" is letters between separators, not a mask
+            return None
         shape = re.compile("".join("[a-z]?" if c in _MASK else re.escape(c) for c in letters))
         for size in range(len(letters) - masks, len(letters) + 1):
             found = next((w for w in self.words.get(size, ()) if shape.fullmatch(w)), None)
@@ -165,6 +174,7 @@ def policy_variants(text: str, lexicon: Sequence[str] | MaskLexicon = ()) -> lis
             variants[_clean(candidate)] = None
             if _SPACED_RUN.search(candidate):
                 variants[_clean(_rejoin(candidate, keep_article=True))] = None
+                variants[_clean(_rejoin(candidate, keep_last=True))] = None
                 final = _clean(_rejoin(candidate))
             else:
                 final = _clean(candidate)
@@ -188,6 +198,7 @@ _SINGLE_LETTERS = re.compile(r"(?<!\w)(?:[^\W\d_][\s.\-_*|/~+]+){2,}[^\W\d_](?!\
 # Latin letters and digits that pass for Cyrillic ones: "гoлая" with a Latin o, "п0рн0" with zeros
 _TO_CYRILLIC = str.maketrans({"a": "а", "c": "с", "e": "е", "o": "о", "p": "р", "x": "х", "y": "у", "k": "к",
                               "m": "м", "t": "т", "h": "н", "b": "в", "0": "о", "3": "з", "6": "б", "4": "ч"})
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _MIXED_CYRILLIC = re.compile(r"\w*[\u0400-\u04ff]\w*")
 
 
@@ -197,8 +208,12 @@ def native_joined(text: str) -> str:
     lookalikes inside a Cyrillic word read as Cyrillic."""
     folded = fold(text)
     joined = _SINGLE_LETTERS.sub(lambda m: re.sub(r"[\s.\-_*|/~+]+", "", m.group(0)), folded)
-    if re.search(r"[\u0400-\u04ff]", joined):
+    # only in a mostly Cyrillic prompt: in a Latin one a mixed word is Latin in disguise ("lірstісk")
+    if len(_CYRILLIC.findall(joined)) > len(re.findall(r"[a-z]", joined)):
         joined = _MIXED_CYRILLIC.sub(lambda m: m.group(0).translate(_TO_CYRILLIC), joined)
+    elif _CYRILLIC.search(joined):
+        joined = _MIXED_CYRILLIC.sub(lambda m: "".join(map(_latin, m.group(0))).lower()
+                                     if re.search(r"[a-z]", m.group(0)) else m.group(0), joined)
     return _CJK_GAP.sub("", joined)
 
 
@@ -314,9 +329,10 @@ class TextPrefilter:
         """Every reading joined by NUL (terms never span it) with the policy's innocent phrases removed,
         and the de-obfuscated variants."""
         variants = policy_variants(prompt, self._lexicon)
-        # separators between CJK/Hangul characters are no word boundary there ("ヌードカラ ー"): the
-        # native reading drops them, so an innocent phrase split by a space is still removed whole
-        joined = "\x00".join(dict.fromkeys([*variants, _CJK_GAP.sub("", fold(prompt)), native_joined(prompt)]))
+        # one native reading, with letters split apart rejoined and separators between CJK/Hangul
+        # characters dropped ("ヌードカラ ー", "o_d_c_i_e_n_i_a_c_h nude"): a raw reading beside it would
+        # keep the trigger word while the innocent phrase around it is unreadable, so it is not kept
+        joined = "\x00".join(dict.fromkeys([*variants, native_joined(prompt)]))
         if self._allow is not None:
             joined = self._allow.sub(" ", joined)
         return joined, variants
