@@ -30,6 +30,7 @@ import platform
 import statistics
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 
@@ -76,9 +77,18 @@ def _old_prefilter(ref: str, embedder):  # noqa: ANN001, ANN202
                             capture_output=True, text=True).stdout
     policy_text = subprocess.run(["git", "-C", root, "show", f"{ref}:sora_assets/policies/safety.yaml"], check=True,
                                  capture_output=True, text=True).stdout
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as handle:
-        handle.write(source)
-    spec = importlib.util.spec_from_file_location("old_prefilter", handle.name)
+    # laid out like the package, so files the module reads beside itself (../safety/given_names.txt)
+    # are the ref's own; the classifier model is still this tree's (imported from the package)
+    folder = Path(tempfile.mkdtemp(prefix="old_prefilter_"))
+    (folder / "core").mkdir()
+    (folder / "safety").mkdir()
+    module_path = folder / "core" / "prefilter.py"
+    module_path.write_text(source, encoding="utf-8")
+    names = subprocess.run(["git", "-C", root, "show", f"{ref}:sora_assets/safety/given_names.txt"],
+                           capture_output=True, text=True)
+    if names.returncode == 0:
+        (folder / "safety" / "given_names.txt").write_text(names.stdout, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("old_prefilter", module_path)
     module = importlib.util.module_from_spec(spec)
     sys.modules["old_prefilter"] = module
     spec.loader.exec_module(module)

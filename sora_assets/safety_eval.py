@@ -159,7 +159,8 @@ def corpus_figures(prefilter: TextPrefilter, corpus_path: Path | None = None) ->
     rows = load(corpus_path or CORPUS_PATH)
     figures: dict[str, Any] = {"sizes": {s: dict(Counter(r["label"] for r in rows if r["split"] == s))
                                          for s in ("train", "validation", "test")},
-                               "split": "by intent: SHA-256 rank within category, 3/1/1 train/validation/test"}
+                               "split": "by intent: SHA-256 rank within category, 3/1/1 train/validation/test; "
+                                         "validation and test rows in frames train never sees"}
     for split in ("validation", "test"):
         figures[split] = split_figures(prefilter, [r for r in rows if r["split"] == split])
     figures["gap"] = {k: round(figures["validation"][k] - figures["test"][k], 4)

@@ -13,10 +13,12 @@ Both ship their models in the wheel; nothing is downloaded.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
 
 UNDETERMINED = "und"
+_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u034f\u180e"), None)
 _LETTERS = re.compile(r"[^\W\d_]")
 _LATIN = re.compile(r"[a-zA-Z]")
 MIN_LETTERS = 8  # fewer letters than this: too short to judge, treated as undetermined
@@ -58,6 +60,9 @@ def identify(texts: Sequence[str], covered: frozenset[str]) -> list[str]:
     is: lingua's code when pycld2 named the same language (or, for text without Latin letters, called
     its uncovered reading reliable); else lingua's covered guess, or "und". Measured: "a bikini swimwear
     ad on a sunny beach" is Scots to pycld2 (reliable) and Tagalog to lingua, and must not be held."""
+    # both detectors read the text as a person would: compatibility forms, no zero-width characters
+    # (letters split by zero-width spaces made a Russian prompt read as Ukrainian)
+    texts = [unicodedata.normalize("NFKC", t).translate(_ZERO_WIDTH) for t in texts]
     readings = [(UNDETERMINED, False) if len(_LETTERS.findall(t)) < MIN_LETTERS else _cld2(t) for t in texts]
     codes = [code for code, _ in readings]
     recheck = [i for i, c in enumerate(codes) if c not in covered and len(_LETTERS.findall(texts[i])) >= MIN_LETTERS]

@@ -56,9 +56,15 @@ def _latin(char: str) -> str:
     return char
 
 
+# Latin letters with no decomposition to a base letter (so stripping accents misses them): Turkish
+# dotless i, Polish l with stroke, ... Without this "kız" reads "k z" and "zwłoki" reads "zw oki".
+_LETTERS = str.maketrans({"ı": "i", "ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ŀ": "l", "ß": "ss", "æ": "ae",
+                          "œ": "oe", "þ": "th", "ð": "d"})
+
+
 def _plain(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
-    text = "".join(_latin(c) for c in text).lower()
+    text = "".join(_latin(c) for c in text).lower().translate(_LETTERS)
     return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
@@ -71,42 +77,104 @@ def _clean(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9]+", " ", text)).strip()
 
 
-def _rejoin(text: str, keep_article: bool = False) -> str:
+_ONE_LETTER_WORDS = frozenset("aeiouywz")  # one-letter words in the covered Latin-script languages
+
+
+def _rejoin(text: str, keep_article: bool = False, keep_last: bool = False) -> str:
     """"g o r e" -> "gore", "n 4 k 3 d" -> "naked": runs of three or more one-character words.
 
-    With `keep_article` a leading "a"/"i" stays a word ("a n 4 k 3 d woman" -> "a naked woman").
+    With `keep_article` a leading one-letter word stays a word ("a n 4 k 3 d woman" -> "a naked
+    woman", "w o d c i e n i a c h" -> "w odcieniach"); with `keep_last` a trailing one does ("si
+    i m p i c c a a una trave" -> "si impicca a una trave").
     """
     def join(match: re.Match[str]) -> str:
         letters = match.group(0).split()
-        if keep_article and letters[0] in ("a", "i") and len(letters) > 3:
-            return letters[0] + " " + "".join(letters[1:]).translate(_LEET)
+        if keep_article and letters[0] in _ONE_LETTER_WORDS and len(letters) > 3:
+            letters = [letters[0] + " "] + letters[1:]
+        if keep_last and letters[-1] in _ONE_LETTER_WORDS and len(letters) > 3:
+            letters = letters[:-1] + [" " + letters[-1]]
         return "".join(letters).translate(_LEET)
     return _SPACED_RUN.sub(join, text)
 
 
-def _restore_masked(text: str, lexicon: Sequence[str]) -> str:
-    """"n*de" -> "nude": a word with * is the lexicon word it fits, * standing for at most one letter."""
+_MASK = "*#%?"  # characters written in place of a letter ("n*de", "s#x", "str?ptiz")
+_MASKED_WORD = re.compile(r"[a-z0-9@$]*[*#%?][a-z0-9@$*#%?]*")
+_REPEATS = re.compile(r"([a-z])\1{2,}")
+
+
+@dataclass(frozen=True)
+class MaskLexicon:
+    """Words and stems a masked token is restored to, indexed by length.
+
+    `words` must fit the whole token ("n*de" -> "nude"); `stems` (a term written `stem\\w*` in the
+    policy, "minderjahrig") need only fit its start, the rest being plain letters ("m*nderjahrige").
+    """
+
+    words: dict[int, tuple[str, ...]]
+    stems: dict[int, tuple[str, ...]]
+
+    @classmethod
+    def build(cls, words: Sequence[str], stems: Sequence[str] = ()) -> MaskLexicon:
+        def index(items: Sequence[str]) -> dict[int, tuple[str, ...]]:
+            out: dict[int, list[str]] = {}
+            for item in dict.fromkeys(items):
+                out.setdefault(len(item), []).append(item)
+            return {k: tuple(v) for k, v in out.items()}
+        return cls(index(words), index(stems))
+
+    def restore(self, token: str) -> str | None:
+        letters = token.translate(_LEET)
+        masks = sum(c in _MASK for c in letters)
+        if len(letters) - masks <= max(1, masks):  # "*o*r*" is letters between separators, not a mask
+            return None
+        shape = re.compile("".join("[a-z]?" if c in _MASK else re.escape(c) for c in letters))
+        for size in range(len(letters) - masks, len(letters) + 1):
+            found = next((w for w in self.words.get(size, ()) if shape.fullmatch(w)), None)
+            if found:
+                return found
+        last = max(i for i, c in enumerate(letters) if c in _MASK)
+        for cut in range(len(letters), last, -1):  # a stem fits the start, the rest are plain letters
+            head = re.compile("".join("[a-z]?" if c in _MASK else re.escape(c) for c in letters[:cut]))
+            for size in range(cut - masks, cut + 1):
+                found = next((w for w in self.stems.get(size, ()) if head.fullmatch(w)), None)
+                if found:
+                    return found + letters[cut:]
+        return None
+
+
+def _restore_masked(text: str, lexicon: Sequence[str] | MaskLexicon) -> str:
+    """"n*de" -> "nude", "m*nderjahrige" -> "minderjahrige": a word with a mask character (* # % ?) is
+    the lexicon word (or stem + plain ending) it fits, each mask standing for at most one letter; a
+    token that fits nothing loses its masks."""
+    index = lexicon if isinstance(lexicon, MaskLexicon) else MaskLexicon.build(lexicon)
+
     def restore(match: re.Match[str]) -> str:
         word = match.group(0)
-        shape = re.compile("".join("[a-z]?" if c == "*" else re.escape(c) for c in word.translate(_LEET)))
-        return next((w for w in lexicon if shape.fullmatch(w)), word.replace("*", ""))
-    return re.sub(r"[a-z0-9@$]*\*[a-z0-9@$*]*", restore, text)
+        return index.restore(word) or re.sub(r"[*#%?]", "", word)
+    return _MASKED_WORD.sub(restore, text)
 
 
-def policy_variants(text: str, lexicon: Sequence[str] = ()) -> list[str]:
+def policy_variants(text: str, lexicon: Sequence[str] | MaskLexicon = ()) -> list[str]:
     """Readings of a prompt that undo easy obfuscation; a rule matching any of them matches the prompt."""
     plain = re.sub(r"\s+", " ", _plain(text))
     joined = _INNER_PUNCT.sub("", plain)  # "nu.de" -> "nude", "k.k.k" -> "kkk"
-    masked = _restore_masked(re.sub(r"[^a-z0-9@$*]+", " ", plain), lexicon) if "*" in plain else \
-        re.sub(r"[^a-z0-9@$*]+", " ", plain)
+    masked = re.sub(r"[^a-z0-9@$*#%?]+", " ", plain)
+    # a mask inside a word, or ending one ("g*re", "sex?"): "? " at a word's end is a question mark
+    if _MASKED_WORD.search(masked):
+        masked = _restore_masked(masked, lexicon)
+    # letters repeated for emphasis or to dodge a list ("nuuude", "sexxxy") read once
+    bases = [plain, joined, masked]
+    if _REPEATS.search(masked):
+        bases.append(_REPEATS.sub(r"\1", masked))
     variants: dict[str, None] = {}
     final = ""
-    for base in dict.fromkeys((plain, joined, masked)):  # identical readings are expanded once
+    for base in dict.fromkeys(bases):  # identical readings are expanded once
         spaced = re.sub(r"[^a-z0-9@$]+", " ", base).strip()
         for candidate in dict.fromkeys((spaced, _deleet(spaced))):
             variants[_clean(candidate)] = None
             if _SPACED_RUN.search(candidate):
                 variants[_clean(_rejoin(candidate, keep_article=True))] = None
+                variants[_clean(_rejoin(candidate, keep_last=True))] = None
                 final = _clean(_rejoin(candidate))
             else:
                 final = _clean(candidate)
@@ -121,22 +189,40 @@ def normalize_for_policy(text: str, lexicon: Sequence[str] = ()) -> str:
     return variants[-1] if variants else ""
 
 
+_DIGITS = re.compile(r"\d+")
 _CJK = "\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af"
 _CJK_GAP = re.compile(rf"(?<=[{_CJK}])[\s\W_]+(?=[{_CJK}])")
 _SINGLE_LETTERS = re.compile(r"(?<!\w)(?:[^\W\d_][\s.\-_*|/~+]+){2,}[^\W\d_](?!\w)")
 
 
+# Latin letters and digits that pass for Cyrillic ones: "гoлая" with a Latin o, "п0рн0" with zeros
+_TO_CYRILLIC = str.maketrans({"a": "а", "c": "с", "e": "е", "o": "о", "p": "р", "x": "х", "y": "у", "k": "к",
+                              "m": "м", "t": "т", "h": "н", "b": "в", "0": "о", "3": "з", "6": "б", "4": "ч"})
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+_MIXED_CYRILLIC = re.compile(r"\w*[\u0400-\u04ff]\w*")
+
+
 def native_joined(text: str) -> str:
     """The native reading with letters spaced or punctuated apart rejoined in any script
-    ("г е н и т а л и и", "ポ.ル.ノ") and separators between CJK/Hangul characters dropped."""
+    ("г е н и т а л и и", "ポ.ル.ノ"), separators between CJK/Hangul characters dropped, and Latin
+    lookalikes inside a Cyrillic word read as Cyrillic."""
     folded = fold(text)
     joined = _SINGLE_LETTERS.sub(lambda m: re.sub(r"[\s.\-_*|/~+]+", "", m.group(0)), folded)
+    # only in a mostly Cyrillic prompt: in a Latin one a mixed word is Latin in disguise ("lірstісk")
+    if len(_CYRILLIC.findall(joined)) > len(re.findall(r"[a-z]", joined)):
+        joined = _MIXED_CYRILLIC.sub(lambda m: m.group(0).translate(_TO_CYRILLIC), joined)
+    elif _CYRILLIC.search(joined):
+        joined = _MIXED_CYRILLIC.sub(lambda m: "".join(map(_latin, m.group(0))).lower()
+                                     if re.search(r"[a-z]", m.group(0)) else m.group(0), joined)
     return _CJK_GAP.sub("", joined)
 
 
 def classifier_text(text: str, reading: str | None = None) -> str:
-    """What the classifier reads: the native reading and the fully de-obfuscated one, side by side."""
-    return fold(text) + " | " + (normalize_for_policy(text) if reading is None else reading)
+    """What the classifier reads: the native reading and the fully de-obfuscated one, side by side,
+    without digits. Ages are the rules' job (they read a number and compare it with 18); a char n-gram
+    model learns "a digit near a child word" instead, and blocked "kids at the pool -- 8 seconds"
+    (measured 2026-12-01: 17 of 199 benign test prompts in a frame with a duration)."""
+    return _DIGITS.sub("", fold(text) + " | " + (normalize_for_policy(text) if reading is None else reading))
 
 
 @dataclass(frozen=True)
@@ -177,7 +263,9 @@ def unknown_full_name(prompt: str) -> str | None:
     """A capitalised pair whose first word is a known given name ("Marta Kowalczyk"), else None."""
     names = _given_names()
     for first, last in _NAME_PAIR.findall(prompt):
-        if first.lower() in names and last.split()[-1].lower() not in names | {"street", "road", "city"}:
+        # a surname that is also a given name ("Joon Chen", "Paul Allen") is still a full name
+        if first.lower() in names and last.split()[-1].lower() not in {"street", "road", "city", "avenue",
+                                                                       "bridge", "river", "lake"}:
             return f"{first} {last}"
     return None
 
@@ -218,7 +306,9 @@ class TextPrefilter:
         # lists, so a term added in any Latin-script language is also found masked
         words = {w for name, patterns in policy.raw_terms.items() if name not in ("allow_phrases", "given_names")
                  for p in patterns for w in re.findall(r"(?<![\\\w])[a-z]{4,}(?![\w(?\\])", p)}
-        self._lexicon = tuple(dict.fromkeys([*policy.lexicon, *sorted(words)]))
+        stems = {w for name, patterns in policy.raw_terms.items() if name not in ("allow_phrases", "given_names")
+                 for p in patterns for w in re.findall(r"(?<![\\\w])([a-z]{5,})\\w\*", p)}
+        self._lexicon = MaskLexicon.build([*policy.lexicon, *sorted(words)], sorted(stems))
         raw_allow = policy.raw_terms.get("allow_phrases") or ()
         self._allow = policy.terms["allow_phrases"] if raw_allow else None
         self._exemplars: list[tuple[str, str, float]] = [
@@ -239,7 +329,10 @@ class TextPrefilter:
         """Every reading joined by NUL (terms never span it) with the policy's innocent phrases removed,
         and the de-obfuscated variants."""
         variants = policy_variants(prompt, self._lexicon)
-        joined = "\x00".join(dict.fromkeys([*variants, fold(prompt), native_joined(prompt)]))
+        # one native reading, with letters split apart rejoined and separators between CJK/Hangul
+        # characters dropped ("ヌードカラ ー", "o_d_c_i_e_n_i_a_c_h nude"): a raw reading beside it would
+        # keep the trigger word while the innocent phrase around it is unreadable, so it is not kept
+        joined = "\x00".join(dict.fromkeys([*variants, native_joined(prompt)]))
         if self._allow is not None:
             joined = self._allow.sub(" ", joined)
         return joined, variants

@@ -3,8 +3,11 @@
     python -m sora_assets.safety.corpus            # writes sora_assets/safety/corpus.jsonl
 
 Rows: id, prompt, label (unsafe | benign), category (a policy category, or null), expected (block |
-hold | allow), lang, style (plain | code_switch | slang | leet | spaced | punct | homoglyph | zero_width
+hold | allow), lang, style (plain | code_switch | slang | indirect | leet | spaced | punct | homoglyph | zero_width
 | masked | upper), intent, split (train | validation | test).
+
+Frames: train rows are framed with `WRAPPERS`, validation and test rows with their own
+`SPLIT_WRAPPERS` (never seen in train), so held-out figures are not helped by a familiar frame.
 
 Honesty rules: every paraphrase, translation, wrapper and obfuscation of one concept shares one
 `intent`, and the split is decided per intent (by the rank of its SHA-256 within its category), so no
@@ -28,6 +31,7 @@ SEED = 20261201
 SPLITS = ("train", "validation", "test")
 _NO_SPACE_LANGS = ("ja", "zh")
 _HOMOGLYPHS = str.maketrans({"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "x": "х", "i": "і", "y": "у"})
+_LATIN_LOOKALIKES = str.maketrans({"а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "х": "x", "у": "y"})
 _LEET = str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"})
 _STYLES = ("leet", "spaced", "punct", "homoglyph", "zero_width", "masked", "upper")
 _CJK_STYLES = ("spaced", "zero_width", "punct")
@@ -61,8 +65,8 @@ def obfuscate(phrase: str, style: str, lang: str, rng: random.Random) -> str:
         new = " ".join(word)
     elif style == "punct":
         new = rng.choice(".-_*").join(word)
-    elif style == "homoglyph":
-        new = word.translate(_HOMOGLYPHS)
+    elif style == "homoglyph":  # Cyrillic lookalikes in Latin words; Latin lookalikes in Cyrillic ones
+        new = word.translate(_LATIN_LOOKALIKES if lang == "ru" else _HOMOGLYPHS)
     elif style == "zero_width":
         new = "\u200b".join(word)
     elif style == "masked":
@@ -73,17 +77,33 @@ def obfuscate(phrase: str, style: str, lang: str, rng: random.Random) -> str:
     return phrase[:start] + new + phrase[end:]
 
 
+Frame = tuple[str, int, str]  # (frame language, index in WRAPPERS, the phrase as framed)
+
+
 def _rows_for(phrase: str, lang: str, rng: random.Random, plain: int, obfuscated: int,
-              code_switch: bool) -> Iterator[tuple[str, str]]:
+              code_switch: bool) -> Iterator[tuple[str, str, Frame]]:
     wrappers = list(d.WRAPPERS[lang])
     for wrapper in rng.sample(wrappers, min(plain, len(wrappers))):
-        yield wrapper.format(x=phrase), "plain"
+        yield wrapper.format(x=phrase), "plain", (lang, wrappers.index(wrapper), phrase)
     styles = _CJK_STYLES if lang in _NO_SPACE_LANGS else _STYLES
     for style in rng.sample(styles, min(obfuscated, len(styles))):
-        yield rng.choice(wrappers).format(x=obfuscate(phrase, style, lang, rng)), style
+        wrapper = rng.choice(wrappers)
+        inner = obfuscate(phrase, style, lang, rng)
+        yield wrapper.format(x=inner), style, (lang, wrappers.index(wrapper), inner)
     if code_switch:  # an English frame around a foreign phrase, or a foreign frame around English
         other = "en" if lang != "en" else rng.choice(d.LANGS[1:])
-        yield rng.choice(d.WRAPPERS[other][1:]).format(x=phrase), "code_switch"
+        wrapper = rng.choice(d.WRAPPERS[other][1:])
+        yield wrapper.format(x=phrase), "code_switch", (other, d.WRAPPERS[other].index(wrapper), phrase)
+
+
+def reframe(frame: Frame, split: str) -> str:
+    """The prompt in its split's own frames: train keeps WRAPPERS, validation and test use frames
+    train never sees (SPLIT_WRAPPERS); the bare phrase (slot 0) stays bare."""
+    lang, index, inner = frame
+    if split == "train" or index == 0:
+        return d.WRAPPERS[lang][index].format(x=inner)
+    frames = d.SPLIT_WRAPPERS[split][lang]
+    return frames[(index - 1) % len(frames)].format(x=inner)
 
 
 def _names() -> list[str]:
@@ -97,30 +117,41 @@ def generate() -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
 
     def add(prompt: str, label: str, category: str | None, expected: str, lang: str, style: str,
-            intent: str) -> None:
+            intent: str, frame: Frame | None = None) -> None:
         rows.append({"prompt": prompt, "label": label, "category": category, "expected": expected,
-                     "lang": lang, "style": style, "intent": intent})
+                     "lang": lang, "style": style, "intent": intent, "frame": frame})
 
     for category, concepts in d.CONCEPTS.items():
         for n, concept in enumerate(concepts):
             for lang, phrase in zip(d.LANGS, concept, strict=True):
-                for prompt, style in _rows_for(phrase, lang, rng, plain=3, obfuscated=2, code_switch=True):
-                    add(prompt, "unsafe", category, "block", lang, style, f"{category}/c{n:02d}")
+                for prompt, style, frame in _rows_for(phrase, lang, rng, plain=3, obfuscated=2, code_switch=True):
+                    add(prompt, "unsafe", category, "block", lang, style, f"{category}/c{n:02d}", frame)
     for n, concept in enumerate(d.BENIGN):
         for lang, phrase in zip(d.LANGS, concept, strict=True):
-            for prompt, style in _rows_for(phrase, lang, rng, plain=4, obfuscated=1, code_switch=True):
-                add(prompt, "benign", None, "allow", lang, style, f"benign/c{n:02d}")
+            for prompt, style, frame in _rows_for(phrase, lang, rng, plain=4, obfuscated=1, code_switch=True):
+                add(prompt, "benign", None, "allow", lang, style, f"benign/c{n:02d}", frame)
     for category, intents in d.SLANG.items():
         for n, phrases in enumerate(intents):
             for phrase in phrases:
-                for prompt, style in _rows_for(phrase, "en", rng, plain=3, obfuscated=1, code_switch=False):
+                for prompt, style, frame in _rows_for(phrase, "en", rng, plain=3, obfuscated=1, code_switch=False):
                     add(prompt, "unsafe", category, "block", "en", "slang" if style == "plain" else style,
-                        f"{category}/slang{n:02d}")
+                        f"{category}/slang{n:02d}", frame)
     for n, phrases in enumerate(d.BENIGN_SLANG):
         for phrase in phrases:
-            for prompt, style in _rows_for(phrase, "en", rng, plain=4, obfuscated=1, code_switch=False):
+            for prompt, style, frame in _rows_for(phrase, "en", rng, plain=4, obfuscated=1, code_switch=False):
                 add(prompt, "benign", None, "allow", "en", "slang" if style == "plain" else style,
-                    f"benign/slang{n:02d}")
+                    f"benign/slang{n:02d}", frame)
+    for category, intents in d.INDIRECT.items():
+        for n, pairs in enumerate(intents):
+            for lang, phrase in pairs:
+                for prompt, style, frame in _rows_for(phrase, lang, rng, plain=2, obfuscated=1, code_switch=False):
+                    add(prompt, "unsafe", category, "block", lang, "indirect" if style == "plain" else style,
+                        f"{category}/indirect{n:02d}", frame)
+    for n, pairs in enumerate(d.BENIGN_INDIRECT):
+        for lang, phrase in pairs:
+            for prompt, style, frame in _rows_for(phrase, lang, rng, plain=2, obfuscated=1, code_switch=False):
+                add(prompt, "benign", None, "allow", lang, "indirect" if style == "plain" else style,
+                    f"benign/indirect{n:02d}", frame)
     # public figures: a sample of the curated list in likeness contexts (block), private-looking full
     # names in the same contexts (hold), and the contexts without anyone (allow)
     for name in rng.sample(_names(), 120):
@@ -138,7 +169,16 @@ def generate() -> list[dict[str, Any]]:
     unique: dict[str, dict[str, Any]] = {}
     for row in rows:
         unique.setdefault(row["prompt"], row)  # a prompt generated twice keeps its first label
-    return assign_splits(list(unique.values()))
+    held_out: dict[str, dict[str, Any]] = {}
+    for row in assign_splits(list(unique.values())):  # validation and test rows in their own frames
+        frame = row.pop("frame")
+        if frame is not None:
+            row["prompt"] = reframe(frame, row["split"])
+        held_out.setdefault(row["prompt"], row)  # a duplicate the reframing makes is dropped
+    rows = list(held_out.values())
+    for index, row in enumerate(rows):
+        row["id"] = f"s{index:05d}"
+    return rows
 
 
 def _context_lang(context: str) -> str:
