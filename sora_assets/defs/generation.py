@@ -29,6 +29,7 @@ from sora_assets.core.home import Home
 from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER, DUPLICATE, QUARANTINED, RENDERED
 from sora_assets.core.sequences import shot_order
 from sora_assets.core.spec import GenerationSpec
+from sora_assets.core.spend import SpendJournal, billed_seconds
 from sora_assets.core.video_io import decode_mp4, encode_mp4
 from sora_assets.defs.catalog import GENERATION, owners_of
 from sora_assets.defs.fencing import RunFenced, StepFence
@@ -66,10 +67,14 @@ def finished_render(work: Path, cache_key: str) -> dict[str, Any] | None:
     return record
 
 
-def render_record(result: RenderResult, path: Path, mp4: bytes, started: datetime) -> dict[str, Any]:
+def render_record(result: RenderResult, path: Path, mp4: bytes, started: datetime,
+                  gpu_seconds: float | None = None) -> dict[str, Any]:
+    """The finished render's fields; `gpu_seconds` is the clip's bill over every attempt (default: this attempt
+    plus what its checkpoint says earlier ones spent)."""
     return {
         "render_status": RENDERED, "work_path": str(path), "mp4_sha256": sha256_bytes(mp4),
-        "gpu_seconds": result.total_gpu_seconds, "attempt_gpu_seconds": result.gpu_seconds,
+        "gpu_seconds": result.total_gpu_seconds if gpu_seconds is None else gpu_seconds,
+        "attempt_gpu_seconds": result.gpu_seconds,
         "steps_run": result.steps_run, "steps_computed": result.steps_computed,
         "resumed_from_step": result.resumed_from_step, "device": result.device,
         "render_started_at": started.isoformat(), "non_finite_frames": non_finite_frames(result.frames),
@@ -219,7 +224,9 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
             resume = checkpoints.latest(cache_key, spec.steps)
             for skipped in checkpoints.rejected:
                 context.log.warning(f"{clip['clip_id']}: ignoring checkpoint {skipped.path.name}: {skipped.reason}")
-            job = RenderJob(spec, clip["clip_id"], checkpoints, resume)
+            spend = SpendJournal(layout.work, key, clip["clip_id"], context.run.run_id,
+                                 f"rendered_clips:retry{context.retry_number}")
+            job = RenderJob(spec, clip["clip_id"], checkpoints, resume, spend=spend)
             (conditioned if spec.conditioning else jobs).append((clip, job))
 
     last_logged = {"at": 0.0}
@@ -255,7 +262,9 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
                 if job.clip_id in error.clip_ids:
                     by_id[job.clip_id].update(
                         render_status=DEAD_LETTER, billable=True, nan_step=error.step, dead_letter_reason=NAN_REASON,
-                        gpu_seconds=error.gpu_seconds / len(group) + (job.resume.gpu_seconds if job.resume else 0.0),
+                        gpu_seconds=billed_seconds(job.spend.total(job.spec.cache_key()) if job.spend else 0.0,
+                                                   error.gpu_seconds / len(group)
+                                                   + (job.resume.gpu_seconds if job.resume else 0.0)),
                         steps_run=error.step, render_started_at=started.isoformat(), device=video_model.device)
                     job.checkpoints.clear()
                     context.log.error(f"{job.clip_id}: non-finite latents after step {error.step}; dead-lettered, "
@@ -263,7 +272,8 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
                     progress["done"] += 1
                 else:  # a healthy batch-mate: render it on its own, from its own checkpoint if any
                     queue.append([RenderJob(job.spec, job.clip_id, job.checkpoints,
-                                            job.checkpoints.latest(job.spec.cache_key(), job.spec.steps), job.image)])
+                                            job.checkpoints.latest(job.spec.cache_key(), job.spec.steps), job.image,
+                                            job.spend)])
             return
         except Exception as error:  # noqa: BLE001 - classified: split, fail permanently, or let Dagster retry
             verdict = classify(error)
@@ -289,7 +299,8 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
             path = work / f"{clip['cache_key']}.mp4"
             mp4 = encode_mp4(to_uint8(result.frames), job.spec.fps)
             atomic_write_bytes(path, mp4)
-            record = render_record(result, path, mp4, started)  # hashed in memory, not read back
+            spent = billed_seconds(job.spend.total(clip["cache_key"]) if job.spend else 0.0, result.total_gpu_seconds)
+            record = render_record(result, path, mp4, started, spent)  # hashed in memory, not read back
             if job.image is not None:
                 record["conditioning_sha256"] = sha256_bytes(np.ascontiguousarray(job.image).tobytes())
             atomic_write_json(work / f"{clip['cache_key']}.render.json", record)  # last: marks the render done

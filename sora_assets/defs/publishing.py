@@ -23,6 +23,7 @@ from sora_assets.core.fsutil import sweep_if_due
 from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER, RENDERED, clip_row, ledger_row
 from sora_assets.core.previews import contact_sheet
 from sora_assets.core.shard_summary import block_rate, cost_rows, cost_totals, embedded_image_markdown
+from sora_assets.core.spend import attempt_rows, read_records, shard_folder
 from sora_assets.core.video_io import decode_mp4
 from sora_assets.defs.catalog import WAREHOUSE, owners_of
 from sora_assets.defs.fencing import StepFence
@@ -137,6 +138,10 @@ def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str,
     ledger = [ledger_row(c, key, batch_id, curve, previous, planner.overhead) for c in signed_clips]
     failpoints.hit("publish.before_ledger", None, home.home.failpoints)  # clips stored, books not yet written
     fence.check("writing ledger rows")
+    # every attempt's spend, before the ledger that bills it (the work area holding the journal goes below)
+    warehouse.write("render_attempts", key, "published_clips", attempt_rows(
+        read_records(shard_folder(home.home.work, key)), batch_id,
+        warehouse.read("render_attempts", key).to_dict(orient="records")))
     warehouse.write("cost_ledger", key, "published_clips", ledger)
     warehouse.write("clips", key, "published_clips", [clip_row(c, key, batch_id) for c in signed_clips])
     shutil.rmtree(home.home.work / key, ignore_errors=True)

@@ -23,6 +23,7 @@ from sora_assets.core.checkpoints import ClipCheckpoints, StepCheckpoint
 from sora_assets.core.failures import ModelLoadError
 from sora_assets.core.prompt_rules import ModelProfile, TierPolicy
 from sora_assets.core.spec import GenerationSpec
+from sora_assets.core.spend import SpendJournal
 
 _CACHE_LOCK = threading.Lock()
 _PIPELINES: dict[tuple[str, str, str, bool], Any] = {}
@@ -54,6 +55,7 @@ class RenderJob:
     checkpoints: ClipCheckpoints | None = None
     resume: StepCheckpoint | None = None
     image: np.ndarray | None = None  # uint8 (H, W, 3) first frame, for specs with `conditioning`
+    spend: SpendJournal | None = None  # where this attempt journals its GPU-seconds, step by step
 
 
 @dataclass(frozen=True)
@@ -393,6 +395,7 @@ class VideoModelResource(ConfigurableResource):
             generators[0].set_state(resume.generator_state)
         step_seconds: list[float] = []
         marks = {"last": 0.0, "start": 0.0, "checkpoints": 0}
+        attempts = [j.spend.begin(cache_keys[i], resumed_from) if j.spend else None for i, j in enumerate(jobs)]
 
         def on_step_end(pipeline: Any, index: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             step = index + 1
@@ -402,6 +405,9 @@ class VideoModelResource(ConfigurableResource):
             now = time.perf_counter()
             step_seconds.append(now - marks["last"])
             marks["last"] = now
+            for attempt in attempts:  # before the NaN check and the failpoint: a step spent is a step billed
+                if attempt is not None:
+                    attempt.record(step, (now - marks["start"]) / batch)
             if not all(finite):
                 raise NonFiniteLatentsError(step, [ids[i] for i, ok in enumerate(finite) if not ok],
                                             gpu_seconds=now - marks["start"])
@@ -448,6 +454,9 @@ class VideoModelResource(ConfigurableResource):
         end = time.perf_counter()
         frames = np.asarray(output.frames, dtype=np.float32)
         share = (end - marks["start"]) / batch
+        for attempt in attempts:
+            if attempt is not None:
+                attempt.record(total, share, finished=True)
         return [RenderResult(
             frames=frames[i], gpu_seconds=share, steps_run=total, step_seconds=list(step_seconds),
             decode_seconds=end - marks["last"], device=device, resumed_from_step=resumed_from,
