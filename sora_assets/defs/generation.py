@@ -22,6 +22,7 @@ from sora_assets.core.acceleration import EXACT
 from sora_assets.core.batch import batch_id_of_key
 from sora_assets.core.batching import group_by_shape
 from sora_assets.core.checkpoints import ClipCheckpoints
+from sora_assets.core.clip_record import ClipRecord
 from sora_assets.core.failures import classify, is_out_of_memory
 from sora_assets.core.frames import frames_sha256, non_finite_frames, to_uint8
 from sora_assets.core.fsutil import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
@@ -175,7 +176,7 @@ def jobs_left(queue: deque[list[RenderJob]], current: list[RenderJob]) -> list[R
                    "cache hit at zero GPU-seconds, or a dead letter when the latents went non-finite.")
 def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[str, Any]],
                    video_model: VideoModelResource, store: ClipStore, warehouse: ParquetWarehouse,
-                   home: HomeResource) -> list[dict[str, Any]]:
+                   home: HomeResource) -> list[ClipRecord]:
     key = context.partition_key
     batch_id = batch_id_of_key(key)
     fence = StepFence(context)
@@ -184,14 +185,14 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
     dead = known_dead_letters(warehouse)
     blocked = known_quarantine(warehouse)
     booked = set(warehouse.read("cost_ledger", key).clip_id)  # clips this shard's ledger already holds
-    clips: list[dict[str, Any]] = []
-    first_of: dict[str, dict[str, Any]] = {}  # cache key -> the clip of this shard that renders it
+    clips: list[ClipRecord] = []
+    first_of: dict[str, ClipRecord] = {}  # cache key -> the clip of this shard that renders it
     jobs: list[tuple[dict[str, Any], RenderJob]] = []
     conditioned: list[tuple[dict[str, Any], RenderJob]] = []  # need a first frame: rendered after the others
     for row in validated_prompts:
         spec = GenerationSpec.from_dict(row["spec"])
         cache_key = spec.cache_key()
-        clip = {**row, "cache_key": cache_key, "gpu_seconds": 0.0}
+        clip = ClipRecord.from_dict({**row, "cache_key": cache_key, "gpu_seconds": 0.0})
         clips.append(clip)
         cached = store.lookup(cache_key)
         if cached is not None:

@@ -19,6 +19,7 @@ from dagster import (
 from sora_assets.core import failpoints
 from sora_assets.core.batch import batch_id_of_key
 from sora_assets.core.checkpoints import clear_partition
+from sora_assets.core.clip_record import ClipRecord
 from sora_assets.core.fsutil import sweep_if_due
 from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER, RENDERED, clip_row, ledger_row
 from sora_assets.core.previews import contact_sheet
@@ -106,9 +107,10 @@ def published_preview(clips: list[dict[str, Any]]) -> tuple[bytes, int] | None:
                           description="Every published clip (cache hits included) has a passing frame-scan record "
                                       "(pass or flag) in safety_events."),
        ])
-def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str, Any]], store: ClipStore,
+def published_clips(context: AssetExecutionContext, signed_clips: list[ClipRecord], store: ClipStore,
                     warehouse: ParquetWarehouse, home: HomeResource, planner: PlannerResource) -> Iterator[Any]:
     key = context.partition_key
+    signed_clips = ClipRecord.coerce(signed_clips)
     batch_id = batch_id_of_key(key)
     fence = StepFence(context)
     fence.check("publishing")  # an orphan of a failed run publishes nothing: the backfill's run does

@@ -19,6 +19,7 @@ from dagster import (
 
 from sora_assets.core import failpoints
 from sora_assets.core.batch import batch_id_of_key
+from sora_assets.core.clip_record import ClipRecord
 from sora_assets.core.fsutil import atomic_copy, atomic_write_bytes, atomic_write_json
 from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER, DUPLICATE, QUARANTINED
 from sora_assets.core.previews import contact_sheet
@@ -94,10 +95,11 @@ def quarantined_scan_record(clip: dict[str, Any], key: str, now: datetime) -> di
        check_specs=[AssetCheckSpec(SCAN_COVERAGE, asset="screened_clips", partitions_def=shards_partitions,
                                    description="Scan coverage: every clip rendered in this shard's run has a "
                                                "frame-scan verdict and a frame_scan record in safety_events.")])
-def screened_clips(context: AssetExecutionContext, rendered_clips: list[dict[str, Any]],
+def screened_clips(context: AssetExecutionContext, rendered_clips: list[ClipRecord],
                    frame_safety: FrameSafetyResource, warehouse: ParquetWarehouse,
                    home: HomeResource, alignment: ClipAlignmentResource) -> Iterator[Any]:
     key = context.partition_key
+    rendered_clips = ClipRecord.coerce(rendered_clips)
     fence = StepFence(context)
     layout = home.home
     events: list[dict[str, Any]] = []
@@ -124,8 +126,9 @@ def screened_clips(context: AssetExecutionContext, rendered_clips: list[dict[str
             verdicts[work_path] = {"scan_verdict": "block", "scan_reasons": reasons, "frames_scanned": 0,
                                    "quarantine_path": record["quarantine_path"]}
             blocked_rows.append(dict(record))
-            events.append({**quarantined_scan_record({**clip, "quarantined_from": key, "scan_reasons": reasons,
-                                                      "policy_version": record["policy_version"]}, key, now)})
+            events.append(quarantined_scan_record({**clip.to_dict(), "quarantined_from": key,
+                                                   "scan_reasons": reasons,
+                                                   "policy_version": record["policy_version"]}, key, now))
         if work_path not in verdicts:
             frames = decode_mp4(Path(work_path))
             spec = GenerationSpec.from_dict(clip["spec"])

@@ -17,6 +17,7 @@ from dagster import (
 )
 
 from sora_assets.core.batch import batch_id_of_key
+from sora_assets.core.clip_record import ClipRecord
 from sora_assets.core.fsutil import atomic_write_bytes
 from sora_assets.core.manifest import sequence_manifest
 from sora_assets.core.sequences import crossfade_frames, sequence_key, stitch
@@ -46,9 +47,10 @@ def shot_groups(clips: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
        check_specs=[AssetCheckSpec(SEQUENCES_TRUSTED, asset="sequences", partitions_def=shards_partitions,
                                    description="Every stitched sequence verifies Trusted and carries one "
                                                "ingredient per shot.")])
-def sequences(context: AssetExecutionContext, published_clips: list[dict[str, Any]], store: ClipStore,
+def sequences(context: AssetExecutionContext, published_clips: list[ClipRecord], store: ClipStore,
               signer: C2paSignerResource, warehouse: ParquetWarehouse, home: HomeResource) -> Iterator[Any]:
     key = context.partition_key
+    published_clips = ClipRecord.coerce(published_clips)
     batch_id = batch_id_of_key(key)
     now = datetime.now(UTC)
     work = home.home.work / key / "sequences"

@@ -15,6 +15,7 @@ from dagster import (
 )
 
 from sora_assets.core import failpoints
+from sora_assets.core.clip_record import ClipRecord
 from sora_assets.core.ledger import CACHE_HIT
 from sora_assets.core.manifest import clip_manifest
 from sora_assets.core.sequences import shot_order
@@ -67,9 +68,10 @@ SIGNATURES_TRUSTED = "signed_clips_verify_trusted"
        check_specs=[AssetCheckSpec(SIGNATURES_TRUSTED, asset="signed_clips", partitions_def=shards_partitions,
                                    description="Every clip that passed the safety gate verifies as C2PA Trusted "
                                                "under the signing root.")])
-def signed_clips(context: AssetExecutionContext, screened_clips: list[dict[str, Any]],
+def signed_clips(context: AssetExecutionContext, screened_clips: list[ClipRecord],
                  signer: C2paSignerResource, store: ClipStore,
                  home: HomeResource, frame_safety: FrameSafetyResource) -> Iterator[Any]:
+    screened_clips = ClipRecord.coerce(screened_clips)
     signed: dict[str, dict[str, Any]] = {}
     publish_flagged = home.publish_flagged and frame_safety.policy().publish_flagged
     gated: list[dict[str, Any]] = []  # the clips that passed the safety gate: each must end up Trusted
