@@ -137,10 +137,10 @@ class ShardRenderer:
     """One step's renders of a shard: runs the model, and handles each outcome the render queue reports
     (files through the work area, fields on the clip records, throttled run-log lines)."""
 
-    def __init__(self, context: AssetExecutionContext, video_model: VideoModelResource, warehouse: ParquetWarehouse,
-                 area: WorkArea, triaged: Triage):
+    def __init__(self, context: AssetExecutionContext, fence: StepFence, video_model: VideoModelResource,
+                 warehouse: ParquetWarehouse, area: WorkArea, triaged: Triage):
         self.context, self.model, self.warehouse, self.area = context, video_model, warehouse, area
-        self.fence = StepFence(context)
+        self.fence = fence  # made at the start of the step: it remembers the coordinator's pid
         self.by_id = {clip.clip_id: clip for clip in triaged.to_render}
         self.clips = triaged.clips
         self.total, self.done, self.last_logged = len(triaged.to_render), 0, 0.0
@@ -276,12 +276,13 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
                    video_model: VideoModelResource, store: ClipStore, warehouse: ParquetWarehouse,
                    home: HomeResource) -> list[ClipRecord]:
     key = context.partition_key
+    fence = StepFence(context)
     area = home.work_area(key, store.checkpoint_mirror())
     triaged = triage(validated_prompts, key, store.lookup, known_dead_letters(warehouse), known_quarantine(warehouse),
                      booked=set(warehouse.read("cost_ledger", key).clip_id), finished=area.finished_render)
-    render_shard(ShardRenderer(context, video_model, warehouse, area, triaged), triaged, store)
+    render_shard(ShardRenderer(context, fence, video_model, warehouse, area, triaged), triaged, store)
     settle_duplicates(triaged)
-    StepFence(context).check("writing dead letters or the step's output")
+    fence.check("writing dead letters or the step's output")
     record_dead_letters(context, warehouse, key, triaged.clips)
     context.add_output_metadata({
         **render_summary(triaged.clips), "model": video_model.model_id, "batch_size": video_model.batch_size,
