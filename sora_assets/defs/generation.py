@@ -50,6 +50,7 @@ from sora_assets.executors import gpu_step_tags
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.store import ClipStore
 from sora_assets.resources.video_model import (
+    PROGRESS_LISTENERS,
     NonFiniteLatentsError,
     RenderJob,
     RenderResult,
@@ -158,7 +159,8 @@ class ShardRenderer:
 
     def render(self, group: list[RenderJob]) -> list[RenderResult]:
         self.fence.check("rendering")
-        return self.model.render_group(group, progress=self.on_step, failpoint_dir=self.area.home.failpoints)
+        return self.model.render_group(group, progress=[self.on_step, *PROGRESS_LISTENERS],
+                                       failpoint_dir=self.area.home.failpoints)
 
     def on_step(self, event: StepProgress) -> None:
         """A run-log line at each checkpoint, throttled: each line is an event write to the instance. An orphaned
