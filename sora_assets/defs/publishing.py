@@ -24,6 +24,7 @@ from sora_assets.core.shard_summary import block_rate, cost_rows, cost_totals, e
 from sora_assets.core.spend import attempt_rows
 from sora_assets.core.video_io import decode_mp4
 from sora_assets.defs.catalog import WAREHOUSE, owners_of
+from sora_assets.defs.clip_io import clips_in
 from sora_assets.defs.fencing import StepFence
 from sora_assets.defs.metadata import cost_table
 from sora_assets.defs.partitions import shards_partitions
@@ -164,7 +165,8 @@ def publishing_checks(clips: list[ClipRecord], ledger: list[dict[str, Any]],
                            metadata={"ledger_rows": len(ledger_ids), "clips": len(clips)})
 
 
-@asset(partitions_def=shards_partitions, group_name=WAREHOUSE, owners=owners_of(WAREHOUSE),
+@asset(ins=clips_in("signed_clips"),
+       partitions_def=shards_partitions, group_name=WAREHOUSE, owners=owners_of(WAREHOUSE),
        kinds={"duckdb", "parquet"},
        description="Signed clips in the content-addressed store (also the render cache), with clips and "
                    "cost_ledger rows per shard; the shard's contact sheet and cost table are in its metadata.",

@@ -29,6 +29,7 @@ from sora_assets.core.spec import GenerationSpec
 from sora_assets.core.video_io import decode_mp4
 from sora_assets.core.work_area import WorkArea
 from sora_assets.defs.catalog import SAFETY, owners_of
+from sora_assets.defs.clip_io import clips_in
 from sora_assets.defs.fencing import StepFence
 from sora_assets.defs.partitions import shards_partitions
 from sora_assets.resources.alignment import ClipAlignmentResource
@@ -207,7 +208,8 @@ def coverage_check(clips: list[ClipRecord], events: list[dict[str, Any]]) -> Ass
                                       "without_scan_record": ", ".join(without_record) or "none"})
 
 
-@asset(partitions_def=shards_partitions, group_name=SAFETY, owners=owners_of(SAFETY), kinds={"onnx", "opencv"},
+@asset(ins=clips_in("rendered_clips"),
+       partitions_def=shards_partitions, group_name=SAFETY, owners=owners_of(SAFETY), kinds={"onnx", "opencv"},
        description="Frame-level safety scan of every rendered clip (NudeNet on every frame, faces on every 5th, "
                    "technical checks); blocked clips are quarantined, never signed.",
        check_specs=[AssetCheckSpec(SCAN_COVERAGE, asset="screened_clips", partitions_def=shards_partitions,

@@ -22,6 +22,7 @@ from sora_assets.core.sequences import shot_order
 from sora_assets.core.shard_summary import untrusted_clips
 from sora_assets.core.spec import GenerationSpec
 from sora_assets.defs.catalog import PROVENANCE, owners_of
+from sora_assets.defs.clip_io import clips_in
 from sora_assets.defs.partitions import shards_partitions
 from sora_assets.defs.validation import input_image_file
 from sora_assets.resources.home import HomeResource
@@ -89,7 +90,8 @@ def sign_and_verify(clip: ClipRecord, spec: GenerationSpec, ingredients: list[In
 SIGNATURES_TRUSTED = "signed_clips_verify_trusted"
 
 
-@asset(partitions_def=shards_partitions, group_name=PROVENANCE, owners=owners_of(PROVENANCE), kinds={"c2pa"},
+@asset(ins=clips_in("screened_clips"),
+       partitions_def=shards_partitions, group_name=PROVENANCE, owners=owners_of(PROVENANCE), kinds={"c2pa"},
        description="Clips signed with a C2PA manifest (c2pa.created, trainedAlgorithmicMedia) and verified Trusted; "
                    "cache hits are re-verified. Blocked or unscanned clips are never signed.",
        check_specs=[AssetCheckSpec(SIGNATURES_TRUSTED, asset="signed_clips", partitions_def=shards_partitions,

@@ -73,3 +73,17 @@ def test_a_record_pickles_and_an_older_runs_dict_output_still_loads() -> None:
     (again,) = ClipRecord.coerce([clip.to_dict()])
     assert again == clip and again.render_status is RenderStatus.RENDERED
     assert dict(**clip)["final_status"] == "published"  # `**clip` spreads like the dict it replaced
+
+
+def test_shard_assets_accept_records_and_an_older_runs_dicts_as_input() -> None:
+    from sora_assets.defs.clip_io import CLIP_RECORDS
+    from sora_assets.defs.publishing import published_clips
+    from sora_assets.defs.screening import screened_clips
+    from sora_assets.defs.sequences import sequences
+    from sora_assets.defs.signing import signed_clips
+
+    for asset, upstream in ((screened_clips, "rendered_clips"), (signed_clips, "screened_clips"),
+                            (published_clips, "signed_clips"), (sequences, "published_clips")):
+        assert asset.op.ins[upstream].dagster_type is CLIP_RECORDS
+    assert CLIP_RECORDS.type_check(None, [published(), published().to_dict()]).success
+    assert not CLIP_RECORDS.type_check(None, [published(), "not a clip"]).success
