@@ -3,7 +3,9 @@ running the shard, or an exception raised in the step), a shard runs in a child 
 then is run again (as `backfill --failed` would) until it finishes. After every cell the invariants hold:
 
 - every accepted clip is published or quarantined exactly once (store objects = published clips);
-- one ledger row per clip, each with the GPU time its render took (the blocked clip's too);
+- one ledger row per clip, each with the GPU time its render took (the blocked clip's too), equal to the sum
+  of every render attempt's spend record (`render_attempts`: a killed attempt's steps after its last
+  checkpoint are billed too);
 - no `gpu` pool slot is held by a finished run;
 - a resumed render re-ran less than one checkpoint interval (it resumed from the last checkpoint);
 - the frames are bit-identical to a clean home's.
@@ -139,6 +141,14 @@ def test_chaos_cell(stage: str, victim: str, tmp_path: Path, tiny_model_dir: Pat
     assert set(clips.resumed_from_step) <= {0, CHECKPOINT_EVERY}  # re-ran less than one checkpoint interval
     ledger = w.query("SELECT clip_id, gpu_seconds FROM cost_ledger")
     assert len(ledger) == 2 and ledger.clip_id.is_unique and (ledger.gpu_seconds > 0).all()
+    # no lost spend: each clip's ledger GPU-seconds = the sum of every render attempt's record, the killed
+    # attempt's steps after its last checkpoint included
+    attempts = w.query("SELECT clip_id, steps_done, finished, gpu_seconds FROM render_attempts")
+    spent = attempts.groupby("clip_id").gpu_seconds.sum().to_dict()
+    assert {c: pytest.approx(g, rel=1e-9) for c, g in zip(ledger.clip_id, ledger.gpu_seconds, strict=True)} == spent
+    if stage == "render mid-step":
+        assert ((attempts.steps_done == 7) & ~attempts.finished).sum() == 1  # the attempt that died after step 7
+        assert len(attempts) == 3  # that attempt, its resume, the other clip's render
     from sora_assets.runner import open_instance
 
     with open_instance(home) as instance:

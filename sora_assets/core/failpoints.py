@@ -74,10 +74,6 @@ def parse_failpoints(raw: str | None) -> list[Failpoint]:
     return points
 
 
-def active_failpoints() -> list[Failpoint]:
-    return parse_failpoints(os.environ.get(ENV_VAR))
-
-
 def _claim(point: Failpoint, marker_dir: Path | None) -> bool:
     """True for exactly `times` hits of this failpoint (per marker folder, or per process without one)."""
     key = f"{point.name}-{point.action}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from sora_assets.core.clip_record import ClipRecord, RenderStatus
 from sora_assets.core.cost import (
     DEFAULT_OVERHEAD,
     PriceCurve,
@@ -15,14 +16,15 @@ from sora_assets.core.cost import (
 )
 from sora_assets.core.spec import GenerationSpec
 
-RENDERED = "rendered"
-CACHE_HIT = "cache_hit"
-DUPLICATE = "duplicate"  # same spec as an earlier clip of the same shard: rendered once
-DEAD_LETTER = "dead_letter"  # non-finite latents: stopped, never retried (the same seed fails again)
-QUARANTINED = "quarantined"  # blocked by the frame scan in an earlier attempt: terminal, never rendered again
+# the statuses live with the record (core/clip_record.py); these names stay for the modules that import them
+RENDERED = RenderStatus.RENDERED
+CACHE_HIT = RenderStatus.CACHE_HIT
+DUPLICATE = RenderStatus.DUPLICATE
+DEAD_LETTER = RenderStatus.DEAD_LETTER
+QUARANTINED = RenderStatus.QUARANTINED
 
 
-def billable(clip: dict[str, Any]) -> bool:
+def billable(clip: ClipRecord | dict[str, Any]) -> bool:
     """GPU time was spent on this clip in this shard (a render, a render stopped by NaN, or this shard's own
     earlier render of a clip the frame scan blocked or that an attempt stored before it died: its spend stays
     in the books, counted once)."""
@@ -30,12 +32,12 @@ def billable(clip: dict[str, Any]) -> bool:
             or (clip["render_status"] in (DEAD_LETTER, QUARANTINED) and bool(clip.get("billable"))))
 
 
-def _started_at(clip: dict[str, Any]) -> datetime:
+def _started_at(clip: ClipRecord | dict[str, Any]) -> datetime:
     raw = clip.get("render_started_at")
     return datetime.fromisoformat(raw) if raw else datetime.now(UTC)
 
 
-def ledger_row(clip: dict[str, Any], partition_key: str, batch_id: str, curve: PriceCurve,
+def ledger_row(clip: ClipRecord | dict[str, Any], partition_key: str, batch_id: str, curve: PriceCurve,
                previous: dict[str, dict[str, Any]], overhead: float = DEFAULT_OVERHEAD) -> dict[str, Any]:
     """One ledger row per clip that reached rendering.
 
@@ -67,7 +69,7 @@ def ledger_row(clip: dict[str, Any], partition_key: str, batch_id: str, curve: P
     }
 
 
-def clip_row(clip: dict[str, Any], partition_key: str, batch_id: str) -> dict[str, Any]:
+def clip_row(clip: ClipRecord | dict[str, Any], partition_key: str, batch_id: str) -> dict[str, Any]:
     spec = GenerationSpec.from_dict(clip["spec"])
     return {
         "partition_key": partition_key, "batch_id": batch_id, "clip_id": clip["clip_id"], "row": clip["row"],

@@ -15,7 +15,6 @@ import pandas as pd
 
 NAN_REASON = "non_finite_latents"  # the dead-letter reason of a NaN abort (as written by rendered_clips)
 SCAN_RECORD = "frame_scan"  # the per-clip summary row of the frame scan in safety_events
-ALL_TIERS = "all"
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,12 @@ TABLES: dict[str, pa.Schema] = {
         ("retryable", pa.bool_()), ("clips", pa.int64()), ("error", pa.string()),
         ("recorded_at", pa.timestamp("us", tz="UTC")),
     ]),
+    "render_attempts": pa.schema([  # one row per render attempt of a clip: its spend (core/spend.py)
+        ("partition_key", pa.string()), ("batch_id", pa.string()), ("clip_id", pa.string()),
+        ("cache_key", pa.string()), ("attempt_id", pa.string()), ("run_id", pa.string()), ("step_key", pa.string()),
+        ("resumed_from_step", pa.int64()), ("steps_done", pa.int64()), ("gpu_seconds", pa.float64()),
+        ("finished", pa.bool_()), ("updated_at", pa.timestamp("us", tz="UTC")),
+    ]),
     "slo_snapshots": pa.schema([  # long format: one row per (snapshot, tier, metric, dimension), for charts
         ("snapshot_id", pa.string()), ("computed_at", pa.timestamp("us", tz="UTC")), ("tier", pa.string()),
         ("metric", pa.string()), ("dimension", pa.string()), ("value", pa.float64()), ("samples", pa.int64()),

@@ -1,6 +1,5 @@
 """Publishing: signed clips into the content-addressed store (the cache); clips and ledger rows."""
 
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,13 +17,14 @@ from dagster import (
 
 from sora_assets.core import failpoints
 from sora_assets.core.batch import batch_id_of_key
-from sora_assets.core.checkpoints import clear_partition
-from sora_assets.core.fsutil import sweep_if_due
+from sora_assets.core.clip_record import ClipRecord
 from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER, RENDERED, clip_row, ledger_row
 from sora_assets.core.previews import contact_sheet
 from sora_assets.core.shard_summary import block_rate, cost_rows, cost_totals, embedded_image_markdown
+from sora_assets.core.spend import attempt_rows
 from sora_assets.core.video_io import decode_mp4
 from sora_assets.defs.catalog import WAREHOUSE, owners_of
+from sora_assets.defs.clip_io import clips_in
 from sora_assets.defs.fencing import StepFence
 from sora_assets.defs.metadata import cost_table
 from sora_assets.defs.partitions import shards_partitions
@@ -92,7 +92,81 @@ def published_preview(clips: list[dict[str, Any]]) -> tuple[bytes, int] | None:
     return contact_sheet(tiles, tile=48, image_format="jpeg", label_width=PREVIEW_LABEL_WIDTH), len(shown)
 
 
-@asset(partitions_def=shards_partitions, group_name=WAREHOUSE, owners=owners_of(WAREHOUSE),
+def store_sidecar(clip: ClipRecord, key: str, now: str) -> dict[str, Any]:
+    """What the store keeps beside a published clip: enough to serve it as a cache hit and to book it."""
+    return {"clip_id": clip.clip_id, "partition_key": key, "spec": clip.spec, "steps_run": clip.steps_run,
+            "gpu_seconds": clip.gpu_seconds, "resumed_from_step": clip.get("resumed_from_step", 0),
+            "frames_sha256": clip.frames_sha256, "step_seconds": clip.step_seconds, "device": clip.device,
+            "conditioning": clip.spec.get("conditioning"), "conditioning_sha256": clip.conditioning_sha256,
+            "shot": clip.shot, "scan_verdict": clip.scan_verdict, "scan_reasons": clip.scan_reasons,
+            "c2pa_state": clip.c2pa_state, "published_at": now}
+
+
+def publish(clips: list[ClipRecord], store: ClipStore, key: str, failpoint_dir: Path) -> None:
+    """Signed clips into the store (a cache hit names its object), then each clip's final status."""
+    now = datetime.now(UTC).isoformat()
+    for clip in clips:
+        if clip.render_status == CACHE_HIT:
+            stored = store.get(clip.store_sha256)
+        elif clip.signed_path:
+            stored = store.lookup(clip.cache_key) or store.publish(Path(clip.signed_path), clip.cache_key,
+                                                                   store_sidecar(clip, key, now),
+                                                                   failpoint_dir=failpoint_dir)
+        else:
+            continue
+        clip.update(sha256=stored.sha256, store_path=str(stored.path), stored_bytes=stored.path.stat().st_size,
+                    scan_verdict=clip.scan_verdict or stored.sidecar.get("scan_verdict"))
+    for clip in clips:
+        clip.final_status = final_status(clip)
+
+
+def published_metadata(clips: list[ClipRecord], ledger: list[dict[str, Any]], store: ClipStore,
+                       warehouse: ParquetWarehouse, key: str) -> dict[str, Any]:
+    published = [c for c in clips if c.sha256]
+    blocked = sum(c.final_status == "blocked" for c in clips)
+    totals = cost_totals(ledger)
+    preview: dict[str, Any] = {}
+    if (sheet := published_preview(clips)) is not None:
+        image, shown = sheet
+        caption = f"{shown} of {len(clips)} clips; 4 frames each, blocked clips crossed out"
+        preview = {"contact_sheet": MetadataValue.md(embedded_image_markdown(image, "image/jpeg", "contact sheet",
+                                                                             caption)),
+                   "contact_sheet_bytes": len(image)}
+    return {
+        "clips": len(clips), "published": len(published),
+        "rendered": sum(c.render_status == RENDERED for c in clips),
+        "cache_hits": sum(c.render_status == CACHE_HIT for c in clips),
+        "blocked": blocked, "block_rate": block_rate(blocked, len(clips)),
+        "dead_letters": sum(c.final_status == "dead_letter" for c in clips),
+        "gpu_seconds": totals["gpu_seconds"], "cost_usd": totals["cost_usd"],
+        "api_equivalent_usd": totals["api_equivalent_usd"], "savings_vs_api_usd": totals["savings_vs_api_usd"],
+        **preview,
+        "cost_table": cost_table(cost_rows(clips, ledger, store.location)),
+        "store": MetadataValue.path(str(store.location)),
+        **({"first_clip": MetadataValue.path(published[0].store_path)} if published else {}),
+        "clips_table": MetadataValue.md(clips_table(clips, ledger, warehouse.read("quality_metrics", key))),
+    }
+
+
+def publishing_checks(clips: list[ClipRecord], ledger: list[dict[str, Any]],
+                      warehouse: ParquetWarehouse, key: str) -> Iterator[AssetCheckResult]:
+    published = [c for c in clips if c.sha256]
+    ungated = [c.clip_id for c in published if c.c2pa_state != "Trusted" or c.scan_verdict not in ("pass", "flag")]
+    yield AssetCheckResult(check_name=SCANNED_AND_SIGNED, passed=not ungated,
+                           severity=AssetCheckSeverity.ERROR,
+                           metadata={"published": len(published), "ungated": ", ".join(ungated) or "none"})
+    unscanned = clips_without_scan_record(warehouse, key)
+    yield AssetCheckResult(check_name=SCAN_RECORDED, passed=not unscanned, severity=AssetCheckSeverity.ERROR,
+                           metadata={"published": len(published),
+                                     "without_scan_record": ", ".join(unscanned) or "none"})
+    ledger_ids = [r["clip_id"] for r in ledger]
+    yield AssetCheckResult(check_name=LEDGER_COMPLETE,
+                           passed=len(ledger_ids) == len(set(ledger_ids)) == len(clips),
+                           metadata={"ledger_rows": len(ledger_ids), "clips": len(clips)})
+
+
+@asset(ins=clips_in("signed_clips"),
+       partitions_def=shards_partitions, group_name=WAREHOUSE, owners=owners_of(WAREHOUSE),
        kinds={"duckdb", "parquet"},
        description="Signed clips in the content-addressed store (also the render cache), with clips and "
                    "cost_ledger rows per shard; the shard's contact sheet and cost table are in its metadata.",
@@ -105,81 +179,26 @@ def published_preview(clips: list[dict[str, Any]]) -> tuple[bytes, int] | None:
                           description="Every published clip (cache hits included) has a passing frame-scan record "
                                       "(pass or flag) in safety_events."),
        ])
-def published_clips(context: AssetExecutionContext, signed_clips: list[dict[str, Any]], store: ClipStore,
+def published_clips(context: AssetExecutionContext, signed_clips: list[ClipRecord], store: ClipStore,
                     warehouse: ParquetWarehouse, home: HomeResource, planner: PlannerResource) -> Iterator[Any]:
     key = context.partition_key
-    batch_id = batch_id_of_key(key)
     fence = StepFence(context)
     fence.check("publishing")  # an orphan of a failed run publishes nothing: the backfill's run does
-    now = datetime.now(UTC).isoformat()
-    for clip in signed_clips:
-        if clip["render_status"] == CACHE_HIT:
-            stored = store.get(clip["store_sha256"])
-        elif clip.get("signed_path"):
-            stored = store.lookup(clip["cache_key"]) or store.publish(Path(clip["signed_path"]), clip["cache_key"], {
-                "clip_id": clip["clip_id"], "partition_key": key, "spec": clip["spec"],
-                "steps_run": clip["steps_run"], "gpu_seconds": clip["gpu_seconds"],
-                "resumed_from_step": clip.get("resumed_from_step", 0), "frames_sha256": clip.get("frames_sha256"),
-                "step_seconds": clip.get("step_seconds"), "device": clip.get("device"),
-                "conditioning": clip["spec"].get("conditioning"),
-                "conditioning_sha256": clip.get("conditioning_sha256"), "shot": clip.get("shot"),
-                "scan_verdict": clip["scan_verdict"], "scan_reasons": clip["scan_reasons"],
-                "c2pa_state": clip["c2pa_state"], "published_at": now}, failpoint_dir=home.home.failpoints)
-        else:
-            continue
-        clip.update(sha256=stored.sha256, store_path=str(stored.path), stored_bytes=stored.path.stat().st_size,
-                    scan_verdict=clip.get("scan_verdict") or stored.sidecar.get("scan_verdict"))
-    for clip in signed_clips:
-        clip["final_status"] = final_status(clip)
-
+    clips = ClipRecord.coerce(signed_clips)
+    batch_id = batch_id_of_key(key)
+    area = home.work_area(key, store.checkpoint_mirror())
+    publish(clips, store, key, home.home.failpoints)
     curve = planner.prices(home.home).curve  # the same prices the plan used, so estimate and actual compare
     previous = {row["clip_id"]: row for row in warehouse.read("cost_ledger", key).to_dict(orient="records")}
-    ledger = [ledger_row(c, key, batch_id, curve, previous, planner.overhead) for c in signed_clips]
+    ledger = [ledger_row(c, key, batch_id, curve, previous, planner.overhead) for c in clips]
     failpoints.hit("publish.before_ledger", None, home.home.failpoints)  # clips stored, books not yet written
     fence.check("writing ledger rows")
+    # every attempt's spend, before the ledger that bills it (the work area holding the journal goes below)
+    warehouse.write("render_attempts", key, "published_clips", attempt_rows(
+        area.spend_records(), batch_id, warehouse.read("render_attempts", key).to_dict(orient="records")))
     warehouse.write("cost_ledger", key, "published_clips", ledger)
-    warehouse.write("clips", key, "published_clips", [clip_row(c, key, batch_id) for c in signed_clips])
-    shutil.rmtree(home.home.work / key, ignore_errors=True)
-    # every clip is now published, blocked or dead-lettered: its checkpoints (local and mirrored) go
-    clear_partition(home.home.checkpoints, key, store.checkpoint_mirror())
-    swept = sweep_if_due(home.home.work / ".last-temp-sweep", [home.home.store, home.home.warehouse])
-    if swept:
+    warehouse.write("clips", key, "published_clips", [clip_row(c, key, batch_id) for c in clips])
+    if swept := area.clear():  # every clip is now published, blocked or dead-lettered
         context.log.info(f"removed {len(swept)} stale temp file(s) left by killed writers")
-
-    published = [c for c in signed_clips if c.get("sha256")]
-    rendered = [c for c in signed_clips if c["render_status"] == RENDERED]
-    blocked = sum(c["final_status"] == "blocked" for c in signed_clips)
-    totals = cost_totals(ledger)
-    preview: dict[str, Any] = {}
-    if (sheet := published_preview(signed_clips)) is not None:
-        image, shown = sheet
-        caption = f"{shown} of {len(signed_clips)} clips; 4 frames each, blocked clips crossed out"
-        preview = {"contact_sheet": MetadataValue.md(embedded_image_markdown(image, "image/jpeg", "contact sheet",
-                                                                             caption)),
-                   "contact_sheet_bytes": len(image)}
-    yield Output(signed_clips, metadata={
-        "clips": len(signed_clips), "published": len(published), "rendered": len(rendered),
-        "cache_hits": sum(c["render_status"] == CACHE_HIT for c in signed_clips),
-        "blocked": blocked, "block_rate": block_rate(blocked, len(signed_clips)),
-        "dead_letters": sum(c["final_status"] == "dead_letter" for c in signed_clips),
-        "gpu_seconds": totals["gpu_seconds"], "cost_usd": totals["cost_usd"],
-        "api_equivalent_usd": totals["api_equivalent_usd"], "savings_vs_api_usd": totals["savings_vs_api_usd"],
-        **preview,
-        "cost_table": cost_table(cost_rows(signed_clips, ledger, store.location)),
-        "store": MetadataValue.path(str(store.location)),
-        **({"first_clip": MetadataValue.path(published[0]["store_path"])} if published else {}),
-        "clips_table": MetadataValue.md(clips_table(signed_clips, ledger, warehouse.read("quality_metrics", key))),
-    })
-    ungated = [c["clip_id"] for c in published
-               if c.get("c2pa_state") != "Trusted" or c.get("scan_verdict") not in ("pass", "flag")]
-    yield AssetCheckResult(check_name=SCANNED_AND_SIGNED, passed=not ungated,
-                           severity=AssetCheckSeverity.ERROR,
-                           metadata={"published": len(published), "ungated": ", ".join(ungated) or "none"})
-    unscanned = clips_without_scan_record(warehouse, key)
-    yield AssetCheckResult(check_name=SCAN_RECORDED, passed=not unscanned, severity=AssetCheckSeverity.ERROR,
-                           metadata={"published": len(published),
-                                     "without_scan_record": ", ".join(unscanned) or "none"})
-    ledger_ids = [r["clip_id"] for r in ledger]
-    yield AssetCheckResult(check_name=LEDGER_COMPLETE,
-                           passed=len(ledger_ids) == len(set(ledger_ids)) == len(signed_clips),
-                           metadata={"ledger_rows": len(ledger_ids), "clips": len(signed_clips)})
+    yield Output(clips, metadata=published_metadata(clips, ledger, store, warehouse, key))
+    yield from publishing_checks(clips, ledger, warehouse, key)

@@ -2,6 +2,7 @@
 
 import base64
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,16 @@ from dagster import (
 
 from sora_assets.core import failpoints
 from sora_assets.core.batch import batch_id_of_key
-from sora_assets.core.fsutil import atomic_copy, atomic_write_bytes, atomic_write_json
+from sora_assets.core.clip_record import ClipRecord
 from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER, DUPLICATE, QUARANTINED
 from sora_assets.core.previews import contact_sheet
 from sora_assets.core.quality import clip_quality
 from sora_assets.core.shard_summary import block_rate, needs_scan, unscanned_clips
 from sora_assets.core.spec import GenerationSpec
 from sora_assets.core.video_io import decode_mp4
+from sora_assets.core.work_area import WorkArea
 from sora_assets.defs.catalog import SAFETY, owners_of
+from sora_assets.defs.clip_io import clips_in
 from sora_assets.defs.fencing import StepFence
 from sora_assets.defs.partitions import shards_partitions
 from sora_assets.resources.alignment import ClipAlignmentResource
@@ -69,7 +72,7 @@ def known_quarantine(warehouse: ParquetWarehouse) -> dict[str, dict[str, Any]]:
     return known
 
 
-def quarantine_row(clip: dict[str, Any], key: str, reasons: list[str], policy_version: str, path: Path,
+def quarantine_row(clip: ClipRecord, key: str, reasons: list[str], policy_version: str, path: Path,
                    now: datetime) -> dict[str, Any]:
     """The remembered outcome of a blocked clip: verdict, frames hash and the GPU time its render cost."""
     return {"partition_key": key, "batch_id": batch_id_of_key(key), "clip_id": clip["clip_id"],
@@ -88,117 +91,153 @@ def quarantined_scan_record(clip: dict[str, Any], key: str, now: datetime) -> di
                       f"reasons={','.join(clip.get('scan_reasons') or []) or 'none'}", "recorded_at": now}
 
 
-@asset(partitions_def=shards_partitions, group_name=SAFETY, owners=owners_of(SAFETY), kinds={"onnx", "opencv"},
+def scan_rows(clip: ClipRecord, key: str, verdict: Any, now: datetime) -> list[dict[str, Any]]:
+    """The scan's events for one clip, then its summary row: the record the publishing gate and its check look for."""
+    shard = {"partition_key": key, "batch_id": batch_id_of_key(key), "clip_id": clip.clip_id, "row": clip.row,
+             "stage": "frame", "policy_version": verdict.policy_version, "recorded_at": now}
+    return [{**shard, "check_name": e.check_name, "frame_index": e.frame_index, "label": e.label, "score": e.score,
+             "action": e.action, "detail": e.detail} for e in verdict.events] + [{
+        **shard, "check_name": SCAN_RECORD, "frame_index": None, "label": None,
+        "score": float(verdict.frames_scanned), "action": verdict.verdict,
+        "detail": f"frames={verdict.frames_scanned}; faces_checked={verdict.faces_checked}; "
+                  f"reasons={','.join(verdict.reasons) or 'none'}"}]
+
+
+@dataclass
+class ShardScan:
+    """What one attempt of `screened_clips` found, clip by clip, before its rows are written."""
+
+    key: str
+    now: datetime
+    remembered: dict[str, dict[str, Any]]  # this shard's blocked clips from an earlier attempt, by cache key
+    events: list[dict[str, Any]] = field(default_factory=list)
+    quality: list[dict[str, Any]] = field(default_factory=list)
+    previews: list[tuple[str, Any]] = field(default_factory=list)  # (clip id, frames or None when blocked)
+    verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)  # per work file: duplicates share one scan
+    blocked_rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def recall(self, clip: ClipRecord) -> None:
+        """An earlier attempt of this step blocked it and the work file went with the shard's cleanup: its
+        remembered verdict stands (screening re-executes from failure any number of times)."""
+        record = self.remembered.get(clip.cache_key)
+        if record is None:
+            raise Failure(f"{clip.clip_id}: rendered file {clip.work_path} is gone and no verdict is recorded; "
+                          "re-materialise rendered_clips for this shard", allow_retries=False)
+        reasons = [r for r in str(record["reasons"]).split(",") if r]
+        self.verdicts[clip.work_path] = {"scan_verdict": "block", "scan_reasons": reasons, "frames_scanned": 0,
+                                         "quarantine_path": record["quarantine_path"]}
+        self.blocked_rows.append(dict(record))
+        self.events.append(quarantined_scan_record({**clip.to_dict(), "quarantined_from": self.key,
+                                                    "scan_reasons": reasons,
+                                                    "policy_version": record["policy_version"]}, self.key, self.now))
+
+    def scan(self, clip: ClipRecord, frames: Any, verdict: Any, quality: dict[str, Any]) -> None:
+        self.quality.append(quality)
+        self.previews.append((clip.clip_id, None if verdict.verdict == "block" else frames))
+        self.verdicts[clip.work_path] = {"scan_verdict": verdict.verdict, "scan_reasons": verdict.reasons,
+                                         "frames_scanned": verdict.frames_scanned}
+        self.events += scan_rows(clip, self.key, verdict, self.now)
+
+    def quarantined(self, clip: ClipRecord, verdict: Any, path: Path) -> None:
+        self.verdicts[clip.work_path]["quarantine_path"] = str(path)
+        self.blocked_rows.append(quarantine_row(clip, self.key, verdict.reasons, verdict.policy_version, path,
+                                                self.now))
+
+    def carry(self, clips: list[ClipRecord], warehouse: ParquetWarehouse) -> None:
+        """Rows of clips not scanned now: cache hits and this shard's earlier blocks keep the events and quality
+        of the scan that judged them; the remembered verdicts stay (no later attempt renders them again)."""
+        hits = {c.clip_id: c.cache_key for c in clips if c.render_status == CACHE_HIT}
+        kept = {c.clip_id: c.cache_key for c in clips
+                if c.render_status == QUARANTINED and c.quarantined_from == self.key}
+        carried = carried_events(warehouse, self.key, {**hits, **kept})
+        with_record = {e["clip_id"] for e in carried if e["check_name"] == SCAN_RECORD}
+        self.events += carried + [quarantined_scan_record(c, self.key, self.now) for c in clips
+                                  if c.render_status == QUARANTINED and c.clip_id not in with_record]
+        self.quality += carried_quality(warehouse, self.key, {**hits, **kept})
+        known = {b["cache_key"] for b in self.blocked_rows}
+        self.blocked_rows += [r for r in self.remembered.values() if r["cache_key"] not in known]
+
+    def metadata(self, area: WorkArea) -> dict[str, Any]:
+        metadata: dict[str, Any] = {}
+        if self.previews:
+            sheet = area.save_preview(contact_sheet(self.previews))
+            embedded = base64.b64encode(contact_sheet(self.previews[:PREVIEW_EMBED], tile=48)).decode()
+            more = len(self.previews) > PREVIEW_EMBED
+            metadata.update({
+                "contact_sheet": MetadataValue.md(f"![contact sheet](data:image/png;base64,{embedded})"
+                                                  + (f"\n\nfirst {PREVIEW_EMBED} of {len(self.previews)} clips"
+                                                     if more else "")),
+                "contact_sheet_file": MetadataValue.path(str(sheet))})
+        verdicts = self.verdicts.values()
+        blocked = sum(v["scan_verdict"] == "block" for v in verdicts)
+        return {**metadata, "scanned": len(verdicts), "blocked": blocked,
+                "block_rate": block_rate(blocked, len(verdicts)),
+                "flagged": sum(v["scan_verdict"] == "flag" for v in verdicts),
+                "frames_scanned": sum(v["frames_scanned"] for v in verdicts),
+                "mean_flicker": round(sum(q["flicker"] for q in self.quality) / max(1, len(self.quality)), 5)}
+
+
+def scan_clip(found: ShardScan, clip: ClipRecord, frame_safety: FrameSafetyResource,
+              alignment: ClipAlignmentResource, area: WorkArea, log: Any) -> None:
+    """Scan a rendered clip's frames as encoded (quality measured on the same frames); a block is quarantined."""
+    frames = decode_mp4(Path(clip.work_path))
+    spec = GenerationSpec.from_dict(clip.spec)
+    quality = {"partition_key": found.key, "batch_id": batch_id_of_key(found.key), "clip_id": clip.clip_id,
+               "cache_key": clip.cache_key, "model": spec.model_id, "width": spec.width, "height": spec.height,
+               "num_frames": spec.num_frames, "recorded_at": found.now,
+               "clip_score": alignment.score(spec.prompt, frames), **clip_quality(frames).as_dict()}
+    verdict = frame_safety.scan(frames, clip.non_finite_frames, prompt=spec.prompt)
+    found.scan(clip, frames, verdict, quality)
+    if verdict.verdict == "block":
+        target = area.quarantine(Path(clip.work_path), clip.clip_id, {
+            "clip_id": clip.clip_id, "partition_key": found.key, "reasons": verdict.reasons,
+            "policy_version": verdict.policy_version, "cache_key": clip.cache_key,
+            "quarantined_at": found.now.isoformat()})
+        found.quarantined(clip, verdict, target)
+        log.warning(f"blocked {clip.clip_id}: {', '.join(verdict.reasons)}")
+
+
+def coverage_check(clips: list[ClipRecord], events: list[dict[str, Any]]) -> AssetCheckResult:
+    fresh = [c for c in clips if needs_scan(c)]
+    unscanned = unscanned_clips(clips)
+    recorded = {e["clip_id"] for e in events if e["check_name"] == SCAN_RECORD}
+    without_record = [c.clip_id for c in fresh if c.render_status != DUPLICATE and c.clip_id not in recorded]
+    return AssetCheckResult(check_name=SCAN_COVERAGE, passed=not unscanned and not without_record,
+                            severity=AssetCheckSeverity.ERROR,
+                            metadata={"clips_needing_scan": len(fresh), "unscanned": ", ".join(unscanned) or "none",
+                                      "without_scan_record": ", ".join(without_record) or "none"})
+
+
+@asset(ins=clips_in("rendered_clips"),
+       partitions_def=shards_partitions, group_name=SAFETY, owners=owners_of(SAFETY), kinds={"onnx", "opencv"},
        description="Frame-level safety scan of every rendered clip (NudeNet on every frame, faces on every 5th, "
                    "technical checks); blocked clips are quarantined, never signed.",
        check_specs=[AssetCheckSpec(SCAN_COVERAGE, asset="screened_clips", partitions_def=shards_partitions,
                                    description="Scan coverage: every clip rendered in this shard's run has a "
                                                "frame-scan verdict and a frame_scan record in safety_events.")])
-def screened_clips(context: AssetExecutionContext, rendered_clips: list[dict[str, Any]],
+def screened_clips(context: AssetExecutionContext, rendered_clips: list[ClipRecord],
                    frame_safety: FrameSafetyResource, warehouse: ParquetWarehouse,
                    home: HomeResource, alignment: ClipAlignmentResource) -> Iterator[Any]:
     key = context.partition_key
-    fence = StepFence(context)
-    layout = home.home
-    events: list[dict[str, Any]] = []
-    quality: list[dict[str, Any]] = []
-    previews: list[tuple[str, Any]] = []  # (clip id, frames or None when blocked)
-    verdicts: dict[str, dict[str, Any]] = {}  # per work file: duplicates share one scan
-    now = datetime.now(UTC)
-    failpoints.hit("scan.before", None, layout.failpoints)
-    remembered = {k: r for k, r in known_quarantine(warehouse).items() if r["partition_key"] == key}
-    blocked_rows: list[dict[str, Any]] = []
-    for clip in rendered_clips:
-        if clip["render_status"] in (CACHE_HIT, DEAD_LETTER, QUARANTINED):
+    fence = StepFence(context)  # at the start of the step: it remembers the coordinator's pid
+    clips = ClipRecord.coerce(rendered_clips)
+    area = home.work_area(key)
+    failpoints.hit("scan.before", None, home.home.failpoints)
+    found = ShardScan(key, datetime.now(UTC),
+                      {k: r for k, r in known_quarantine(warehouse).items() if r["partition_key"] == key})
+    for clip in clips:
+        if clip.render_status in (CACHE_HIT, DEAD_LETTER, QUARANTINED):
             continue  # a cache hit was scanned when first published; a dead letter has no frames; a quarantined
             # clip keeps the verdict that blocked it
-        work_path = clip["work_path"]
-        if work_path not in verdicts and not Path(work_path).exists():
-            # an earlier attempt of this step blocked it and the work file went with the shard's cleanup:
-            # its remembered verdict stands (screening re-executes from failure any number of times)
-            record = remembered.get(clip["cache_key"])
-            if record is None:
-                raise Failure(f"{clip['clip_id']}: rendered file {work_path} is gone and no verdict is recorded; "
-                              "re-materialise rendered_clips for this shard", allow_retries=False)
-            reasons = [r for r in str(record["reasons"]).split(",") if r]
-            verdicts[work_path] = {"scan_verdict": "block", "scan_reasons": reasons, "frames_scanned": 0,
-                                   "quarantine_path": record["quarantine_path"]}
-            blocked_rows.append(dict(record))
-            events.append({**quarantined_scan_record({**clip, "quarantined_from": key, "scan_reasons": reasons,
-                                                      "policy_version": record["policy_version"]}, key, now)})
-        if work_path not in verdicts:
-            frames = decode_mp4(Path(work_path))
-            spec = GenerationSpec.from_dict(clip["spec"])
-            quality.append({"partition_key": key, "batch_id": batch_id_of_key(key), "clip_id": clip["clip_id"],
-                            "cache_key": clip["cache_key"], "model": spec.model_id, "width": spec.width,
-                            "height": spec.height, "num_frames": spec.num_frames, "recorded_at": now,
-                            "clip_score": alignment.score(spec.prompt, frames), **clip_quality(frames).as_dict()})
-            verdict = frame_safety.scan(frames, clip.get("non_finite_frames"), prompt=spec.prompt)
-            previews.append((clip["clip_id"], None if verdict.verdict == "block" else frames))
-            verdicts[work_path] = {"scan_verdict": verdict.verdict, "scan_reasons": verdict.reasons,
-                                   "frames_scanned": verdict.frames_scanned}
-            events += [{"partition_key": key, "batch_id": batch_id_of_key(key), "clip_id": clip["clip_id"],
-                        "row": clip["row"], "stage": "frame", "check_name": e.check_name,
-                        "frame_index": e.frame_index, "label": e.label, "score": e.score, "action": e.action,
-                        "policy_version": verdict.policy_version, "detail": e.detail, "recorded_at": now}
-                       for e in verdict.events]
-            # one summary row per scanned clip: the record the publishing gate and its check look for
-            events.append({"partition_key": key, "batch_id": batch_id_of_key(key), "clip_id": clip["clip_id"],
-                           "row": clip["row"], "stage": "frame", "check_name": SCAN_RECORD, "frame_index": None,
-                           "label": None, "score": float(verdict.frames_scanned), "action": verdict.verdict,
-                           "policy_version": verdict.policy_version,
-                           "detail": f"frames={verdict.frames_scanned}; faces_checked={verdict.faces_checked}; "
-                                     f"reasons={','.join(verdict.reasons) or 'none'}", "recorded_at": now})
-            if verdict.verdict == "block":
-                # copied, not moved: the work file stays until published_clips clears the shard, so a
-                # re-execution of this step (before its rows below are written) scans the same file again
-                target = atomic_copy(Path(work_path), layout.quarantine / key / f"{clip['clip_id']}.mp4")
-                atomic_write_json(target.with_suffix(".reason.json"), {
-                    "clip_id": clip["clip_id"], "partition_key": key, "reasons": verdict.reasons,
-                    "policy_version": verdict.policy_version, "cache_key": clip["cache_key"],
-                    "quarantined_at": now.isoformat()})
-                verdicts[work_path]["quarantine_path"] = str(target)
-                blocked_rows.append(quarantine_row(clip, key, verdict.reasons, verdict.policy_version, target, now))
-                context.log.warning(f"blocked {clip['clip_id']}: {', '.join(verdict.reasons)}")
-        clip.update(verdicts[work_path])
-    hits = {c["clip_id"]: c["cache_key"] for c in rendered_clips if c["render_status"] == CACHE_HIT}
-    kept = {c["clip_id"]: c["cache_key"] for c in rendered_clips
-            if c["render_status"] == QUARANTINED and c.get("quarantined_from") == key}
-    carried = carried_events(warehouse, key, {**hits, **kept})  # the events of the scan that blocked them
-    with_record = {e["clip_id"] for e in carried if e["check_name"] == SCAN_RECORD}
-    events += carried + [quarantined_scan_record(c, key, now) for c in rendered_clips
-                         if c["render_status"] == QUARANTINED and c["clip_id"] not in with_record]
-    quality += carried_quality(warehouse, key, {**hits, **kept})
-    # the remembered verdicts first: once written, no later attempt renders these clips again
-    blocked_rows += [r for r in remembered.values() if r["cache_key"] not in {b["cache_key"] for b in blocked_rows}]
+        if clip.work_path not in found.verdicts and not Path(clip.work_path).exists():
+            found.recall(clip)
+        if clip.work_path not in found.verdicts:
+            scan_clip(found, clip, frame_safety, alignment, area, context.log)
+        clip.update(found.verdicts[clip.work_path])
+    found.carry(clips, warehouse)
     fence.check("writing scan results")
-    warehouse.write("quarantined_clips", key, "screened_clips", blocked_rows)
-    warehouse.write("safety_events", key, "screened_clips", events)
-    warehouse.write("quality_metrics", key, "screened_clips", quality)  # measured on the frames as encoded
-    metadata: dict[str, Any] = {}
-    if previews:
-        sheet = atomic_write_bytes(layout.previews / f"{key}.png", contact_sheet(previews))
-        embedded = base64.b64encode(contact_sheet(previews[:PREVIEW_EMBED], tile=48)).decode()
-        metadata.update({
-            "contact_sheet": MetadataValue.md(f"![contact sheet](data:image/png;base64,{embedded})"
-                                              + (f"\n\nfirst {PREVIEW_EMBED} of {len(previews)} clips"
-                                                 if len(previews) > PREVIEW_EMBED else "")),
-            "contact_sheet_file": MetadataValue.path(str(sheet))})
-    blocked = sum(v["scan_verdict"] == "block" for v in verdicts.values())
-    metadata.update({
-        "scanned": len(verdicts),
-        "blocked": blocked,
-        "block_rate": block_rate(blocked, len(verdicts)),
-        "flagged": sum(v["scan_verdict"] == "flag" for v in verdicts.values()),
-        "frames_scanned": sum(v["frames_scanned"] for v in verdicts.values()),
-        "mean_flicker": round(sum(q["flicker"] for q in quality) / max(1, len(quality)), 5),
-    })
-    yield Output(rendered_clips, metadata=metadata)
-    fresh = [c for c in rendered_clips if needs_scan(c)]
-    unscanned = unscanned_clips(rendered_clips)
-    recorded = {e["clip_id"] for e in events if e["check_name"] == SCAN_RECORD}
-    without_record = [c["clip_id"] for c in fresh if c["render_status"] != DUPLICATE and c["clip_id"] not in recorded]
-    yield AssetCheckResult(check_name=SCAN_COVERAGE, passed=not unscanned and not without_record,
-                           severity=AssetCheckSeverity.ERROR,
-                           metadata={"clips_needing_scan": len(fresh), "unscanned": ", ".join(unscanned) or "none",
-                                     "without_scan_record": ", ".join(without_record) or "none"})
+    warehouse.write("quarantined_clips", key, "screened_clips", found.blocked_rows)  # first: remembered verdicts
+    warehouse.write("safety_events", key, "screened_clips", found.events)
+    warehouse.write("quality_metrics", key, "screened_clips", found.quality)  # measured on the frames as encoded
+    yield Output(clips, metadata=found.metadata(area))
+    yield coverage_check(clips, found.events)

@@ -17,11 +17,13 @@ from dagster import (
 )
 
 from sora_assets.core.batch import batch_id_of_key
+from sora_assets.core.clip_record import ClipRecord
 from sora_assets.core.fsutil import atomic_write_bytes
 from sora_assets.core.manifest import sequence_manifest
 from sora_assets.core.sequences import crossfade_frames, sequence_key, stitch
 from sora_assets.core.video_io import decode_mp4, encode_mp4
 from sora_assets.defs.catalog import WAREHOUSE, owners_of
+from sora_assets.defs.clip_io import clips_in
 from sora_assets.defs.partitions import shards_partitions
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.signer import C2paSignerResource, Ingredient
@@ -40,15 +42,17 @@ def shot_groups(clips: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return {group: sorted(shots, key=lambda c: c["shot"]["shot"]) for group, shots in sorted(groups.items())}
 
 
-@asset(partitions_def=shards_partitions, group_name=WAREHOUSE, owners=owners_of(WAREHOUSE), kinds={"ffmpeg", "c2pa"},
+@asset(ins=clips_in("published_clips"),
+       partitions_def=shards_partitions, group_name=WAREHOUSE, owners=owners_of(WAREHOUSE), kinds={"ffmpeg", "c2pa"},
        description="One MP4 per shot group whose shots all published: the shots in order, cut with a short "
                    "crossfade, signed with a C2PA manifest whose ingredients are the shot clips.",
        check_specs=[AssetCheckSpec(SEQUENCES_TRUSTED, asset="sequences", partitions_def=shards_partitions,
                                    description="Every stitched sequence verifies Trusted and carries one "
                                                "ingredient per shot.")])
-def sequences(context: AssetExecutionContext, published_clips: list[dict[str, Any]], store: ClipStore,
+def sequences(context: AssetExecutionContext, published_clips: list[ClipRecord], store: ClipStore,
               signer: C2paSignerResource, warehouse: ParquetWarehouse, home: HomeResource) -> Iterator[Any]:
     key = context.partition_key
+    published_clips = ClipRecord.coerce(published_clips)
     batch_id = batch_id_of_key(key)
     now = datetime.now(UTC)
     work = home.home.work / key / "sequences"

@@ -15,12 +15,14 @@ from dagster import (
 )
 
 from sora_assets.core import failpoints
+from sora_assets.core.clip_record import ClipRecord
 from sora_assets.core.ledger import CACHE_HIT
 from sora_assets.core.manifest import clip_manifest
 from sora_assets.core.sequences import shot_order
 from sora_assets.core.shard_summary import untrusted_clips
 from sora_assets.core.spec import GenerationSpec
 from sora_assets.defs.catalog import PROVENANCE, owners_of
+from sora_assets.defs.clip_io import clips_in
 from sora_assets.defs.partitions import shards_partitions
 from sora_assets.defs.validation import input_image_file
 from sora_assets.resources.home import HomeResource
@@ -29,13 +31,13 @@ from sora_assets.resources.signer import C2paSignerResource, Ingredient
 from sora_assets.resources.store import ClipStore
 
 
-def publishable(clip: dict[str, Any], publish_flagged: bool) -> bool:
+def publishable(clip: ClipRecord, publish_flagged: bool) -> bool:
     if clip["render_status"] == CACHE_HIT:
         return True
     return clip.get("scan_verdict") == "pass" or (publish_flagged and clip.get("scan_verdict") == "flag")
 
 
-def conditioning_ingredients(spec: GenerationSpec, clip: dict[str, Any], by_key: dict[str, dict[str, Any]],
+def conditioning_ingredients(spec: GenerationSpec, clip: ClipRecord, by_key: dict[str, ClipRecord],
                              home: HomeResource, store: ClipStore) -> tuple[list[Ingredient], str | None]:
     """What a conditioned clip was made from, as C2PA `inputTo` ingredients: the input image file, or the
     signed clip of the shot it continues. A continuation of a clip that was not signed (blocked, withheld)
@@ -58,61 +60,73 @@ def conditioning_ingredients(spec: GenerationSpec, clip: dict[str, Any], by_key:
     return [], None
 
 
+def verified_cache_hit(clip: ClipRecord, store: ClipStore, signer: C2paSignerResource) -> str:
+    """A cache hit is not signed again, but re-verified: the store object must still be Trusted."""
+    stored = store.get(clip.store_sha256)
+    verification = signer.verify(stored.path)
+    if not verification.trusted:
+        raise Failure(f"cached clip {stored.sha256} is {verification.state}, not Trusted: "
+                      f"{verification.failures}", allow_retries=False)
+    return verification.state
+
+
+def sign_and_verify(clip: ClipRecord, spec: GenerationSpec, ingredients: list[Ingredient],
+                    signer: C2paSignerResource, failpoint_dir: Path) -> dict[str, Any]:
+    """Sign the work file into `<cache key>.signed.mp4` beside it and refuse anything not verified Trusted."""
+    destination = Path(clip.work_path).with_suffix(".signed.mp4")
+    failpoints.hit("sign.before", None, failpoint_dir)
+    signer.sign(Path(clip.work_path), destination, clip_manifest(
+        title=f"{clip.clip_id}.mp4", clip_id=clip.clip_id, model=spec.model_id,
+        model_revision=spec.model_revision, seed=spec.seed, steps=int(clip.steps_run),
+        prompt_sha256=spec.prompt_sha256(), cache_key=clip.cache_key, conditioning=spec.conditioning,
+        shot=clip.shot, preset=spec.preset), ingredients)
+    verification = signer.verify(destination)
+    if not verification.trusted:  # refuse to publish anything we cannot vouch for
+        raise Failure(f"signed {clip.clip_id} verified as {verification.state}: "
+                      f"{verification.failures}", allow_retries=False)
+    return {"signed_path": str(destination), "c2pa_state": verification.state}
+
+
 SIGNATURES_TRUSTED = "signed_clips_verify_trusted"
 
 
-@asset(partitions_def=shards_partitions, group_name=PROVENANCE, owners=owners_of(PROVENANCE), kinds={"c2pa"},
+@asset(ins=clips_in("screened_clips"),
+       partitions_def=shards_partitions, group_name=PROVENANCE, owners=owners_of(PROVENANCE), kinds={"c2pa"},
        description="Clips signed with a C2PA manifest (c2pa.created, trainedAlgorithmicMedia) and verified Trusted; "
                    "cache hits are re-verified. Blocked or unscanned clips are never signed.",
        check_specs=[AssetCheckSpec(SIGNATURES_TRUSTED, asset="signed_clips", partitions_def=shards_partitions,
                                    description="Every clip that passed the safety gate verifies as C2PA Trusted "
                                                "under the signing root.")])
-def signed_clips(context: AssetExecutionContext, screened_clips: list[dict[str, Any]],
+def signed_clips(context: AssetExecutionContext, screened_clips: list[ClipRecord],
                  signer: C2paSignerResource, store: ClipStore,
                  home: HomeResource, frame_safety: FrameSafetyResource) -> Iterator[Any]:
-    signed: dict[str, dict[str, Any]] = {}
+    clips = ClipRecord.coerce(screened_clips)
+    signed: dict[str, dict[str, Any]] = {}  # per work file: duplicates share one signature
     publish_flagged = home.publish_flagged and frame_safety.policy().publish_flagged
-    gated: list[dict[str, Any]] = []  # the clips that passed the safety gate: each must end up Trusted
-    by_key = {clip["cache_key"]: clip for clip in screened_clips}
+    gated: list[ClipRecord] = []  # the clips that passed the safety gate: each must end up Trusted
+    by_key = {clip.cache_key: clip for clip in clips}
     # sources before the shots that continue them: a continuation names its source's signed file
-    for clip in sorted(screened_clips, key=shot_order):
+    for clip in sorted(clips, key=shot_order):
         if not publishable(clip, publish_flagged):  # the gate: nothing blocked or unscanned is signed
             continue
         gated.append(clip)
-        if clip["render_status"] == CACHE_HIT:
-            stored = store.get(clip["store_sha256"])
-            verification = signer.verify(stored.path)
-            if not verification.trusted:
-                raise Failure(f"cached clip {stored.sha256} is {verification.state}, not Trusted: "
-                              f"{verification.failures}", allow_retries=False)
-            clip["c2pa_state"] = verification.state
+        if clip.render_status == CACHE_HIT:
+            clip.c2pa_state = verified_cache_hit(clip, store, signer)
             continue
-        work_path = clip["work_path"]
-        if work_path not in signed:
-            spec = GenerationSpec.from_dict(clip["spec"])
+        if clip.work_path not in signed:
+            spec = GenerationSpec.from_dict(clip.spec)
             ingredients, withheld = conditioning_ingredients(spec, clip, by_key, home, store)
             if withheld:  # not signed on purpose: it leaves the gated set, so the Trusted check does not count it
                 gated.remove(clip)
-                clip["withheld_reason"] = withheld
-                context.log.warning(f"{clip['clip_id']} withheld: {withheld}")
+                clip.withheld_reason = withheld
+                context.log.warning(f"{clip.clip_id} withheld: {withheld}")
                 continue
-            destination = Path(work_path).with_suffix(".signed.mp4")
-            failpoints.hit("sign.before", None, home.home.failpoints)
-            signer.sign(Path(work_path), destination, clip_manifest(
-                title=f"{clip['clip_id']}.mp4", clip_id=clip["clip_id"], model=spec.model_id,
-                model_revision=spec.model_revision, seed=spec.seed, steps=int(clip["steps_run"]),
-                prompt_sha256=spec.prompt_sha256(), cache_key=clip["cache_key"], conditioning=spec.conditioning,
-                shot=clip.get("shot"), preset=spec.preset), ingredients)
-            verification = signer.verify(destination)
-            if not verification.trusted:  # refuse to publish anything we cannot vouch for
-                raise Failure(f"signed {clip['clip_id']} verified as {verification.state}: "
-                              f"{verification.failures}", allow_retries=False)
-            signed[work_path] = {"signed_path": str(destination), "c2pa_state": verification.state}
-        clip.update(signed[work_path])
+            signed[clip.work_path] = sign_and_verify(clip, spec, ingredients, signer, home.home.failpoints)
+        clip.update(signed[clip.work_path])
     untrusted = untrusted_clips(gated)
-    yield Output(screened_clips, metadata={
+    yield Output(clips, metadata={
         "signed": len(signed), "trusted": sum(s["c2pa_state"] == "Trusted" for s in signed.values()),
-        "cache_hits_verified": sum(c["render_status"] == CACHE_HIT for c in gated),
-        "not_signed": len(screened_clips) - len(gated)})
+        "cache_hits_verified": sum(c.render_status == CACHE_HIT for c in gated),
+        "not_signed": len(clips) - len(gated)})
     yield AssetCheckResult(check_name=SIGNATURES_TRUSTED, passed=not untrusted, severity=AssetCheckSeverity.ERROR,
                            metadata={"clips_checked": len(gated), "not_trusted": ", ".join(untrusted) or "none"})

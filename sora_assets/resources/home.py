@@ -9,7 +9,9 @@ from typing import Any
 from dagster import ConfigurableResource, FilesystemIOManager
 from pydantic import Field
 
+from sora_assets.core.blobs import BlobStore
 from sora_assets.core.home import Home
+from sora_assets.core.work_area import WorkArea
 
 
 class HomeResource(ConfigurableResource):
@@ -20,6 +22,11 @@ class HomeResource(ConfigurableResource):
     @property
     def home(self) -> Home:
         return Home.from_env(self.path).ensure()
+
+    def work_area(self, key: str, mirror: BlobStore | None = None) -> WorkArea:
+        """The shard's work area and quarantine: every file move, write and sweep of a shard goes through it
+        (`mirror`: where step checkpoints are also kept, e.g. S3)."""
+        return WorkArea(self.home, key, mirror)
 
 
 def default_resources(home: Home, shard_size: int = 64) -> dict[str, Any]:

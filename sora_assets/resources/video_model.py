@@ -7,22 +7,25 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from sora_assets.core import failpoints
 from sora_assets.core.acceleration import get_preset, tier_presets_from_text
 from sora_assets.core.checkpoints import ClipCheckpoints, StepCheckpoint
 from sora_assets.core.failures import ModelLoadError
 from sora_assets.core.prompt_rules import ModelProfile, TierPolicy
 from sora_assets.core.spec import GenerationSpec
+from sora_assets.core.spend import SpendJournal
+
+if TYPE_CHECKING:
+    from sora_assets.resources.step_callbacks import StepClock
 
 _CACHE_LOCK = threading.Lock()
 _PIPELINES: dict[tuple[str, str, str, bool], Any] = {}
@@ -54,6 +57,7 @@ class RenderJob:
     checkpoints: ClipCheckpoints | None = None
     resume: StepCheckpoint | None = None
     image: np.ndarray | None = None  # uint8 (H, W, 3) first frame, for specs with `conditioning`
+    spend: SpendJournal | None = None  # where this attempt journals its GPU-seconds, step by step
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,10 @@ class StepProgress:
 
 
 ProgressCallback = Callable[[StepProgress], None]
-PROGRESS_LISTENERS: list[ProgressCallback] = []  # process-wide (the CLI's progress bar subscribes here)
+Listeners = ProgressCallback | Sequence[ProgressCallback] | None  # passed to each render, never global
+# the in-process subscribers (the demo's progress bar): `rendered_clips` passes them to each render with its own
+# listener; `render_group` itself reads no global
+PROGRESS_LISTENERS: list[ProgressCallback] = []
 
 
 @contextmanager
@@ -352,18 +359,14 @@ class VideoModelResource(ConfigurableResource):
         job = RenderJob(spec, clip_id, checkpoints, resume, image)
         return self.render_group([job], progress=progress, failpoint_dir=failpoint_dir)[0]
 
-    def render_group(self, jobs: list[RenderJob], progress: ProgressCallback | None = None,
+    def render_group(self, jobs: list[RenderJob], progress: Listeners = None,
                      failpoint_dir: Path | None = None) -> list[RenderResult]:
         """Denoise clips of one shape together (one pipeline call); a resumed clip renders alone.
 
-        Wraps the pipeline rather than copying its loop: `callback_on_step_end` checks the latents,
-        times the step, writes checkpoints and reports progress; the resume gate skips done steps.
+        Wraps the pipeline rather than copying its loop: `callback_on_step_end` is a MultiPipelineCallbacks of
+        separate callbacks (check the latents, time the step, write checkpoints, report progress to the
+        `progress` listeners passed in); the resume gate skips done steps.
         """
-        import torch
-
-        from sora_assets.resources.acceleration_hooks import preset_applied, reset_cache_state
-        from sora_assets.resources.step_control import capture_scheduler_state, per_sample, resume_from
-
         if not jobs:
             return []
         if len({shape_key(j.spec) for j in jobs}) != 1:
@@ -377,82 +380,97 @@ class VideoModelResource(ConfigurableResource):
         conditioned = jobs[0].spec.conditioning is not None
         if conditioned and (len(jobs) > 1 or jobs[0].image is None):
             raise ValueError("a conditioned clip renders alone, with its first-frame image")
+        return self._denoise(jobs, preset, progress, failpoint_dir)
+
+    def _denoise(self, jobs: list[RenderJob], preset: Any, progress: Listeners,
+                 failpoint_dir: Path | None) -> list[RenderResult]:
+        """One pipeline call for the group; the step work is `resources/step_callbacks.py`'s callbacks."""
+        import torch
+
+        from sora_assets.resources.acceleration_hooks import preset_applied
+        from sora_assets.resources.step_callbacks import StepClock
+        from sora_assets.resources.step_control import resume_from
+
+        spec, batch, resume = jobs[0].spec, len(jobs), jobs[0].resume
+        conditioned = spec.conditioning is not None
         pipe = self.pipeline(conditioned)
         device, _ = self._device_and_dtype()
-        synchronize = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-        spec = jobs[0].spec
-        total, batch = spec.steps, len(jobs)
-        resume = jobs[0].resume
-        resumed_from = resume.next_step if resume else 0
-        ids = tuple(j.clip_id for j in jobs)
-        cache_keys = [j.spec.cache_key() for j in jobs]  # once, not at every checkpoint
-        listeners = [p for p in (progress, *PROGRESS_LISTENERS) if p is not None]
+        clock = StepClock(torch.cuda.synchronize if device.startswith("cuda") else (lambda: None))
         # CPU generators: the same seed gives the same initial noise on any device
         generators = [torch.Generator(device="cpu").manual_seed(j.spec.seed) for j in jobs]
         if resume is not None and resume.generator_state is not None:
             generators[0].set_state(resume.generator_state)
-        step_seconds: list[float] = []
-        marks = {"last": 0.0, "start": 0.0, "checkpoints": 0}
-
-        def on_step_end(pipeline: Any, index: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-            step = index + 1
-            latents = tensors["latents"]
-            finite = torch.isfinite(latents.reshape(latents.shape[0], -1)).all(dim=1).tolist()
-            synchronize()
-            now = time.perf_counter()
-            step_seconds.append(now - marks["last"])
-            marks["last"] = now
-            if not all(finite):
-                raise NonFiniteLatentsError(step, [ids[i] for i, ok in enumerate(finite) if not ok],
-                                            gpu_seconds=now - marks["start"])
-            # an accelerated clip checkpoints where its hook state is reset, whatever checkpoint_every says
-            due = preset.checkpoint_due(step, total, self.checkpoint_every)
-            if due and any(j.checkpoints for j in jobs):
-                state = capture_scheduler_state(pipeline.scheduler)
-                spent = (now - marks["start"]) / batch + (resume.gpu_seconds if resume else 0.0)
-                for i, job in enumerate(jobs):
-                    if job.checkpoints is None:
-                        continue
-                    job.checkpoints.save(StepCheckpoint(
-                        cache_key=cache_keys[i], next_step=step, total_steps=total,
-                        latents=latents[i:i + 1].detach().to("cpu", copy=True),
-                        scheduler_state=state if batch == 1 else per_sample(state, batch, i),
-                        generator_state=generators[i].get_state(), gpu_seconds=spent,
-                        step_seconds=(resume.step_seconds if resume else []) + step_seconds))
-                marks["checkpoints"] += 1
-            if preset.refreshes_after(step, total):
-                # the hook forgets its cached activations here in every render, so the next step runs in full:
-                # a render resumed from this step re-derives the same state (nothing of the hook is checkpointed)
-                reset_cache_state(pipeline)
-            for listener in listeners:
-                listener(StepProgress(ids, step, total, due, resumed_from))
-            failpoints.hit("generate.after_step", step, failpoint_dir)
-            return tensors
-
+        callbacks, writer = self._step_callbacks(jobs, preset, clock, generators, progress, failpoint_dir)
         single = batch == 1
-        synchronize()
-        marks["start"] = marks["last"] = time.perf_counter()
-        image_input = {"image": _pil(jobs[0].image)} if conditioned else {}
+        clock.begin()
         with preset_applied(pipe, preset), \
-                resume_from(pipe, resumed_from, resume.scheduler_state if resume else None, device):
+                resume_from(pipe, resume.next_step if resume else 0, resume.scheduler_state if resume else None,
+                            device):
             output = pipe(
-                **image_input,
+                **({"image": _pil(jobs[0].image)} if conditioned else {}),
                 prompt=spec.prompt if single else [j.spec.prompt for j in jobs],
                 negative_prompt=(spec.negative_prompt or None) if single
                 else [j.spec.negative_prompt or "" for j in jobs],
-                height=spec.height, width=spec.width, num_frames=spec.num_frames, num_inference_steps=total,
+                height=spec.height, width=spec.width, num_frames=spec.num_frames, num_inference_steps=spec.steps,
                 guidance_scale=spec.guidance_scale, generator=generators[0] if single else generators,
-                latents=resume.latents if resume else None, output_type="np", callback_on_step_end=on_step_end,
+                latents=resume.latents if resume else None, output_type="np", callback_on_step_end=callbacks,
             )
-        synchronize()
+        clock.synchronize()
         end = time.perf_counter()
         frames = np.asarray(output.frames, dtype=np.float32)
-        share = (end - marks["start"]) / batch
+        share = (end - clock.start) / batch
+        for attempt in writer.attempts:
+            if attempt is not None:
+                attempt.record(spec.steps, share, finished=True)
         return [RenderResult(
-            frames=frames[i], gpu_seconds=share, steps_run=total, step_seconds=list(step_seconds),
-            decode_seconds=end - marks["last"], device=device, resumed_from_step=resumed_from,
-            prior_gpu_seconds=resume.gpu_seconds if resume else 0.0, checkpoints_written=marks["checkpoints"],
+            frames=frames[i], gpu_seconds=share, steps_run=spec.steps, step_seconds=list(clock.step_seconds),
+            decode_seconds=end - clock.last, device=device, resumed_from_step=resume.next_step if resume else 0,
+            prior_gpu_seconds=resume.gpu_seconds if resume else 0.0, checkpoints_written=writer.checkpoints.written,
             batch_size=batch) for i in range(batch)]
+
+    def _step_callbacks(self, jobs: list[RenderJob], preset: Any, clock: StepClock, generators: list[Any],
+                        progress: Listeners,
+                        failpoint_dir: Path | None) -> tuple[Any, Any]:
+        """The NaN guard, step timer, checkpoint writer, hook refresh, progress fan-out and failpoint, in order."""
+        from sora_assets.resources.acceleration_hooks import reset_cache_state
+        from sora_assets.resources.step_callbacks import (
+            CacheRefresh,
+            CheckpointPlan,
+            CheckpointWriter,
+            NanGuard,
+            ProgressFanOut,
+            StepFailpoint,
+            StepTimer,
+            combined,
+        )
+        from sora_assets.resources.step_control import capture_scheduler_state, per_sample
+
+        total, resume = jobs[0].spec.steps, jobs[0].resume
+        resumed_from = resume.next_step if resume else 0
+        ids = tuple(j.clip_id for j in jobs)
+        cache_keys = [j.spec.cache_key() for j in jobs]  # once, not at every checkpoint
+        attempts = [j.spend.begin(cache_keys[i], resumed_from) if j.spend else None for i, j in enumerate(jobs)]
+        # an accelerated clip checkpoints where its hook state is reset, whatever checkpoint_every says
+        due = lambda step: preset.checkpoint_due(step, total, self.checkpoint_every)  # noqa: E731
+        writer = CheckpointWriter(CheckpointPlan(
+            due, total, [j.checkpoints for j in jobs], cache_keys, generators,
+            resume.gpu_seconds if resume else 0.0, list(resume.step_seconds) if resume else []),
+            clock, capture_scheduler_state, per_sample)
+        listeners = [progress] if callable(progress) else list(progress or [])
+        callbacks = combined([
+            StepTimer(clock, len(jobs), attempts), NanGuard(clock, ids, NonFiniteLatentsError), writer,
+            CacheRefresh(lambda step: preset.refreshes_after(step, total), reset_cache_state),
+            ProgressFanOut(listeners, lambda step, is_due: StepProgress(ids, step, total, is_due, resumed_from), due),
+            StepFailpoint(failpoint_dir)])
+        return callbacks, _Callbacks(writer, attempts)
+
+
+@dataclass
+class _Callbacks:
+    """What `_denoise` reads back after the call: the checkpoint count and the spend records to close."""
+
+    checkpoints: Any
+    attempts: list[Any]
 
 
 def _pil(image: np.ndarray) -> Any:

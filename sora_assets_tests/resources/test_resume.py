@@ -251,3 +251,26 @@ def test_per_sample_slices_only_latent_shaped_tensors() -> None:
     assert torch.equal(one["last_sample"], batch[1:2]) and torch.equal(one["model_outputs"][0], batch[1:2])
     assert one["model_outputs"][1] is None and torch.equal(one["sigmas"], torch.ones(2))
     assert one["lower_order_nums"] == 1 and torch.equal(one["timestep_list"][0], torch.tensor(5.0))
+
+
+def test_a_failed_attempts_spend_after_its_last_checkpoint_is_billed_with_the_resume(
+        model: VideoModelResource, spec: GenerationSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 19: the attempt that died after step 12 spent steps 1..12; its checkpoint (step 10) knows 1..10.
+    The journal keeps all twelve, so the clip's bill is the sum of both attempts, not checkpoint + last."""
+    from sora_assets.core.spend import SpendJournal
+
+    checkpoints = ClipCheckpoints(tmp_path / "ck", "shard", "clip")
+    journal = SpendJournal(tmp_path / "work", "shard", "clip", "run")
+    monkeypatch.setenv(ENV_VAR, "generate.after_step=12:raise")
+    with pytest.raises(FailpointError):
+        model.render_group([RenderJob(spec, "clip", checkpoints, None, spend=journal)], failpoint_dir=tmp_path / "m")
+    (failed,) = journal.records()
+    assert failed.steps_done == 12 and not failed.finished
+    resume = checkpoints.latest(spec.cache_key(), spec.steps)
+    assert resume.next_step == 10 and failed.gpu_seconds > resume.gpu_seconds  # steps 11, 12 only in the journal
+    (resumed,) = model.render_group([RenderJob(spec, "clip", checkpoints, resume, spend=journal)],
+                                    failpoint_dir=tmp_path / "m")
+    first, second = journal.records(spec.cache_key())
+    assert (second.resumed_from_step, second.steps_done, second.finished) == (10, 20, True)
+    assert second.gpu_seconds == resumed.gpu_seconds
+    assert journal.total(spec.cache_key()) == first.gpu_seconds + second.gpu_seconds > resumed.total_gpu_seconds
