@@ -132,6 +132,7 @@ def screened_clips(context: AssetExecutionContext, rendered_clips: list[dict[str
             quality.append({"partition_key": key, "batch_id": batch_id_of_key(key), "clip_id": clip["clip_id"],
                             "cache_key": clip["cache_key"], "model": spec.model_id, "width": spec.width,
                             "height": spec.height, "num_frames": spec.num_frames, "recorded_at": now,
+                            "model_family": spec.model_family,
                             "clip_score": alignment.score(spec.prompt, frames), **clip_quality(frames).as_dict()})
             verdict = frame_safety.scan(frames, clip.get("non_finite_frames"), prompt=spec.prompt)
             previews.append((clip["clip_id"], None if verdict.verdict == "block" else frames))

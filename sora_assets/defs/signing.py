@@ -102,7 +102,7 @@ def signed_clips(context: AssetExecutionContext, screened_clips: list[dict[str, 
                 title=f"{clip['clip_id']}.mp4", clip_id=clip["clip_id"], model=spec.model_id,
                 model_revision=spec.model_revision, seed=spec.seed, steps=int(clip["steps_run"]),
                 prompt_sha256=spec.prompt_sha256(), cache_key=clip["cache_key"], conditioning=spec.conditioning,
-                shot=clip.get("shot"), preset=spec.preset), ingredients)
+                shot=clip.get("shot"), preset=spec.preset, model_family=spec.model_family), ingredients)
             verification = signer.verify(destination)
             if not verification.trusted:  # refuse to publish anything we cannot vouch for
                 raise Failure(f"signed {clip['clip_id']} verified as {verification.state}: "
