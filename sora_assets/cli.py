@@ -174,8 +174,9 @@ def verify(clip: Path, trust_anchor: Annotated[Path | None, typer.Option(
         for failure in result.failures:
             out.print(f"  failure: {failure}")
         if result.generation:
+            family = result.generation.get("model_family")  # only in manifests of families other than Wan
             out.print(f"  model={result.generation.get('model')} seed={result.generation.get('seed')} "
-                      f"steps={result.generation.get('steps')}")
+                      f"steps={result.generation.get('steps')}" + (f" family={family}" if family else ""))
     raise typer.Exit(0 if result.trusted else 1)
 
 

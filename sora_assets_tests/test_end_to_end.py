@@ -256,7 +256,8 @@ def test_a_mixed_wan_and_ltx_demo_renders_signs_and_reports_per_family(demo_home
     ltx_paths = [c[6] for c in clips if c[1] == "ltx"]
     assert all(decode_mp4(Path(p)).shape == (9, 64, 64, 3) for p in ltx_paths)
     verified = cli("verify", ltx_paths[0], env=env)  # one: the signing path is the same for both
-    assert verified.returncode == 0 and "Trusted" in verified.stdout and "model=tiny-ltx" in verified.stdout
+    assert verified.returncode == 0 and "Trusted" in verified.stdout  # the C2PA manifest names the family
+    assert "model=tiny-ltx" in verified.stdout and "family=ltx" in verified.stdout
     by_family = sql(home, "SELECT model_family, clips, rendered, cache_hits FROM v_cost_by_batch "
                           "WHERE batch_id LIKE 'demo-mixed-%' ORDER BY model_family")
     assert by_family == [("ltx", 2, 2, 0), ("wan", 1, 0, 1)]
