@@ -174,8 +174,9 @@ def verify(clip: Path, trust_anchor: Annotated[Path | None, typer.Option(
         for failure in result.failures:
             out.print(f"  failure: {failure}")
         if result.generation:
+            family = result.generation.get("model_family")  # only in manifests of families other than Wan
             out.print(f"  model={result.generation.get('model')} seed={result.generation.get('seed')} "
-                      f"steps={result.generation.get('steps')}")
+                      f"steps={result.generation.get('steps')}" + (f" family={family}" if family else ""))
     raise typer.Exit(0 if result.trusted else 1)
 
 
@@ -209,6 +210,8 @@ def _summary_rows(home: Home, keys: list[str]) -> list[dict[str, Any]]:
 
 @app.command()
 def demo(home: HomeOption = None, sample: Annotated[Path | None, typer.Option(help="Batch file to render")] = None,
+         mixed: Annotated[bool, typer.Option("--mixed", help="Render the bundled mixed Wan + LTX-Video sample "
+                                                             "(rows pick a model family with `model`)")] = False,
          fmt: FormatOption = OutputFormat.table) -> None:
     """Render the bundled sample batch end to end, in process (no daemon), and print a summary."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -216,6 +219,7 @@ def demo(home: HomeOption = None, sample: Annotated[Path | None, typer.Option(he
     from sora_assets.core.batch import batch_id_for
     from sora_assets.resources.video_model import StepProgress, progress_listener
     from sora_assets.runner import (
+        MIXED_DEMO_BATCH,
         batch_shard_keys,
         demo_batch_path,
         open_instance,
@@ -224,9 +228,11 @@ def demo(home: HomeOption = None, sample: Annotated[Path | None, typer.Option(he
         tick_inbox,
     )
 
+    if mixed and sample is not None:
+        raise fail("--mixed renders the bundled mixed sample: leave out --sample")
     layout = Home.from_env(home).ensure()
     try:
-        source = demo_batch_path(sample)
+        source = demo_batch_path(MIXED_DEMO_BATCH if mixed else sample)
     except FileNotFoundError as exc:
         raise fail(str(exc)) from None
     batch_id = batch_id_for(source.name, source.read_bytes())

@@ -17,6 +17,7 @@ from sora_assets.resources.home import default_resources
 
 REPO_SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 DEMO_BATCH = REPO_SAMPLES / "demo_batch.jsonl"
+MIXED_DEMO_BATCH = REPO_SAMPLES / "demo_mixed.jsonl"  # Wan and LTX-Video rows in one batch (`demo --mixed`)
 
 
 def open_instance(home: Home) -> DagsterInstance:

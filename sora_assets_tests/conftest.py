@@ -34,6 +34,13 @@ def tiny_i2v_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_wan_i2v(tmp_path_factory.mktemp("models") / "tiny-wan-i2v")
 
 
+@pytest.fixture(scope="session")
+def tiny_ltx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sora_assets.resources.models.ltx import build_tiny_ltx
+
+    return build_tiny_ltx(tmp_path_factory.mktemp("models") / "tiny-ltx")
+
+
 @pytest.fixture
 def home_with_model(home: Home, tiny_model_dir: Path, tiny_i2v_dir: Path) -> Home:
     """A home whose model folders are copies of the session's tiny models (saves a build per test)."""

@@ -232,3 +232,36 @@ def test_eval_passes_on_the_demo_and_catches_a_miscounted_clip(demo_home: dict, 
     assert len(sql(home, "SELECT DISTINCT eval_id FROM eval_results WHERE eval_id LIKE 'eval-%'")) == 2
     assert len(sql(home, "SELECT DISTINCT eval_id FROM eval_results WHERE eval_id LIKE 'safety-%'")) == 2
     assert rows["golden_must_block_rate"]["passed"] and rows["frame_fixture_coffee_pan"]["passed"]
+
+
+def test_a_mixed_wan_and_ltx_demo_renders_signs_and_reports_per_family(demo_home: dict, tmp_path: Path,
+                                                                       tiny_ltx_dir: Path) -> None:
+    """`demo --mixed` in a copy of the demo home: its Wan row is a cache hit of the demo's, so only the two
+    LTX-Video clips render (the test pays for one shard of the second family, not a second demo)."""
+    import os
+    import shutil
+
+    home = shutil.copytree(demo_home["home"], tmp_path / "home")
+    shutil.copytree(tiny_ltx_dir, home / "models" / tiny_ltx_dir.name)  # the session's build, as for tiny-wan
+    env = {**os.environ, "SORA_ASSETS_HOME": str(home)}
+    result = cli("demo", "--mixed", "--format", "json", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (row,) = json.loads(result.stdout)["rows"]
+    assert (row["published"], row["cache_hits"], row["rejected"], row["blocked"]) == (2, 1, 1, 0)
+    clips = sql(home, "SELECT source_id, model_family, model, status, width, num_frames, store_path FROM clips "
+                      "WHERE batch_id LIKE 'demo-mixed-%' ORDER BY source_id")
+    assert [c[:6] for c in clips] == [("fox-forest", "wan", "tiny-wan", "cache_hit", 64, 9),
+                                      ("fox-forest-ltx", "ltx", "tiny-ltx", "published", 64, 9),
+                                      ("waves-ltx", "ltx", "tiny-ltx", "published", 64, 9)]  # 72x?x12 on LTX's grid
+    ltx_paths = [c[6] for c in clips if c[1] == "ltx"]
+    assert all(decode_mp4(Path(p)).shape == (9, 64, 64, 3) for p in ltx_paths)
+    verified = cli("verify", ltx_paths[0], env=env)  # one: the signing path is the same for both
+    assert verified.returncode == 0 and "Trusted" in verified.stdout  # the C2PA manifest names the family
+    assert "model=tiny-ltx" in verified.stdout and "family=ltx" in verified.stdout
+    by_family = sql(home, "SELECT model_family, clips, rendered, cache_hits FROM v_cost_by_batch "
+                          "WHERE batch_id LIKE 'demo-mixed-%' ORDER BY model_family")
+    assert by_family == [("ltx", 2, 2, 0), ("wan", 1, 0, 1)]
+    quality = dict(sql(home, "SELECT model_family || '/' || model, clips FROM v_quality_by_model"))
+    assert quality["ltx/tiny-ltx"] == 2 and quality["wan/tiny-wan"] == 11
+    (reason,) = sql(home, "SELECT reason FROM rejections WHERE source_id = 'bad-model'")
+    assert "unknown model family 'sora-2'" in reason[0]

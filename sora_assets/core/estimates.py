@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from sora_assets.core.acceleration import EXACT, Calibration, speedup_for
+from sora_assets.core.model_families import resolve_family
 
 # Prior: Wan2.1-T2V-1.3B in bf16 on one H100 runs about 1.6 s per step at 832x480x81 (32.3
 # megavoxels, CFG on), i.e. about 0.05 s per step per megavoxel. Any history replaces it.
@@ -29,8 +30,10 @@ def megavoxels(width: int, height: int, frames: int) -> float:
     return width * height * frames / 1e6
 
 
-def prior_seconds_per_step(model: str, width: int, height: int, frames: int) -> float:
-    return PRIOR_SECONDS_PER_STEP_PER_MEGAVOXEL * megavoxels(width, height, frames)
+def prior_seconds_per_step(model: str, width: int, height: int, frames: int, family: str | None = None) -> float:
+    """The prior, scaled by the model family's cost prior (Wan = 1; core/model_families.py)."""
+    scale = resolve_family(family).cost_prior_scale
+    return PRIOR_SECONDS_PER_STEP_PER_MEGAVOXEL * scale * megavoxels(width, height, frames)
 
 
 @dataclass
@@ -63,20 +66,21 @@ class StepCostModel:
         return cls({(str(m), int(w), int(h), int(f)): float(v) for (m, w, h, f), v in exact.items()},
                    {str(m): float(v) for m, v in by_model.items()}, len(rendered), calibrations)
 
-    def seconds_per_step(self, model: str, width: int, height: int, frames: int) -> tuple[float, str]:
+    def seconds_per_step(self, model: str, width: int, height: int, frames: int,
+                         family: str | None = None) -> tuple[float, str]:
         """Estimate and its source: history (same shape), history-scaled (same model) or prior."""
         key = (model, width, height, frames)
         if key in self.exact:
             return self.exact[key], "history"
         if model in self.per_megavoxel:
             return self.per_megavoxel[model] * megavoxels(width, height, frames), "history-scaled"
-        return prior_seconds_per_step(model, width, height, frames), "prior"
+        return prior_seconds_per_step(model, width, height, frames, family), "prior"
 
     def clip_seconds(self, spec: dict[str, Any]) -> tuple[float, str]:
         """Seconds for one clip and the source of the figure; an accelerated clip's source also says whether its
         speed-up was calibrated (e.g. "history+calibrated:fast" or "prior+uncalibrated:fast")."""
         per_step, source = self.seconds_per_step(spec["model_id"], int(spec["width"]), int(spec["height"]),
-                                                 int(spec["num_frames"]))
+                                                 int(spec["num_frames"]), spec.get("model_family"))
         seconds = per_step * int(spec["steps"]) * (1 + DECODE_SHARE)
         preset = spec.get("preset") or EXACT
         if preset == EXACT:

@@ -65,7 +65,7 @@ def ledger_row(clip: ClipRecord | dict[str, Any], partition_key: str, batch_id: 
         "storage_usd": storage_cost_usd(int(clip.get("stored_bytes") or 0)) if spent else 0.0,
         "cache_hit": clip["render_status"] in (CACHE_HIT, DUPLICATE) and not clip.get("own_publish"),
         "device": clip.get("device") or "none",
-        "recorded_at": datetime.now(UTC), "preset": spec.preset,
+        "recorded_at": datetime.now(UTC), "preset": spec.preset, "model_family": spec.model_family,
     }
 
 
@@ -83,5 +83,5 @@ def clip_row(clip: ClipRecord | dict[str, Any], partition_key: str, batch_id: st
         "warnings": "; ".join(clip.get("warnings") or []), "gpu_seconds": float(clip.get("gpu_seconds") or 0.0),
         "resumed_from_step": int(clip.get("resumed_from_step") or 0),
         "step_seconds_mean": clip.get("step_seconds_mean"), "frames_sha256": clip.get("frames_sha256"),
-        "recorded_at": datetime.now(UTC), "preset": spec.preset,
+        "recorded_at": datetime.now(UTC), "preset": spec.preset, "model_family": spec.model_family,
     }

@@ -14,7 +14,8 @@ GENERATION_ASSERTION = "org.sora_assets.generation"
 
 def clip_manifest(title: str, clip_id: str, model: str, model_revision: str, seed: int, steps: int,
                   prompt_sha256: str, cache_key: str, conditioning: str | None = None,
-                  shot: dict[str, Any] | None = None, preset: str = "exact") -> dict[str, Any]:
+                  shot: dict[str, Any] | None = None, preset: str = "exact",
+                  model_family: str = "wan") -> dict[str, Any]:
     """`c2pa.created` by a trained model, plus our generation assertion (no prompt text, only its hash).
 
     A conditioned clip also names its first frame (the image itself is added as an `inputTo` ingredient). `preset`
@@ -23,6 +24,8 @@ def clip_manifest(title: str, clip_id: str, model: str, model_revision: str, see
         "clip_id": clip_id, "model": model, "model_revision": model_revision, "seed": seed,
         "steps": steps, "prompt_sha256": prompt_sha256, "cache_key": cache_key, "preset": preset,
     }
+    if model_family != "wan":  # Wan manifests stay byte-identical to those made before families existed
+        generation["model_family"] = model_family
     if conditioning:
         generation["conditioning"] = conditioning
     if shot:

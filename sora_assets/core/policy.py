@@ -121,9 +121,11 @@ def parse_policy(data: dict[str, Any], source: str = "") -> SafetyPolicy:
         for needed in ("allow_phrases", "likeness_cues"):
             raw_terms.setdefault(needed, ())
         frames = data["frames"]
-        for key in ("strict", "sampled", "technical"):
+        for key in ("sampled", "technical"):
             if key not in frames:
                 raise PolicyError(f"frames.{key} is missing")
+        if "classifiers" not in frames and "strict" not in frames:  # strict: the format before classifiers
+            raise PolicyError("frames.classifiers is missing")
     except (KeyError, TypeError) as exc:
         raise PolicyError(f"{source or 'policy'}: missing or malformed field {exc}") from None
     return SafetyPolicy(version, tuple(categories), {k: _compile_terms(k, list(v)) for k, v in raw_terms.items()},

@@ -8,17 +8,18 @@ from typing import Any
 
 from sora_assets.core.acceleration import EXACT, normalize_preset
 from sora_assets.core.deadlines import deadline_error
+from sora_assets.core.model_families import FAMILIES, WAN, FamilyConstraints, resolve_family
 from sora_assets.core.spec import MAX_SEED, GenerationSpec, derive_seed, normalize_prompt
 
 KNOWN_COLUMNS = {
     "prompt", "negative_prompt", "seed", "tier", "width", "height", "num_frames", "fps", "steps",
     "guidance_scale", "shot_group", "anchor", "deadline", "id", "complexity", "shot", "camera", "continue_from",
-    "image", "preset",
+    "image", "preset", "model",
 }
 INT_FIELDS = ("seed", "width", "height", "num_frames", "fps", "steps", "shot")
 FLOAT_FIELDS = ("guidance_scale",)
 TEXT_FIELDS = ("prompt", "negative_prompt", "tier", "id", "shot_group", "deadline", "complexity", "camera", "image",
-               "preset")
+               "preset", "model")
 TRUE_WORDS = {"true", "yes", "y", "1"}
 FALSE_WORDS = {"false", "no", "n", "0"}
 PREVIOUS_SHOT = "previous"
@@ -34,8 +35,8 @@ class ModelProfile:
     model_id: str = "tiny-wan"
     revision: str = "unversioned"
     scheduler: str = "UniPCMultistepScheduler"
-    size_multiple: int = 16  # Wan: height and width multiples of 16
-    frame_step: int = 4  # Wan: num_frames = 4k + 1
+    size_multiple: int = 16  # the family's grid (Wan: height and width multiples of 16) ...
+    frame_step: int = 4  # ... and frame rule (Wan: num_frames = 4k + 1); see core/model_families.py
     default_width: int = 64
     default_height: int = 64
     default_num_frames: int = 9
@@ -44,6 +45,26 @@ class ModelProfile:
     min_size: int = 16
     max_size: int = 1280
     max_num_frames: int = 161
+    family: str = WAN
+
+    @classmethod
+    def for_family(cls, family: FamilyConstraints | str, **values: Any) -> ModelProfile:
+        """A profile whose grid, frame rule, frame limit and guidance default are the family's."""
+        constraints = FAMILIES[family] if isinstance(family, str) else family
+        grid = {"family": constraints.name, "size_multiple": constraints.size_multiple,
+                "frame_step": constraints.frame_step, "max_num_frames": constraints.max_num_frames,
+                "default_guidance_scale": constraints.default_guidance_scale}
+        return cls(**{**grid, **values})
+
+    def with_family(self, name: str) -> ModelProfile:
+        """This profile with the grid of the family `name` names (its ids kept unless the family changes)."""
+        family = resolve_family(name) if name != self.model_id else FAMILIES[self.family]
+        if family.name == self.family:
+            return self
+        return ModelProfile.for_family(family, model_id=family.tiny_model_id, revision="unresolved",
+                                       scheduler=family.scheduler, default_width=self.default_width,
+                                       default_height=self.default_height, default_fps=self.default_fps,
+                                       default_num_frames=family.snap_frames(self.default_num_frames))
 
 
 @dataclass(frozen=True)
@@ -171,6 +192,8 @@ def coerce_row(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         typed["complexity"] = typed["complexity"].strip().lower() or None
     if typed.get("preset") is not None:  # checked against the preset names by the expectations suite
         typed["preset"] = normalize_preset(typed["preset"])
+    if typed.get("model") is not None:  # a family name or alias, or a configured model id: see validation
+        typed["model"] = typed["model"].strip().lower() or None
     return typed, errors
 
 
@@ -250,6 +273,7 @@ def plan_row(typed: dict[str, Any], profile: ModelProfile, tiers: TierPolicy) ->
                              else profile.default_guidance_scale),
         scheduler=profile.scheduler,
         preset=typed.get("preset") or tiers.presets.get(tier, EXACT),
+        model_family=profile.family,
     )
     return RowPlan(spec=spec, tier=tier, complexity=typed.get("complexity") or "medium",
                    seed_derived=seed_derived, warnings=warnings)

@@ -23,8 +23,10 @@ class Report:
 
 
 REPORTS: dict[str, Report] = {
+    # per model family too (rows from before families existed have none: they are Wan's)
     "cost_by_batch": Report("v_cost_by_batch", f"""
-        SELECT batch_id, {_COST_COLUMNS} FROM cost_ledger {{where}} GROUP BY batch_id ORDER BY batch_id"""),
+        SELECT batch_id, {_COST_COLUMNS}, coalesce(model_family, 'wan') AS model_family FROM cost_ledger {{where}}
+        GROUP BY batch_id, coalesce(model_family, 'wan') ORDER BY batch_id, model_family"""),
     "cost_by_tier": Report("v_cost_by_tier", f"""
         SELECT tier, {_COST_COLUMNS} FROM cost_ledger {{where}} GROUP BY tier ORDER BY tier"""),
     "cost_by_window": Report("v_cost_by_window", f"""
@@ -44,8 +46,9 @@ REPORTS: dict[str, Report] = {
                round(avg(dynamic_degree), 4) AS dynamic_degree, round(avg(warp_error), 5) AS warp_error,
                round(avg(sharpness), 2) AS sharpness, round(avg(exposure), 4) AS exposure,
                round(avg(black_ratio), 4) AS black_ratio, round(avg(frozen_ratio), 4) AS frozen_ratio,
-               round(avg(colour_drift), 3) AS colour_drift, round(avg(clip_score), 2) AS clip_score
-        FROM quality_metrics {where} GROUP BY model ORDER BY model"""),
+               round(avg(colour_drift), 3) AS colour_drift, round(avg(clip_score), 2) AS clip_score,
+               coalesce(model_family, 'wan') AS model_family
+        FROM quality_metrics {where} GROUP BY model, coalesce(model_family, 'wan') ORDER BY model_family, model"""),
     "safety_by_category": Report("v_safety_by_category", """
         SELECT stage, coalesce(label, check_name) AS category, action, count(*) AS events,
                count(DISTINCT coalesce(clip_id, partition_key || ':' || row)) AS items

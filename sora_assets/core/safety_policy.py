@@ -1,11 +1,13 @@
-"""Frame safety policy: strict classes on every frame, sampled classes (faces) on every Nth frame plus
-the first and last, technical checks on every frame; actions from the policy file."""
+"""Frame safety policy: frame classifiers (plug-ins, resources/classifiers.py) return normalised findings;
+the policy file names each classifier's labels with a threshold, the frames they count on (every frame, or
+every Nth plus the first and last) and an action. Technical checks run on every frame."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sora_assets.core.frames import FrameFinding
 from sora_assets.core.policy import SafetyPolicy, load_policy
@@ -18,6 +20,47 @@ STRICT_LABELS = frozenset({
 SAMPLED_LABELS = frozenset({"FACE_FEMALE", "FACE_MALE"})
 DEFAULT_TECHNICAL = {"non_finite": "block", "black_all_frames": "block", "black_some_frames": "flag",
                      "frozen_all_frames": "flag", "noise_all_frames": "block", "noise_some_frames": "flag"}
+EVERY, SAMPLED = "every", "sampled"  # which frames a classifier runs on, or a label is judged on
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One frame classifier's finding, normalised: what every classifier plug-in returns."""
+
+    classifier: str  # the plug-in's name in the policy file (nudenet, faces, ...)
+    label: str
+    score: float
+    frame_index: int
+    box: tuple[float, float, float, float] | None = None  # x, y, width, height in pixels
+
+
+@dataclass(frozen=True)
+class LabelRule:
+    """What a classifier's label does: at or above `threshold`, on every or only on sampled frames."""
+
+    classifier: str
+    label: str
+    check: str  # the check name its events carry (nudity, face)
+    threshold: float
+    frames: str = EVERY
+    action: str = "block"
+    action_when_prompt_names_person: str | None = None  # likeness: another action when the prompt names someone
+    per_frame: str = "each"  # each: one event per finding; count: one per frame, scored by how many were found
+
+
+def _legacy_rules(strict_labels: frozenset[str], strict_threshold: float, class_thresholds: Mapping[str, float],
+                  strict_action: str, sampled_threshold: float, face_action_when_named: str) -> tuple[LabelRule, ...]:
+    """The rules of the policy format before classifiers were named (frames.strict / frames.sampled)."""
+    face = {"check": "face", "frames": SAMPLED, "action": "allow",
+            "action_when_prompt_names_person": face_action_when_named}
+    return (*(LabelRule("nudenet", label, "nudity", class_thresholds.get(label, strict_threshold),
+                        action=strict_action) for label in sorted(strict_labels)),
+            *(LabelRule("nudenet", label, threshold=sampled_threshold, **face) for label in sorted(SAMPLED_LABELS)),
+            LabelRule("faces", "FACE", threshold=0.0, per_frame="count", **face))
+
+
+DEFAULT_RULES = _legacy_rules(STRICT_LABELS, 0.45, {}, "block", 0.5, "flag")
+DEFAULT_CLASSIFIERS = {"nudenet": EVERY, "faces": SAMPLED}
 
 
 def _packaged_version() -> str:
@@ -26,28 +69,44 @@ def _packaged_version() -> str:
 
 @dataclass(frozen=True)
 class FramePolicy:
-    strict_threshold: float = 0.45
-    sampled_threshold: float = 0.5
+    """Which classifiers run on which frames and what their labels do; technical checks on every frame."""
+
     sample_stride: int = 5
     version: str = field(default_factory=_packaged_version)
-    strict_labels: frozenset[str] = STRICT_LABELS
-    class_thresholds: Mapping[str, float] = field(default_factory=dict)  # per-class overrides of strict_threshold
-    strict_action: str = "block"
-    face_action_when_named: str = "flag"  # likeness review when the prompt names a person
+    rules: tuple[LabelRule, ...] = DEFAULT_RULES
+    classifiers: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_CLASSIFIERS))  # name -> frames
     technical: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_TECHNICAL))
     publish_flagged: bool = True
+
+    def rule(self, classifier: str, label: str) -> LabelRule | None:
+        return next((r for r in self.rules if (r.classifier, r.label) == (classifier, label)), None)
 
     @classmethod
     def from_policy(cls, policy: SafetyPolicy) -> FramePolicy:
         frames = policy.frames
-        return cls(strict_threshold=float(frames["strict"]["threshold"]),
-                   sample_stride=int(frames["sampled"]["stride"]), version=policy.version,
-                   strict_labels=frozenset(frames["strict"]["classes"]),
-                   class_thresholds={k: float(v) for k, v in (frames["strict"].get("class_thresholds") or {}).items()},
-                   strict_action=frames["strict"].get("action", "block"),
-                   face_action_when_named=frames["sampled"]["faces"].get("action_when_prompt_names_person", "flag"),
-                   technical={**DEFAULT_TECHNICAL, **frames["technical"]},
+        if "classifiers" in frames:
+            classifiers, rules = _rules_from(frames["classifiers"])
+        else:  # a policy file in the format before classifiers were named
+            strict, faces = frames["strict"], frames["sampled"]["faces"]
+            classifiers, rules = dict(DEFAULT_CLASSIFIERS), _legacy_rules(
+                frozenset(strict["classes"]), float(strict["threshold"]),
+                {k: float(v) for k, v in (strict.get("class_thresholds") or {}).items()},
+                strict.get("action", "block"), 0.5, faces.get("action_when_prompt_names_person", "flag"))
+        return cls(sample_stride=int(frames["sampled"]["stride"]), version=policy.version, rules=rules,
+                   classifiers=classifiers, technical={**DEFAULT_TECHNICAL, **frames["technical"]},
                    publish_flagged=bool(frames.get("publish_flagged", True)))
+
+
+def _rules_from(section: Mapping[str, Any]) -> tuple[dict[str, str], tuple[LabelRule, ...]]:
+    """`frames.classifiers`: per classifier the frames it runs on and, per label, its rule."""
+    classifiers, rules = {}, []
+    for name, spec in section.items():
+        classifiers[name] = spec.get("frames", EVERY)
+        for label, rule in (spec.get("labels") or {}).items():
+            rules.append(LabelRule(name, label, rule["check"], float(rule["threshold"]),
+                                   rule.get("frames", classifiers[name]), rule.get("action", "block"),
+                                   rule.get("action_when_prompt_names_person"), rule.get("per_frame", "each")))
+    return classifiers, tuple(rules)
 
 
 def sampled_indices(frame_count: int, stride: int) -> list[int]:
@@ -104,33 +163,48 @@ def _technical(verdict: ScanVerdict, findings: Sequence[FrameFinding], frame_cou
         verdict.events.append(SafetyEvent("frozen", None, None, 1.0, actions["frozen_all_frames"], "no frame changes"))
 
 
-def judge(detections: Sequence[Sequence[dict]], findings: Sequence[FrameFinding], non_finite: Sequence[int],
-          frame_count: int, policy: FramePolicy, faces: Mapping[int, int] | None = None,
-          prompt_names_person: bool = False) -> ScanVerdict:
-    """Combine detector output per frame, sampled face counts and technical findings into one verdict.
+def _action(rule: LabelRule, prompt_names_person: bool) -> tuple[str, str]:
+    if rule.action_when_prompt_names_person is None:
+        return rule.action, ""
+    if prompt_names_person:
+        return rule.action_when_prompt_names_person, f"{rule.check} seen; the prompt names a person: likeness review"
+    return rule.action, f"{rule.check} seen; likeness review needs a named person"
 
-    `detections`: NudeNet output per frame (strict classes judged on every frame; its FACE_* classes
-    only on sampled frames). `faces`: face count per sampled frame from the face detector.
-    """
-    verdict = ScanVerdict(verdict="pass", frames_scanned=len(detections), policy_version=policy.version)
+
+def judge(findings: Sequence[Finding], technical: Sequence[FrameFinding], non_finite: Sequence[int],
+          frame_count: int, policy: FramePolicy, checked: Mapping[str, int] | None = None,
+          prompt_names_person: bool = False) -> ScanVerdict:
+    """Combine normalised classifier findings, technical findings and non-finite frames into one verdict.
+
+    Each finding is judged by its (classifier, label) rule; labels without a rule are ignored. `checked`:
+    how many frames each classifier looked at (the frame count for those on every frame)."""
+    checked = dict(checked or {})
+    verdict = ScanVerdict(verdict="pass", frames_scanned=frame_count, policy_version=policy.version,
+                          faces_checked=sum(n for name, n in checked.items()
+                                            if policy.classifiers.get(name) == SAMPLED))
     sampled = set(sampled_indices(frame_count, policy.sample_stride))
-    face_action = policy.face_action_when_named if prompt_names_person else "allow"
-    face_detail = "face seen; the prompt names a person: likeness review" if prompt_names_person else \
-        "face seen; likeness review needs a named person"
-    for index, frame_detections in enumerate(detections):
-        for detection in frame_detections:
-            label, score = detection["class"], float(detection["score"])
-            if label in policy.strict_labels and score >= policy.class_thresholds.get(label, policy.strict_threshold):
-                verdict.events.append(SafetyEvent("nudity", index, label, score, policy.strict_action))
-            elif label in SAMPLED_LABELS and index in sampled and score >= policy.sampled_threshold:
-                verdict.events.append(SafetyEvent("face", index, label, score, face_action, face_detail))
-    for index, count in sorted((faces or {}).items()):
-        verdict.faces_checked += 1
-        if count and index in sampled:
-            verdict.events.append(SafetyEvent("face", index, "FACE", float(count), face_action, face_detail))
+    rules = {(r.classifier, r.label): r for r in policy.rules}
+    counted: dict[tuple[int, int, str], int] = {}  # (rule position, frame, label) -> findings
+    order = {key: i for i, key in enumerate(rules)}
+    for finding in findings:
+        rule = rules.get((finding.classifier, finding.label))
+        if rule is None or finding.score < rule.threshold or (rule.frames == SAMPLED
+                                                               and finding.frame_index not in sampled):
+            continue
+        if rule.per_frame == "count":
+            key = (order[(rule.classifier, rule.label)], finding.frame_index, finding.label)
+            counted[key] = counted.get(key, 0) + 1
+            continue
+        action, detail = _action(rule, prompt_names_person)
+        verdict.events.append(SafetyEvent(rule.check, finding.frame_index, finding.label, float(finding.score),
+                                          action, detail))
+    keys = list(rules)
+    for (position, index, label), count in sorted(counted.items()):
+        action, detail = _action(rules[keys[position]], prompt_names_person)
+        verdict.events.append(SafetyEvent(rules[keys[position]].check, index, label, float(count), action, detail))
     for index in non_finite:
         verdict.events.append(SafetyEvent("non_finite", index, None, 1.0, policy.technical["non_finite"]))
-    _technical(verdict, findings, frame_count, policy)
+    _technical(verdict, technical, frame_count, policy)
 
     blocks = [e for e in verdict.events if e.action == "block"]
     if blocks:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sora_assets.core.acceleration import EXACT, get_preset
+from sora_assets.core.model_families import WAN
 
 SPEC_VERSION = 1
 MAX_SEED = 2**31 - 1
@@ -46,11 +47,16 @@ class GenerationSpec:
     # acceleration preset (core/acceleration.py); "exact" is left out of the canonical form, so every cache key
     # made before presets existed is unchanged, and any other preset keys by its name plus definition hash
     preset: str = EXACT
+    # model family (core/model_families.py); Wan is left out of the canonical form and of `to_dict`, so every
+    # cache key, sidecar and spec_json made before families existed is unchanged; any other family is keyed
+    model_family: str = WAN
 
     def canonical(self) -> dict[str, Any]:
         data = asdict(self)
         if self.conditioning is None:
             del data["conditioning"]
+        if self.model_family == WAN:
+            del data["model_family"]
         if self.preset == EXACT:
             del data["preset"]
         else:
@@ -80,4 +86,7 @@ class GenerationSpec:
         return cls(**{k: v for k, v in data.items() if k in fields})
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.model_family == WAN:
+            del data["model_family"]
+        return data

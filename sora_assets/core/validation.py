@@ -10,6 +10,8 @@ import pandas as pd
 
 from sora_assets.core.batch import PARSE_ERROR_COLUMN, ROW_COLUMN
 from sora_assets.core.expectations import run_expectations
+from sora_assets.core.failures import ModelLoadError
+from sora_assets.core.model_families import resolve_family
 from sora_assets.core.prefilter import PrefilterDecision, TextPrefilter, default_prefilter, prompt_fingerprint
 from sora_assets.core.prompt_rules import (
     KNOWN_COLUMNS,
@@ -78,6 +80,37 @@ class ValidationOutcome:
         return [r for r in self.rejected if r.stage == "prefilter"]
 
 
+FamilyProfiles = Callable[[str], ModelProfile]  # family name -> its profile (raises KeyError / ModelLoadError)
+
+
+class RowProfiles:
+    """The profile each row plans with: the default one, or that of the family its `model` column names.
+
+    Other families' profiles are asked for lazily (resolving one may build its tiny model) and once each."""
+
+    def __init__(self, default: ModelProfile, family_profile: FamilyProfiles | None):
+        self.default, self.family_profile = default, family_profile
+        self._known: dict[str, ModelProfile | str] = {default.family: default}
+
+    def for_row(self, model: str | None) -> tuple[ModelProfile, str | None]:
+        """(profile, error): an unknown or unconfigured family is the row's error, planned with the default."""
+        if model is None or model == self.default.model_id:
+            return self.default, None
+        try:
+            family = resolve_family(model).name
+        except KeyError as exc:
+            return self.default, f"model: {exc.args[0]}"
+        if family not in self._known:
+            try:
+                if self.family_profile is None:
+                    raise KeyError(family)
+                self._known[family] = self.family_profile(family)
+            except (KeyError, ModelLoadError) as exc:
+                self._known[family] = f"model {family!r} is not available in this deployment ({exc})"
+        found = self._known[family]
+        return (self.default, found) if isinstance(found, str) else (found, None)
+
+
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else (None if value is None else str(value))
 
@@ -85,10 +118,13 @@ def _text(value: Any) -> str | None:
 def validate_rows(raw: pd.DataFrame, batch_id: str, profile: ModelProfile,
                   tiers: TierPolicy | None = None, limits: PromptLimits | None = None,
                   prefilter: TextPrefilter | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> ValidationOutcome:
+                  progress: Callable[[int, int], None] | None = None,
+                  family_profile: FamilyProfiles | None = None) -> ValidationOutcome:
     """Every row's contract, expectations, shot rules and pre-filter decision. `progress(done, total)` is
-    called as the pre-filter (the long part) works through the prompts."""
+    called as the pre-filter (the long part) works through the prompts. A row's `model` column picks its
+    family (its grid, defaults and model) through `family_profile`; without one only `profile`'s family."""
     tiers = tiers or TierPolicy()
+    profiles = RowProfiles(profile, family_profile)
     prefilter = prefilter or default_prefilter()
     limits = limits or PromptLimits()
     outcome = ValidationOutcome()
@@ -104,6 +140,9 @@ def validate_rows(raw: pd.DataFrame, batch_id: str, profile: ModelProfile,
         else:
             typed, type_errors = coerce_row(record)
             problems.extend(("schema", e) for e in type_errors)
+            model_error = profiles.for_row(typed.get("model"))[1]
+            if model_error:
+                problems.append(("schema", model_error))
         typed_rows.append(typed)
         errors.append(problems)
 
@@ -162,7 +201,7 @@ def validate_rows(raw: pd.DataFrame, batch_id: str, profile: ModelProfile,
         if decision.flagged:
             outcome.flagged.append((row, decision))
 
-        plan = plan_row(typed, profile, tiers)
+        plan = plan_row(typed, profiles.for_row(typed.get("model"))[0], tiers)
         metadata = {k: v for k, v in record.items() if v is not None
                     and k not in KNOWN_COLUMNS and k not in (ROW_COLUMN, PARSE_ERROR_COLUMN)}
         for key in ("shot_group", "anchor", "deadline", "shot", "camera", "continue_from", "image"):
@@ -199,10 +238,12 @@ def reject_orphaned_shots(outcome: ValidationOutcome) -> None:
                                                 prompt_excerpt=row.spec["prompt"][:PROMPT_EXCERPT_CHARS]))
 
 
-def link_conditioning(outcome: ValidationOutcome, conditioned_model: ModelProfile | None) -> None:
-    """Rows conditioned on a first frame render with the image-to-video model; a continuation's
-    conditioning names its source shot's cache key, so the whole chain is content-addressed before
-    any frame exists. Image rows already carry `image:<sha256>` (set by the input scan)."""
+def link_conditioning(outcome: ValidationOutcome,
+                      conditioned_model: ModelProfile | Callable[[str], ModelProfile] | None) -> None:
+    """Rows conditioned on a first frame render with the image-to-video model (of the row's family, when
+    `conditioned_model` maps a family name to its profile); a continuation's conditioning names its source
+    shot's cache key, so the whole chain is content-addressed before any frame exists. Image rows already
+    carry `image:<sha256>` (set by the input scan)."""
     reject_orphaned_shots(outcome)
     by_row = {a.row: a for a in outcome.accepted}
     conditioned = [a for a in outcome.accepted if a.spec.get("conditioning")
@@ -210,8 +251,9 @@ def link_conditioning(outcome: ValidationOutcome, conditioned_model: ModelProfil
     if conditioned and conditioned_model is None:
         raise ValueError("rows need an image-to-video model, and none is configured")
     for row in conditioned:
-        row.spec.update(model_id=conditioned_model.model_id, model_revision=conditioned_model.revision,
-                        scheduler=conditioned_model.scheduler)
+        family = GenerationSpec.from_dict(row.spec).model_family
+        model = conditioned_model(family) if callable(conditioned_model) else conditioned_model
+        row.spec.update(model_id=model.model_id, model_revision=model.revision, scheduler=model.scheduler)
     # shot order, so a chain's earlier links have final specs (and cache keys) before later ones read them
     for row in sorted((a for a in conditioned if a.shot), key=lambda a: (a.shot["group"], a.shot["shot"])):
         source_row = row.shot.get("continue_from_row")
@@ -221,8 +263,13 @@ def link_conditioning(outcome: ValidationOutcome, conditioned_model: ModelProfil
 
 
 def needs_conditioned_model(outcome: ValidationOutcome) -> bool:
-    return any(a.metadata.get("image") or (a.shot and a.shot.get("continue_from_row") is not None)
-               for a in outcome.accepted)
+    return bool(conditioned_families(outcome))
+
+
+def conditioned_families(outcome: ValidationOutcome) -> set[str]:
+    """The families of the accepted rows that render from a first frame."""
+    return {GenerationSpec.from_dict(a.spec).model_family for a in outcome.accepted
+            if a.metadata.get("image") or (a.shot and a.shot.get("continue_from_row") is not None)}
 
 
 def estimate_specs(records: list[dict[str, Any]], profile: ModelProfile,
@@ -240,5 +287,9 @@ def estimate_specs(records: list[dict[str, Any]], profile: ModelProfile,
         if errors or not isinstance(typed.get("prompt"), str) or not typed["prompt"]:
             continue
         deadline = typed.get("deadline")
-        out.append((plan_row(typed, profile, tiers).spec, str(deadline) if deadline is not None else None))
+        try:  # another family's grid, priced with its prior (its model is not resolved for an estimate)
+            row_profile = profile.with_family(typed["model"]) if typed.get("model") else profile
+        except KeyError:
+            continue
+        out.append((plan_row(typed, row_profile, tiers).spec, str(deadline) if deadline is not None else None))
     return out

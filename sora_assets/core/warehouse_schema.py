@@ -22,6 +22,7 @@ TABLES: dict[str, pa.Schema] = {
         ("warnings", pa.string()), ("gpu_seconds", pa.float64()), ("resumed_from_step", pa.int64()),
         ("step_seconds_mean", pa.float64()), ("frames_sha256", pa.string()),
         ("recorded_at", pa.timestamp("us", tz="UTC")), ("preset", pa.string()),
+        ("model_family", pa.string()),  # core/model_families.py (null in rows from before families: wan)
     ]),
     "cost_ledger": pa.schema([
         ("partition_key", pa.string()), ("batch_id", pa.string()), ("clip_id", pa.string()),
@@ -32,6 +33,7 @@ TABLES: dict[str, pa.Schema] = {
         ("api_equivalent_usd", pa.float64()),
         ("cache_hit", pa.bool_()), ("device", pa.string()), ("recorded_at", pa.timestamp("us", tz="UTC")),
         ("preset", pa.string()),  # acceleration preset the clip was rendered with (exact: none)
+        ("model_family", pa.string()),
     ]),
     "dead_letters": pa.schema([
         ("partition_key", pa.string()), ("batch_id", pa.string()), ("clip_id", pa.string()),
@@ -53,7 +55,7 @@ TABLES: dict[str, pa.Schema] = {
         ("dynamic_degree", pa.float64()), ("warp_error", pa.float64()), ("sharpness", pa.float64()),
         ("exposure", pa.float64()), ("clipped_ratio", pa.float64()), ("black_ratio", pa.float64()),
         ("frozen_ratio", pa.float64()), ("colour_drift", pa.float64()), ("clip_score", pa.float64()),
-        ("recorded_at", pa.timestamp("us", tz="UTC")),
+        ("recorded_at", pa.timestamp("us", tz="UTC")), ("model_family", pa.string()),
     ]),
     "eval_results": pa.schema([
         ("eval_id", pa.string()), ("check_name", pa.string()), ("passed", pa.bool_()), ("value", pa.float64()),

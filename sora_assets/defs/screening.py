@@ -184,7 +184,7 @@ def scan_clip(found: ShardScan, clip: ClipRecord, frame_safety: FrameSafetyResou
     spec = GenerationSpec.from_dict(clip.spec)
     quality = {"partition_key": found.key, "batch_id": batch_id_of_key(found.key), "clip_id": clip.clip_id,
                "cache_key": clip.cache_key, "model": spec.model_id, "width": spec.width, "height": spec.height,
-               "num_frames": spec.num_frames, "recorded_at": found.now,
+               "num_frames": spec.num_frames, "recorded_at": found.now, "model_family": spec.model_family,
                "clip_score": alignment.score(spec.prompt, frames), **clip_quality(frames).as_dict()}
     verdict = frame_safety.scan(frames, clip.non_finite_frames, prompt=spec.prompt)
     found.scan(clip, frames, verdict, quality)

@@ -79,7 +79,7 @@ def sign_and_verify(clip: ClipRecord, spec: GenerationSpec, ingredients: list[In
         title=f"{clip.clip_id}.mp4", clip_id=clip.clip_id, model=spec.model_id,
         model_revision=spec.model_revision, seed=spec.seed, steps=int(clip.steps_run),
         prompt_sha256=spec.prompt_sha256(), cache_key=clip.cache_key, conditioning=spec.conditioning,
-        shot=clip.shot, preset=spec.preset), ingredients)
+        shot=clip.shot, preset=spec.preset, model_family=spec.model_family), ingredients)
     verification = signer.verify(destination)
     if not verification.trusted:  # refuse to publish anything we cannot vouch for
         raise Failure(f"signed {clip.clip_id} verified as {verification.state}: "

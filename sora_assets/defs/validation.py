@@ -90,10 +90,12 @@ def validated_prompts(context: AssetExecutionContext, prompt_shards: pd.DataFram
     key = context.partition_key
     batch_id = batch_id_of_key(key)
     failpoints.hit("validate.before", None, home.home.failpoints)
-    outcome = validate_rows(prompt_shards, batch_id, video_model.profile(), tiers=video_model.tier_policy())
+    outcome = validate_rows(prompt_shards, batch_id, video_model.profile(), tiers=video_model.tier_policy(),
+                            family_profile=lambda family: video_model.profile(family=family))
     now = datetime.now(UTC)
     image_events = scan_conditioning_images(outcome, home.home, frame_safety, key, batch_id, now, store)
-    link_conditioning(outcome, video_model.profile(conditioned=True) if needs_conditioned_model(outcome) else None)
+    link_conditioning(outcome, (lambda family: video_model.profile(conditioned=True, family=family))
+                      if needs_conditioned_model(outcome) else None)
     warehouse.write("edit_decisions", key, "validated_prompts", [
         {**edit_decision(ShotRef(**a.shot), a.clip_id, a.row, a.spec, a.metadata.get("image")), "partition_key": key,
          "batch_id": batch_id, "recorded_at": now} for a in outcome.accepted if a.shot])

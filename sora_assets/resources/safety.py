@@ -1,11 +1,9 @@
-"""Frame safety scanning: NudeNet (ONNX weights ship in the wheel) on every frame for the strict
-classes, OpenCV's Haar face detector on sampled frames, technical checks on every frame."""
+"""Frame safety scanning: the frame classifiers the policy names (resources/classifiers.py: NudeNet on every
+frame, OpenCV's Haar face detector on sampled frames), technical checks on every frame."""
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import numpy as np
 from dagster import ConfigurableResource
@@ -13,52 +11,14 @@ from pydantic import Field
 
 from sora_assets.core.frames import technical_findings
 from sora_assets.core.policy import SafetyPolicy, load_policy
-from sora_assets.core.safety_policy import FramePolicy, ScanVerdict, judge, names_person, sampled_indices
+from sora_assets.core.safety_policy import EVERY, FramePolicy, ScanVerdict, judge, names_person, sampled_indices
+from sora_assets.resources.classifiers import FACE_SCAN_MAX_SIDE, classifier, face_boxes, face_detector, nude_detector
 
-_DETECTOR_LOCK = threading.Lock()
-_DETECTOR: dict[str, Any] = {}
-
-
-def nude_detector() -> Any:
-    """One NudeNet ONNX session per process."""
-    with _DETECTOR_LOCK:
-        if "detector" not in _DETECTOR:
-            from nudenet import NudeDetector
-
-            _DETECTOR["detector"] = NudeDetector()
-        return _DETECTOR["detector"]
-
-
-def face_detector() -> Any:
-    """OpenCV's frontal-face Haar cascade (ships with opencv-python 4.x), one per process."""
-    with _DETECTOR_LOCK:
-        if "faces" not in _DETECTOR:
-            import cv2
-
-            cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-            if cascade.empty():
-                raise RuntimeError("OpenCV's haarcascade_frontalface_default.xml did not load")
-            _DETECTOR["faces"] = cascade
-        return _DETECTOR["faces"]
-
-
-# frames are shrunk to this long side first: a face that matters for likeness (>= 10% of the frame)
-# stays >= 24 px, the cascade's smallest window, and the scan costs ~3x less than at 832 px
-FACE_SCAN_MAX_SIDE = 256
+__all__ = ["FACE_SCAN_MAX_SIDE", "FrameSafetyResource", "count_faces", "face_detector", "nude_detector"]
 
 
 def count_faces(frame: np.ndarray) -> int:
-    import cv2
-
-    grey = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
-    scale = FACE_SCAN_MAX_SIDE / max(grey.shape)
-    if scale < 1:
-        grey = cv2.resize(grey, (round(grey.shape[1] * scale), round(grey.shape[0] * scale)),
-                          interpolation=cv2.INTER_AREA)
-    side = min(grey.shape)
-    found = face_detector().detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5,
-                                             minSize=(max(24, side // 10), max(24, side // 10)))
-    return len(found)
+    return len(face_boxes(frame))
 
 
 class FrameSafetyResource(ConfigurableResource):
@@ -78,15 +38,23 @@ class FrameSafetyResource(ConfigurableResource):
 
     def scan_with_faces_on(self, frames: np.ndarray, sampled: list[int], non_finite: list[int] | None = None,
                            prompt: str = "") -> ScanVerdict:
-        """`scan` with the face detector on the given frames (the benchmark passes every frame)."""
+        """`scan` with the sampled-frame classifiers (faces) on the given frames (the benchmark passes every frame).
+
+        Each classifier the policy names runs on every frame or on `sampled`; the findings, normalised, go to
+        the policy engine."""
         policy = self.policy()
-        detector = nude_detector()
-        # OpenCV and ONNX Runtime release the GIL: the face and technical checks run beside NudeNet
+        every = list(range(len(frames)))
+        runs = [(classifier(name), every if frames_of == EVERY else sampled)
+                for name, frames_of in policy.classifiers.items()]
+        # OpenCV and ONNX Runtime release the GIL: the other classifiers and the technical checks run beside the
+        # first (NudeNet, the long one)
         with ThreadPoolExecutor(max_workers=1) as pool:
-            side = pool.submit(lambda: ({i: count_faces(frames[i]) for i in sampled}, technical_findings(frames)))
-            detections = [detector.detect(np.ascontiguousarray(frame[:, :, ::-1])) for frame in frames]  # RGB→BGR
-            faces, findings = side.result()
-        return judge(detections, findings, non_finite or [], len(frames), policy, faces=faces,
+            side = pool.submit(lambda: ([c.classify(frames, on) for c, on in runs[1:]], technical_findings(frames)))
+            first = runs[0][0].classify(frames, runs[0][1]) if runs else []
+            rest, technical = side.result()
+        findings = [f for found in (first, *rest) for f in found]
+        return judge(findings, technical, non_finite or [], len(frames), policy,
+                     checked={c.name: len(on) for c, on in runs},
                      prompt_names_person=bool(prompt) and names_person(prompt, self.safety_policy()))
 
     def scan_image(self, image: np.ndarray, prompt: str = "") -> ScanVerdict:

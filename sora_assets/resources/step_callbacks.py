@@ -103,9 +103,11 @@ class CheckpointWriter(PipelineCallback):
     tensor_inputs = ["latents"]
 
     def __init__(self, plan: CheckpointPlan, clock: StepClock, capture: Callable[[Any], dict[str, Any]],
-                 per_sample: Callable[[dict[str, Any], int, int], dict[str, Any]]):
+                 family: Any):
+        """`family` (a `resources.models.ModelFamily`) knows how one sample's latents and scheduler state are cut
+        out of a batch."""
         super().__init__()
-        self.plan, self.clock, self.capture, self.per_sample = plan, clock, capture, per_sample
+        self.plan, self.clock, self.capture, self.family = plan, clock, capture, family
         self.written = 0
 
     def callback_fn(self, pipeline: Any, step_index: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
@@ -120,8 +122,8 @@ class CheckpointWriter(PipelineCallback):
                 continue
             folder.save(StepCheckpoint(
                 cache_key=plan.cache_keys[i], next_step=step, total_steps=plan.total,
-                latents=latents[i:i + 1].detach().to("cpu", copy=True),
-                scheduler_state=state if batch == 1 else self.per_sample(state, batch, i),
+                latents=self.family.checkpoint_latents(latents, i),
+                scheduler_state=self.family.sample_state(state, batch, i),
                 generator_state=plan.generators[i].get_state(), gpu_seconds=spent,
                 step_seconds=plan.prior_step_seconds + self.clock.step_seconds))
         self.written += 1

@@ -50,11 +50,12 @@ def restore_scheduler_state(scheduler: Any, state: dict[str, Any], device: Any) 
         setattr(scheduler, key, _map_tensors(value, lambda t, where=target: t.to(where)))
 
 
-def per_sample(state: dict[str, Any], batch_size: int, index: int) -> dict[str, Any]:
-    """One sample's slice of a batched scheduler state: latent-shaped tensors (ndim >= 4) are sliced."""
+def per_sample(state: dict[str, Any], batch_size: int, index: int, min_ndim: int = 4) -> dict[str, Any]:
+    """One sample's slice of a batched scheduler state: latent-shaped tensors (ndim >= `min_ndim`; the
+    model family says: Wan's latents are 5-D, LTX's packed ones 3-D) are sliced."""
 
     def cut(tensor: Any) -> Any:
-        if tensor.ndim >= 4 and tensor.shape[0] == batch_size:
+        if tensor.ndim >= min_ndim and tensor.shape[0] == batch_size:
             return tensor[index:index + 1].clone()
         return tensor
 

@@ -20,21 +20,24 @@ from pydantic import Field
 from sora_assets.core.acceleration import get_preset, tier_presets_from_text
 from sora_assets.core.checkpoints import ClipCheckpoints, StepCheckpoint
 from sora_assets.core.failures import ModelLoadError
+from sora_assets.core.model_families import FAMILIES, LTX, WAN, resolve_family
 from sora_assets.core.prompt_rules import ModelProfile, TierPolicy
 from sora_assets.core.spec import GenerationSpec
 from sora_assets.core.spend import SpendJournal
 
 if TYPE_CHECKING:
     from sora_assets.resources.step_callbacks import StepClock
+from sora_assets.resources.models import ModelFamily, get_family
 
 _CACHE_LOCK = threading.Lock()
-_PIPELINES: dict[tuple[str, str, str, bool], Any] = {}
+_PIPELINES: dict[tuple[str, ...], Any] = {}
 LOAD_COUNT = {"loads": 0}  # per process; tests use it to prove one load per run
 _SAMPLED_HASH_BYTES = 4 * 1024 * 1024
-TINY_I2V_FOLDER = "tiny-wan-i2v"
-TINY_FOLDER = "tiny-wan"  # the tiny model's folder and id: `Home.default_model_path` names it
-TINY_MODEL_ID = "tiny-wan"
-TINY_I2V_MODEL_ID = "tiny-wan-i2v"
+TINY_I2V_FOLDER = FAMILIES[WAN].tiny_i2v_model_id
+TINY_FOLDER = FAMILIES[WAN].tiny_model_id  # the tiny model's folder and id: `Home.default_model_path` names it
+TINY_MODEL_ID = TINY_FOLDER
+TINY_I2V_MODEL_ID = TINY_I2V_FOLDER
+TINY_LTX_FOLDER = TINY_LTX_MODEL_ID = FAMILIES[LTX].tiny_model_id  # beside the tiny Wan model
 
 
 class NonFiniteLatentsError(RuntimeError):
@@ -177,6 +180,8 @@ MODEL_ENV = {  # environment switches for the default resource set (definitions,
     "SORA_ASSETS_RENDER_BATCH_SIZE": "batch_size", "SORA_ASSETS_CHECKPOINT_EVERY": "checkpoint_every",
     "SORA_ASSETS_DEFAULT_SHAPE": "default_shape", "SORA_ASSETS_I2V_MODEL_PATH": "i2v_model_path",
     "SORA_ASSETS_I2V_MODEL_ID": "i2v_model_id", "SORA_ASSETS_TIER_PRESETS": "tier_presets",
+    "SORA_ASSETS_MODEL_FAMILY": "model_family", "SORA_ASSETS_LTX_MODEL_PATH": "ltx_model_path",
+    "SORA_ASSETS_LTX_MODEL_ID": "ltx_model_id",
 }
 _SHAPE = re.compile(r"^(\d+)x(\d+)x(\d+)@(\d+)$")
 
@@ -188,7 +193,8 @@ def model_settings_from_env(environ: Mapping[str, str], tiny_model_path: Path) -
     SORA_ASSETS_DEFAULT_SHAPE is WIDTHxHEIGHTxFRAMES@FPS (e.g. 832x480x81@16 for Wan2.1-1.3B).
     """
     settings: dict[str, Any] = {"model_path": str(tiny_model_path),
-                                "i2v_model_path": str(tiny_model_path.parent / TINY_I2V_FOLDER)}
+                                "i2v_model_path": str(tiny_model_path.parent / TINY_I2V_FOLDER),
+                                "ltx_model_path": str(tiny_model_path.parent / TINY_LTX_FOLDER)}
     for name, key in MODEL_ENV.items():
         raw = environ.get(name, "").strip()
         if not raw:
@@ -212,9 +218,15 @@ def model_settings_from_env(environ: Mapping[str, str], tiny_model_path: Path) -
         settings.setdefault("model_id", Path(settings["model_path"]).name.lower())
         # a real text model must not be paired with the tiny random image model by accident
         settings["build_tiny_i2v_if_missing"] = False
+        settings["build_tiny_ltx_if_missing"] = False  # nor with a tiny random second family
     if environ.get("SORA_ASSETS_I2V_MODEL_PATH", "").strip():
         settings["build_tiny_i2v_if_missing"] = False
         settings.setdefault("i2v_model_id", Path(settings["i2v_model_path"]).name.lower())
+    if environ.get("SORA_ASSETS_LTX_MODEL_PATH", "").strip():
+        settings["build_tiny_ltx_if_missing"] = False
+        settings.setdefault("ltx_model_id", Path(settings["ltx_model_path"]).name.lower())
+    if "model_family" in settings:
+        settings["model_family"] = resolve_family(settings["model_family"]).name  # fails early on a typo
     return settings
 
 
@@ -231,6 +243,15 @@ class VideoModelResource(ConfigurableResource):
     i2v_model_id: str = Field(default="tiny-wan-i2v", description="Name of the image-to-video model.")
     build_tiny_i2v_if_missing: bool = Field(
         default=True, description="Build the tiny random image-to-video model at i2v_model_path if absent.")
+    model_family: str = Field(
+        default=WAN, description="Family of rows without a `model` column: wan (model_path, i2v_model_path) "
+                                 "or ltx (ltx_model_path).")
+    ltx_model_path: str = Field(
+        default="", description="LTX-Video diffusers folder (text and first-frame conditioned); empty: tiny-ltx "
+                                "beside model_path.")
+    ltx_model_id: str = Field(default=TINY_LTX_MODEL_ID, description="Name of the LTX-Video model.")
+    build_tiny_ltx_if_missing: bool = Field(
+        default=True, description="Build the tiny random LTX-Video model at ltx_model_path if absent.")
     device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
     dtype: str = Field(default="auto", description="auto (bf16 on CUDA, fp32 on CPU) | float32 | bfloat16 | float16")
     cpu_offload: bool = Field(default=False, description="Model CPU offload on CUDA (saves memory).")
@@ -252,25 +273,43 @@ class VideoModelResource(ConfigurableResource):
         default=2.0, description="Log a clip's progress at a checkpoint only if this long passed since its last "
                                  "progress line (each run-log line is a stored event, ~10 ms).")
 
-    def model_folder(self, conditioned: bool = False) -> Path:
+    def family(self, name: str | None = None) -> ModelFamily:
+        """The plug-in of a family name (None: this deployment's `model_family`)."""
+        return get_family(name or self.model_family)
+
+    def family_model_id(self, family: str | None = None, conditioned: bool = False) -> str:
+        plugin = self.family(family)
+        if plugin.name == LTX:
+            return self.ltx_model_id
+        return self.i2v_model_id if conditioned else self.model_id
+
+    def model_folder(self, conditioned: bool = False, family: str | None = None) -> Path:
+        if self.family(family).name == LTX:  # one folder for text and first-frame conditioning
+            return Path(self.ltx_model_path) if self.ltx_model_path else Path(self.model_path).parent / TINY_LTX_FOLDER
         if not conditioned:
             return Path(self.model_path)
         return Path(self.i2v_model_path) if self.i2v_model_path else Path(self.model_path).parent / TINY_I2V_FOLDER
 
-    def ensure_model(self, conditioned: bool = False) -> Path:
+    def ensure_model(self, conditioned: bool = False, family: str | None = None) -> Path:
         """The text-to-video folder, or with `conditioned` the image-to-video one, checked complete.
 
         The tiny random model is built only when no model is configured (see `tiny_refusal`); any other
         missing or incomplete folder raises `ModelMissingError` with a one-line reason.
         """
-        path = self.model_folder(conditioned)
+        plugin = self.family(family)
+        path = self.model_folder(conditioned, plugin.name)
         if (path / "model_index.json").exists():
             try:
                 check_model_folder(path)
             except (OSError, ValueError) as exc:
                 raise ModelMissingError(" ".join(str(exc).split())) from exc
             return path
-        if conditioned:  # a real text model is never paired with the tiny random image model
+        if plugin.name == LTX:  # a real Wan model is never paired with a tiny random LTX
+            refusal = (f"the Wan model {self.model_id!r} is real; configure ltx_model_path"
+                       if self.model_id != TINY_MODEL_ID else
+                       tiny_refusal(path, self.ltx_model_id, TINY_LTX_FOLDER, TINY_LTX_MODEL_ID,
+                                    self.build_tiny_ltx_if_missing))
+        elif conditioned:  # a real text model is never paired with the tiny random image model
             refusal = (f"the text model {self.model_id!r} is real; configure i2v_model_path"
                        if self.model_id != TINY_MODEL_ID else
                        tiny_refusal(path, self.i2v_model_id, TINY_I2V_FOLDER, TINY_I2V_MODEL_ID,
@@ -279,23 +318,24 @@ class VideoModelResource(ConfigurableResource):
             refusal = tiny_refusal(path, self.model_id, TINY_FOLDER, TINY_MODEL_ID, self.build_tiny_if_missing)
         if refusal is not None:
             raise ModelMissingError(f"no diffusers model at {path} (model_index.json missing): {refusal}")
-        from sora_assets.resources.tiny_wan import build_tiny_wan, build_tiny_wan_i2v
-
-        (build_tiny_wan_i2v if conditioned else build_tiny_wan)(path)
+        plugin.build_tiny(path, conditioned)
         return path
 
-    def profile(self, resolve_revision: bool = True, conditioned: bool = False) -> ModelProfile:
-        """Sizes and defaults; with `resolve_revision` the model folder is fingerprinted (built if absent)."""
+    def profile(self, resolve_revision: bool = True, conditioned: bool = False,
+                family: str | None = None) -> ModelProfile:
+        """Sizes (the family's grid) and defaults; with `resolve_revision` the model folder is fingerprinted
+        (built if absent)."""
+        plugin = self.family(family)
         revision, scheduler = "unresolved", "unresolved"
         if resolve_revision:
-            path = self.ensure_model(conditioned)
+            path = self.ensure_model(conditioned, plugin.name)
             index = json.loads((path / "model_index.json").read_text())
             scheduler = index.get("scheduler", [None, "unknown"])[1]
             revision = model_fingerprint(path)
-        return ModelProfile(model_id=self.i2v_model_id if conditioned else self.model_id, revision=revision,
-                            scheduler=scheduler,
-                            default_width=self.default_width, default_height=self.default_height,
-                            default_num_frames=self.default_num_frames, default_fps=self.default_fps)
+        return ModelProfile.for_family(
+            plugin.constraints, model_id=self.family_model_id(plugin.name, conditioned), revision=revision,
+            scheduler=scheduler, default_width=self.default_width, default_height=self.default_height,
+            default_num_frames=plugin.constraints.snap_frames(self.default_num_frames), default_fps=self.default_fps)
 
     def tier_policy(self) -> TierPolicy:
         return TierPolicy(steps={"free": self.free_tier_steps, "paid": self.paid_tier_steps},
@@ -315,17 +355,19 @@ class VideoModelResource(ConfigurableResource):
             dtype = names[self.dtype]
         return device, dtype
 
-    def pipeline(self, conditioned: bool = False) -> Any:
-        """The loaded pipeline (text-to-video, or image-to-video with `conditioned`); loaded at most once per
-        process for a given folder and device, through the same `from_pretrained` path for both."""
+    def pipeline(self, conditioned: bool = False, family: str | None = None) -> Any:
+        """The loaded pipeline (text-to-video, or image-to-video with `conditioned`) of a family; loaded at most
+        once per process for a given folder and device, through the same `from_pretrained` path for both."""
         import torch
-        from diffusers import DiffusionPipeline
         from diffusers.utils import logging as diffusers_logging
         from transformers.utils import logging as transformers_logging
 
         from sora_assets.resources.step_control import enable_step_control
 
-        path = self.ensure_model(conditioned)
+        plugin = self.family(family)
+        if conditioned and plugin.shares_folder():
+            return self._image_pipeline_from_text(plugin)
+        path = self.ensure_model(conditioned, plugin.name)
         device, dtype = self._device_and_dtype()
         key = (str(path.resolve()), device, str(dtype), self.cpu_offload)
         with _CACHE_LOCK:
@@ -333,10 +375,10 @@ class VideoModelResource(ConfigurableResource):
                 torch.set_num_threads(self.num_threads)
                 diffusers_logging.disable_progress_bar()  # loading bars would flood run logs
                 transformers_logging.disable_progress_bar()
-                # DiffusionPipeline dispatches on model_index.json's class (WanPipeline, WanImageToVideoPipeline);
+                # the family picks the pipeline class (Wan: model_index.json's, via DiffusionPipeline);
                 # local_files_only guarantees no hub access.
                 try:
-                    pipe = DiffusionPipeline.from_pretrained(str(path), dtype=dtype, local_files_only=True)
+                    pipe = plugin.load(path, dtype)
                 except Exception as exc:  # corrupt weights, wrong classes: no retry can fix the folder
                     detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]  # one line for the run log
                     raise ModelLoadError(f"cannot load the model at {path}: {detail}") from exc
@@ -349,6 +391,23 @@ class VideoModelResource(ConfigurableResource):
                 _PIPELINES[key] = pipe
                 LOAD_COUNT["loads"] += 1
             return _PIPELINES[key]
+
+    def _image_pipeline_from_text(self, plugin: ModelFamily) -> Any:
+        """A family whose image pipeline takes the text pipeline's components: `from_pipe` shares the weights."""
+        from sora_assets.resources.step_control import enable_step_control
+
+        text = self.pipeline(False, plugin.name)
+        key = (str(self.model_folder(False, plugin.name).resolve()), *self._device_key(), "image")
+        with _CACHE_LOCK:
+            if key not in _PIPELINES:
+                pipe = plugin.pipeline_class(True).from_pipe(text)
+                pipe.set_progress_bar_config(disable=True)
+                _PIPELINES[key] = enable_step_control(pipe)
+            return _PIPELINES[key]
+
+    def _device_key(self) -> tuple[str, str, bool]:
+        device, dtype = self._device_and_dtype()
+        return device, str(dtype), self.cpu_offload
 
     def render(self, spec: GenerationSpec, clip_id: str = "clip", checkpoints: ClipCheckpoints | None = None,
                progress: ProgressCallback | None = None, failpoint_dir: Path | None = None,
@@ -393,21 +452,22 @@ class VideoModelResource(ConfigurableResource):
 
         spec, batch, resume = jobs[0].spec, len(jobs), jobs[0].resume
         conditioned = spec.conditioning is not None
-        pipe = self.pipeline(conditioned)
+        family = self.family(spec.model_family)
+        pipe = self.pipeline(conditioned, family.name)
         device, _ = self._device_and_dtype()
         clock = StepClock(torch.cuda.synchronize if device.startswith("cuda") else (lambda: None))
         # CPU generators: the same seed gives the same initial noise on any device
         generators = [torch.Generator(device="cpu").manual_seed(j.spec.seed) for j in jobs]
         if resume is not None and resume.generator_state is not None:
             generators[0].set_state(resume.generator_state)
-        callbacks, writer = self._step_callbacks(jobs, preset, clock, generators, progress, failpoint_dir)
+        callbacks, writer = self._step_callbacks(jobs, preset, clock, generators, progress, failpoint_dir, family)
         single = batch == 1
         clock.begin()
         with preset_applied(pipe, preset), \
                 resume_from(pipe, resume.next_step if resume else 0, resume.scheduler_state if resume else None,
                             device):
             output = pipe(
-                **({"image": _pil(jobs[0].image)} if conditioned else {}),
+                **({"image": _pil(jobs[0].image)} if conditioned else {}), **family.call_kwargs(spec),
                 prompt=spec.prompt if single else [j.spec.prompt for j in jobs],
                 negative_prompt=(spec.negative_prompt or None) if single
                 else [j.spec.negative_prompt or "" for j in jobs],
@@ -429,8 +489,8 @@ class VideoModelResource(ConfigurableResource):
             batch_size=batch) for i in range(batch)]
 
     def _step_callbacks(self, jobs: list[RenderJob], preset: Any, clock: StepClock, generators: list[Any],
-                        progress: Listeners,
-                        failpoint_dir: Path | None) -> tuple[Any, Any]:
+                        progress: Listeners, failpoint_dir: Path | None,
+                        family: ModelFamily) -> tuple[Any, Any]:
         """The NaN guard, step timer, checkpoint writer, hook refresh, progress fan-out and failpoint, in order."""
         from sora_assets.resources.acceleration_hooks import reset_cache_state
         from sora_assets.resources.step_callbacks import (
@@ -443,7 +503,7 @@ class VideoModelResource(ConfigurableResource):
             StepTimer,
             combined,
         )
-        from sora_assets.resources.step_control import capture_scheduler_state, per_sample
+        from sora_assets.resources.step_control import capture_scheduler_state
 
         total, resume = jobs[0].spec.steps, jobs[0].resume
         resumed_from = resume.next_step if resume else 0
@@ -455,7 +515,7 @@ class VideoModelResource(ConfigurableResource):
         writer = CheckpointWriter(CheckpointPlan(
             due, total, [j.checkpoints for j in jobs], cache_keys, generators,
             resume.gpu_seconds if resume else 0.0, list(resume.step_seconds) if resume else []),
-            clock, capture_scheduler_state, per_sample)
+            clock, capture_scheduler_state, family)
         listeners = [progress] if callable(progress) else list(progress or [])
         callbacks = combined([
             StepTimer(clock, len(jobs), attempts), NanGuard(clock, ids, NonFiniteLatentsError), writer,

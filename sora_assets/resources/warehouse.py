@@ -24,8 +24,9 @@ from sora_assets.core.fsutil import atomic_write_bytes
 from sora_assets.core.reports import view_statements
 from sora_assets.core.warehouse_schema import TABLES
 
-VIEWS_VERSION = 14  # bump when a table is added or changed (11: batch_completions; 12: preset on clips and
-# ledger; 13: quarantined_clips; 14: render_attempts)
+VIEWS_VERSION = 15  # bump when a table is added or changed (11: batch_completions; 12: preset on clips and
+# ledger; 13: quarantined_clips; 14: render_attempts; 15: model_family on clips, ledger and quality,
+# per-family cost/quality views)
 PUBLISHED_LEDGER = "published_clips.parquet"  # cost_ledger file written by published_clips, last
 SCHEMA_PARTITION = "_schema"  # a zero-row file per table so views exist before any data
 

@@ -74,9 +74,10 @@ def test_canonical_json_content():
     assert data["spec_version"] == SPEC_VERSION
     assert data["prompt"] == "un caf\u00e9"
     assert data["guidance_scale"] == 5.1235
-    # conditioning and preset join only when set (text-to-video, exact): keys made before them are unchanged
-    assert set(data) == {f.name for f in dataclasses.fields(GenerationSpec)} - {"conditioning", "preset"} \
-        | {"spec_version"}
+    # conditioning, preset and model family join only when set (text-to-video, exact, Wan): keys made before
+    # them are unchanged
+    assert set(data) == {f.name for f in dataclasses.fields(GenerationSpec)} - {"conditioning", "preset",
+                                                                                "model_family"} | {"spec_version"}
     assert "\u00e9" in spec.canonical_json()  # not escaped
     assert spec.cache_key() == hashlib.sha256(spec.canonical_json().encode()).hexdigest()
 
@@ -89,6 +90,13 @@ def test_conditioning_enters_the_key_only_when_set():
     # text-only specs keep the cache keys they had before conditioning existed
     assert "conditioning" not in json.loads(BASE.canonical_json())
     assert GenerationSpec.from_dict(conditioned.to_dict()) == conditioned
+
+
+def test_a_second_model_family_enters_the_key_and_the_dict_wan_keeps_both_unchanged():
+    ltx = dataclasses.replace(BASE, model_family="ltx")
+    assert json.loads(ltx.canonical_json())["model_family"] == "ltx" and ltx.cache_key() != BASE.cache_key()
+    assert "model_family" not in BASE.to_dict() and "model_family" not in json.loads(BASE.canonical_json())
+    assert GenerationSpec.from_dict(ltx.to_dict()) == ltx and GenerationSpec.from_dict(BASE.to_dict()) == BASE
 
 
 def test_duration():

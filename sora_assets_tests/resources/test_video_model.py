@@ -84,16 +84,23 @@ def test_model_settings_come_from_the_environment_with_tiny_defaults(tmp_path: P
 
     tiny = tmp_path / "models" / "tiny-wan"
     assert model_settings_from_env({}, tiny) == {"model_path": str(tiny),
-                                                 "i2v_model_path": str(tiny.parent / "tiny-wan-i2v")}
+                                                 "i2v_model_path": str(tiny.parent / "tiny-wan-i2v"),
+                                                 "ltx_model_path": str(tiny.parent / "tiny-ltx")}
     real = model_settings_from_env({
         "SORA_ASSETS_MODEL_PATH": "/models/Wan2.1-T2V-1.3B-Diffusers", "SORA_ASSETS_DTYPE": "bfloat16",
         "SORA_ASSETS_DEVICE": "cuda:1", "SORA_ASSETS_CPU_OFFLOAD": "yes", "SORA_ASSETS_RENDER_BATCH_SIZE": "2",
         "SORA_ASSETS_DEFAULT_SHAPE": "832x480x81@16"}, tiny)
     model = VideoModelResource(**real)
     assert model.model_id == "wan2.1-t2v-1.3b-diffusers" and not model.build_tiny_if_missing
+    assert not model.build_tiny_ltx_if_missing  # a real Wan is never paired with the tiny random LTX
     assert (model.dtype, model.device, model.cpu_offload, model.batch_size) == ("bfloat16", "cuda:1", True, 2)
     assert (model.default_width, model.default_height, model.default_num_frames, model.default_fps) == (832, 480, 81,
                                                                                                         16)
+    ltx = VideoModelResource(**model_settings_from_env({"SORA_ASSETS_LTX_MODEL_PATH": "/models/LTX-Video",
+                                                        "SORA_ASSETS_MODEL_FAMILY": "LTX-Video"}, tiny))
+    assert (ltx.model_family, ltx.ltx_model_id, ltx.build_tiny_ltx_if_missing) == ("ltx", "ltx-video", False)
+    with pytest.raises(KeyError, match="unknown model family"):
+        model_settings_from_env({"SORA_ASSETS_MODEL_FAMILY": "sora"}, tiny)
     with pytest.raises(ValueError, match="WIDTHxHEIGHTxFRAMES@FPS"):
         model_settings_from_env({"SORA_ASSETS_DEFAULT_SHAPE": "832x480"}, tiny)
     with pytest.raises(ValueError, match="whole number"):
