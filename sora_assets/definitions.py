@@ -28,7 +28,7 @@ def build_definitions(home: Home | None = None) -> Definitions:
         sensors=[inbox_sensor, plan_window_sensor, *alarm_sensors, batch_completion_sensor],
         schedules=[golden_eval_schedule, slo_snapshot_schedule],
         resources=default_resources(home or Home.from_env()),
-        executor=executor_from_env(os.environ),  # None: Dagster's multiprocess default; celery: a worker fleet
+        executor=executor_from_env(os.environ),  # in process unless SORA_ASSETS_EXECUTOR says multiprocess/celery
     )
 
 

@@ -44,8 +44,9 @@ def test_a_killed_run_coordinator_frees_its_gpu_slot_and_its_orphan_publishes_no
         tmp_path: Path, tiny_model_dir: Path) -> None:
     home = Home.from_env(tmp_path / "home").ensure()
     shutil.copytree(tiny_model_dir, home.default_model_path)
+    # the multiprocess executor (in process is the default): a coordinator with step processes to orphan
     env = {**os.environ, "SORA_ASSETS_HOME": str(home.root), "SORA_ASSETS_CHECKPOINT_EVERY": "5",
-           "SORA_ASSETS_FAILPOINTS": "generate.after_step=6:killparent"}
+           "SORA_ASSETS_FAILPOINTS": "generate.after_step=6:killparent", "SORA_ASSETS_EXECUTOR": "multiprocess"}
     with running_dagster_dev(tmp_path, env) as (process, port, dagster_home):
         url = f"http://127.0.0.1:{port}"
         env["DAGSTER_HOME"] = str(dagster_home)
