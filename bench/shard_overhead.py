@@ -14,7 +14,10 @@ run back to back per executor, interleaved over `--rounds`. From the run's event
 - GPU idle between two consecutive shards (upper bound): shard 1's render step end -> shard 2's render step
   start, plus shard 2's render-step overhead (its model load).
 
-    python bench/shard_overhead.py [--clips 2] [--rounds 1] [--executors multiprocess,in_process] [--json]
+The `worker` variant runs both shards in this one process (`runner.run_shards`), as a long-lived GPU worker would:
+its second shard shows the fixed cost with nothing loaded again.
+
+    python bench/shard_overhead.py [--clips 2] [--rounds 1] [--executors multiprocess,in_process,worker] [--json]
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ def launch(home_root: Path, dagster_home: Path, key: str, executor: str) -> tupl
     cpu = os.times()
     done = subprocess.run([sys.executable, "-m", "dagster", "job", "execute", "-m", "sora_assets.definitions",
                            "-j", "render_shard", "--tags", json.dumps({"dagster/partition": key})],
-                          env=env, capture_output=True, text=True, check=False)
+                          env=env, cwd=REPO, capture_output=True, text=True, check=False)
     ended = time.time()
     after = os.times()
     if done.returncode:
@@ -67,11 +70,57 @@ def launch(home_root: Path, dagster_home: Path, key: str, executor: str) -> tupl
     return began, ended, after.children_user - cpu.children_user, done.returncode
 
 
+def worker_pair(home, instance, warehouse, clips: int, round_: int, quiet: bool) -> list[dict]:  # noqa: ANN001
+    """Two shards run one after the other in this one long-lived process (`runner.run_shards`, in process):
+    imports, the Great Expectations context, the pre-filter model and the video pipeline stay loaded between them,
+    as on a GPU worker that keeps its model warm. The first shard pays this process's loads, the second none."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    from sora_assets.runner import run_shards, submit_file, tick_inbox
+
+    keys = []
+    for shard in range(2):
+        batch = home.root.parent / f"worker-{round_}-{shard}.jsonl"
+        batch.write_text(shard_rows(clips, f"worker{round_}{shard}"))
+        submit_file(home, batch)
+        keys += tick_inbox(home, instance).new_keys
+    marks = [time.time()]
+    cpu = [os.times().user]
+
+    def done(_outcome) -> None:  # noqa: ANN001
+        marks.append(time.time())
+        cpu.append(os.times().user)
+
+    run_shards(home, instance, keys, on_done=done, log_level="ERROR")
+    rows, spans = [], []
+    for i, key in enumerate(keys):
+        (run,) = instance.get_runs(filters=RunsFilter(tags={"dagster/partition": key}), limit=1)
+        steps = step_times(instance, run.run_id)
+        render = float(warehouse.read("cost_ledger", key)["gpu_seconds"].sum())
+        start, end = steps.get("rendered_clips", (marks[i], marks[i]))
+        spans.append((start, end))
+        rows.append({"executor": "worker (one process, in process)", "round": round_, "shard": i, "exit": 0,
+                     "status": str(run.status.value) if run.status != DagsterRunStatus.SUCCESS else "SUCCESS",
+                     "launch_to_success_s": round(marks[i + 1] - marks[i], 2),
+                     "process_user_cpu_s": round(cpu[i + 1] - cpu[i], 2), "render_s": round(render, 2),
+                     "fixed_s": round(marks[i + 1] - marks[i] - render, 2),
+                     "launch_to_render_step_s": round(start - marks[i], 2),
+                     "render_step_overhead_s": round(end - start - render, 2),
+                     "render_step_end_to_success_s": round(marks[i + 1] - end, 2)})
+    rows[1]["gpu_idle_between_shards_s"] = round(spans[1][0] - spans[0][1] + rows[1]["render_step_overhead_s"], 2)
+    if not quiet:
+        for row in rows:
+            print(row, flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clips", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--executors", default="multiprocess,in_process")
+    parser.add_argument("--executors", default="multiprocess,in_process,worker",
+                        help="multiprocess / in_process: a new process per shard (as the daemon launches runs); "
+                             "worker: both shards in this one process")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -93,6 +142,9 @@ def main() -> None:
         with DagsterInstance.from_config(str(dagster_home)) as instance:
             for round_ in range(args.rounds):
                 for executor in args.executors.split(","):
+                    if executor == "worker":
+                        results.extend(worker_pair(home, instance, warehouse, args.clips, round_, args.json))
+                        continue
                     pair = []
                     for shard in range(2):  # two shards back to back: the GPU idle between them
                         batch = Path(tmp) / f"{executor}-{round_}-{shard}.jsonl"
