@@ -96,6 +96,7 @@ alarm_sensors = [alarm_sensor(name) for name in ALARMS]
 BATCH_PROGRESS = "batch_progress"
 batch_progress = AssetSpec(
     BATCH_PROGRESS, group_name=WAREHOUSE, owners=owners_of(WAREHOUSE), partitions_def=batches_partitions,
+    kinds={"duckdb"},  # the figures are warehouse queries, like slo_snapshots
     description="One partition per batch: clips done / total, rendered, cache hits, blocked, dead letters, GPU-hours "
                 "and dollars so far vs plan, the plan's ETA and the shards at risk (what `sora-assets status --batch` "
                 "prints), observed by the batch_completion sensor whenever they change.")
