@@ -559,7 +559,7 @@ def _milp_starts(grid: _Grid, demands: Sequence[ShardDemand], overhead: float, t
     account A's free shards running at grid step k are at most the cap for k < cap_until[A] (another
     account's work still waits there). The regions are measured on each solution and the MIP solved again
     with the grown regions, at most `rounds` times; the paid-first pass runs only on a solution that already
-    holds the cap (it ran on every round before: 6 HiGHS solves instead of 4 on a 783-shard night). Modelled
+    holds the cap (it ran on every round before: 3 HiGHS solves instead of 6 on a 783-shard night). Modelled
     inside the MIP (a binary "others still wait" profile per account) the same cap took 10 s instead of
     0.5 s on 315 shards.
     """
