@@ -46,6 +46,13 @@ def timed(fn):  # noqa: ANN001, ANN201 - any callable
     return value, time.perf_counter() - began
 
 
+def timed_cpu(fn):  # noqa: ANN001, ANN201 - any callable
+    """Wall and user-CPU seconds: on a shared, loaded VM the CPU time is the comparable figure."""
+    cpu = os.times().user
+    value, wall = timed(fn)
+    return value, wall, os.times().user - cpu
+
+
 def history_ticks(instance, home, resources, planner, now, runs: int) -> dict:  # noqa: ANN001
     """Sensor reads with `runs` finished render runs of earlier nights stored: the live-shard queries the
     sensors use now against reading every render run (what they did before), in the same run."""
@@ -140,6 +147,8 @@ def main() -> None:
         resources = default_resources(home)
         model = resources["video_model"]
 
+        # the tiny model is built on first use (a deployed model never is): timed apart from the plans
+        _, results["model_build_s"] = timed(model.ensure_model)
         sample = parse_batch(b"\n".join(content.split(b"\n")[:args.validate_rows]), "jsonl")
         profile = model.profile(resolve_revision=False)
         _, first = timed(lambda: validate_rows(sample.head(13), "bench", profile, tiers=model.tier_policy()))
@@ -152,7 +161,8 @@ def main() -> None:
         (home.inbox / "night.jsonl").write_bytes(content)
         (Path(tmp) / "dagster").mkdir()
         with instance_for_test(temp_dir=str(Path(tmp) / "dagster")) as instance:
-            planned = {"home": resources["home"], "planner": PlannerResource(launch_mode="planned")}
+            planned = {"home": resources["home"], "planner": PlannerResource(launch_mode="planned"),
+                       "warehouse": resources["warehouse"]}
             with build_sensor_context(instance=instance, resources=planned) as context:
                 result, seconds = timed(lambda: inbox_sensor(context))
             keys = [k for r in result.dynamic_partitions_requests for k in r.partition_keys]
@@ -164,9 +174,10 @@ def main() -> None:
                                          ["submitted_at"])
             planner = PlannerResource(gpus=args.gpus, launch_mode="planned")
             for label in ("plan_cold", "plan_warm"):
-                plan, seconds = timed(lambda: build_plan(home, planner, model, resources["warehouse"],
-                                                          resources["store"], now))  # noqa: B023
-                results[label] = {"seconds": round(seconds, 2), "solve_s": round(plan.plan.solve_seconds, 2),
+                plan, seconds, cpu = timed_cpu(lambda: build_plan(home, planner, model, resources["warehouse"],
+                                                                  resources["store"], now))  # noqa: B023
+                results[label] = {"seconds": round(seconds, 2), "user_cpu_s": round(cpu, 2),
+                                  "solve_s": round(plan.plan.solve_seconds, 2),
                                   "solver": plan.plan.solver, "status": plan.plan.status,
                                   "step_minutes": plan.plan.step_minutes,
                                   "max_inflation": round(plan.plan.max_inflation, 4),

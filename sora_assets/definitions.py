@@ -12,6 +12,7 @@ from sora_assets.defs.launching import plan_window_sensor
 from sora_assets.defs.observability import (
     alarm_sensors,
     batch_completion_sensor,
+    batch_progress,
     slo_snapshot_job,
     slo_snapshot_schedule,
     slo_snapshots,
@@ -23,12 +24,12 @@ from sora_assets.resources.home import default_resources
 
 def build_definitions(home: Home | None = None) -> Definitions:
     return Definitions(
-        assets=[*SHARD_ASSETS, render_plan, golden_eval, slo_snapshots],
+        assets=[*SHARD_ASSETS, render_plan, golden_eval, slo_snapshots, batch_progress],
         jobs=[render_shard_job, plan_job, golden_eval_job, slo_snapshot_job],
         sensors=[inbox_sensor, plan_window_sensor, *alarm_sensors, batch_completion_sensor],
         schedules=[golden_eval_schedule, slo_snapshot_schedule],
         resources=default_resources(home or Home.from_env()),
-        executor=executor_from_env(os.environ),  # None: Dagster's multiprocess default; celery: a worker fleet
+        executor=executor_from_env(os.environ),  # in process unless SORA_ASSETS_EXECUTOR says multiprocess/celery
     )
 
 

@@ -1,8 +1,13 @@
-"""Where a run's steps execute, chosen by environment: in the run's own processes (the default), in the
-run process itself (SORA_ASSETS_EXECUTOR=in_process: no step process start-up, measured at about 5 s
-per step process on 2 cores for the 7 steps of a shard, and the imports paid once per run; a killed run
-is then one dead process, which needs run monitoring in dagster.yaml to be marked failed and free its `gpu`
-pool slot), or on a fleet of Celery workers (dagster-celery) so GPU steps spread over many machines.
+"""Where a run's steps execute, chosen by environment: in the run process itself (the default, the in-process
+executor), in one process per step (SORA_ASSETS_EXECUTOR=multiprocess, Dagster's own default), or on a fleet of
+Celery workers (dagster-celery) so GPU steps spread over many machines.
+
+In process is the default since issue 21: a shard's 7 steps each paid a fresh process start and the code
+location's imports (about 5 s per step process on 2 cores, measured with bench/shard_overhead.py), and steps
+run one after another anyway (each waits for the one before). A killed run is then one dead process: the code
+server reports its run worker gone and the run is marked failed, and run monitoring (dagster.yaml) frees the
+`gpu` pool slot it claimed, as it does for a killed coordinator of a multiprocess run (whose orphaned step
+processes are fenced, see defs/fencing.py).
 
 SORA_ASSETS_EXECUTOR=celery with SORA_ASSETS_CELERY_BROKER (e.g. redis://redis:6379/0),
 SORA_ASSETS_CELERY_BACKEND (default: the broker) and SORA_ASSETS_CELERY_QUEUE (default "dagster"; start
@@ -41,16 +46,17 @@ def celery_settings_from_env(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
-def executor_from_env(env: Mapping[str, str]) -> Any | None:
-    """An ExecutorDefinition for SORA_ASSETS_EXECUTOR (multiprocess | in_process | celery), or None for
-    Dagster's default (multiprocess)."""
+def executor_from_env(env: Mapping[str, str]) -> Any:
+    """The ExecutorDefinition for SORA_ASSETS_EXECUTOR: in_process (the default) | multiprocess | celery."""
     kind = env.get(EXECUTOR_ENV, "").strip().lower()
-    if kind in ("", "default", "multiprocess"):
-        return None
-    if kind in ("in_process", "in-process", "inprocess"):
+    if kind in ("", "default", "in_process", "in-process", "inprocess"):
         from dagster import in_process_executor
 
         return in_process_executor
+    if kind == "multiprocess":
+        from dagster import multiprocess_executor
+
+        return multiprocess_executor
     if kind == "celery":
         from dagster_celery import celery_executor
 

@@ -366,9 +366,11 @@ def batch_status(home: Home, instance: DagsterInstance | None, warehouse: Any, b
 
 
 def notify_finished_batches(home: Home, instance: DagsterInstance | None, warehouse: Any, now: datetime,
-                            webhook_url: str = "", webhook_timeout_s: float = 5.0) -> list[dict[str, Any]]:
+                            webhook_url: str = "", webhook_timeout_s: float = 5.0,
+                            progress: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """One `batch_completions` row (partition = batch id) and one webhook POST per batch that has finished and
-    has no row yet. At least once: a crash between the POST and the row repeats the POST on the next tick."""
+    has no row yet. At least once: a crash between the POST and the row repeats the POST on the next tick.
+    `progress`, when given, receives the figures of every batch looked at (each not notified before)."""
     done = set(warehouse.query("SELECT DISTINCT batch_id FROM batch_completions")["batch_id"])
     sent = []
     for record_path in sorted(home.batches.glob("*/batch.json")):
@@ -376,6 +378,8 @@ def notify_finished_batches(home: Home, instance: DagsterInstance | None, wareho
         if batch_id in done:
             continue
         figures = batch_status(home, instance, warehouse, batch_id, now)
+        if progress is not None:
+            progress.append(figures)
         if not figures["finished"]:
             continue
         payload = {"event": "batch_finished", "finished_at": now.isoformat(), **figures}
@@ -387,3 +391,30 @@ def notify_finished_batches(home: Home, instance: DagsterInstance | None, wareho
             "failures": json.dumps(figures["failures"]), "webhook_status": status, "finished_at": now}])
         sent.append({**payload, "webhook_status": status})
     return sent
+
+
+# a batch's figures shown in the UI, as metadata of one `batch_progress` observation per change
+PROGRESS_FIELDS = ("rows", "shards", "shards_published", "shards_failed", "shards_pending", "clips_done",
+                   "clips_total", "rendered", "cache_hits", "blocked", "dead_letters", "gpu_hours", "planned_gpu_hours",
+                   "cost_usd", "planned_cost_usd", "savings_usd", "finished")
+
+
+def progress_metadata(figures: dict[str, Any]) -> dict[str, Any]:
+    """`batch_progress` metadata: the counts and money of `status --batch`, the plan's ETA and the shards at risk
+    (plain values; the UI plots the numbers per partition over time)."""
+    metadata: dict[str, Any] = {k: figures[k] for k in PROGRESS_FIELDS}
+    metadata["done_pct"] = round(100.0 * figures["clips_done"] / figures["clips_total"], 2) \
+        if figures["clips_total"] else 100.0
+    metadata["eta"] = figures["eta"] or ""
+    metadata["plan_id"] = figures["plan_id"] or ""
+    metadata["at_risk"] = ", ".join(figures["at_risk"][:50]) + (" …" if len(figures["at_risk"]) > 50 else "")
+    metadata["at_risk_count"] = len(figures["at_risk"])
+    metadata["failures"] = len(figures["failures"])
+    return metadata
+
+
+def progress_digest(metadata: dict[str, Any]) -> str:
+    """What a batch's last observation showed: a new one is reported only when this changes."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(metadata, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -236,6 +236,10 @@ def rows_to_jsonl(records: Iterable[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in records).encode()
 
 
+def shard_file_records(content: bytes) -> list[dict[str, Any]]:
+    """A shard file's rows as dicts (a missing field reads as None through `.get`, as in the frame)."""
+    return [json.loads(line) for line in content.decode().split("\n") if line.strip()]
+
+
 def rows_from_shard_file(content: bytes) -> pd.DataFrame:
-    records = [json.loads(line) for line in content.decode().split("\n") if line.strip()]
-    return _object_frame(records)
+    return _object_frame(shard_file_records(content))

@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from sora_assets.core.acceleration import EXACT, get_preset
@@ -14,11 +14,12 @@ from sora_assets.core.model_families import WAN
 
 SPEC_VERSION = 1
 MAX_SEED = 2**31 - 1
+_WHITESPACE = re.compile(r"\s+")
 
 
 def normalize_prompt(text: str) -> str:
     """NFC plus collapsed whitespace: prompts that differ only in spacing render the same clip."""
-    return re.sub(r"\s+", " ", unicodedata.normalize("NFC", text)).strip()
+    return _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
 
 
 def derive_seed(prompt: str, negative_prompt: str = "") -> int:
@@ -52,7 +53,9 @@ class GenerationSpec:
     model_family: str = WAN
 
     def canonical(self) -> dict[str, Any]:
-        data = asdict(self)
+        # every field is a scalar, so a shallow copy equals `asdict` (whose deep copy was a third of deriving a
+        # cache key: 1.2 s of a cold 50,000-row plan)
+        data = {f.name: getattr(self, f.name) for f in _FIELDS}
         if self.conditioning is None:
             del data["conditioning"]
         if self.model_family == WAN:
@@ -82,11 +85,14 @@ class GenerationSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GenerationSpec:
-        fields = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in data.items() if k in fields})
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in known})
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         if self.model_family == WAN:
             del data["model_family"]
         return data
+
+
+_FIELDS = fields(GenerationSpec)

@@ -1,8 +1,13 @@
-"""Observability: the `slo_snapshots` asset (on a schedule) and one alarm sensor per alarm."""
+"""Observability: the `slo_snapshots` asset (on a schedule), one alarm sensor per alarm, and the batch_completion
+sensor with the `batch_progress` figures it reports per batch."""
+
+import json
 
 from dagster import (
     AssetExecutionContext,
+    AssetObservation,
     AssetSelection,
+    AssetSpec,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     MaterializeResult,
@@ -10,6 +15,7 @@ from dagster import (
     ScheduleDefinition,
     SensorDefinition,
     SensorEvaluationContext,
+    SensorResult,
     SkipReason,
     asset,
     define_asset_job,
@@ -18,7 +24,14 @@ from dagster import (
 
 from sora_assets.core.alarms import ALARMS
 from sora_assets.defs.catalog import WAREHOUSE, owners_of
-from sora_assets.observability import compute_snapshot, notify_finished_batches, run_alarm
+from sora_assets.defs.partitions import BATCHES, batches_partitions
+from sora_assets.observability import (
+    compute_snapshot,
+    notify_finished_batches,
+    progress_digest,
+    progress_metadata,
+    run_alarm,
+)
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.observability import ObservabilityResource
 from sora_assets.resources.warehouse import ParquetWarehouse
@@ -80,15 +93,42 @@ def alarm_sensor(alarm: str) -> SensorDefinition:
 alarm_sensors = [alarm_sensor(name) for name in ALARMS]
 
 
+BATCH_PROGRESS = "batch_progress"
+batch_progress = AssetSpec(
+    BATCH_PROGRESS, group_name=WAREHOUSE, owners=owners_of(WAREHOUSE), partitions_def=batches_partitions,
+    kinds={"duckdb"},  # the figures are warehouse queries, like slo_snapshots
+    description="One partition per batch: clips done / total, rendered, cache hits, blocked, dead letters, GPU-hours "
+                "and dollars so far vs plan, the plan's ETA and the shards at risk (what `sora-assets status --batch` "
+                "prints), observed by the batch_completion sensor whenever they change.")
+
+
 @sensor(name="batch_completion", minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
         description="When a batch finishes (every shard published or terminally failed): one batch_completions "
                     "row and one JSON POST to the alert webhook, with counts, cost, savings and failures.")
 def batch_completion_sensor(context: SensorEvaluationContext, home: HomeResource, warehouse: ParquetWarehouse,
-                            observability: ObservabilityResource) -> SkipReason:
+                            observability: ObservabilityResource) -> SensorResult:
+    progress: list[dict] = []
     sent = notify_finished_batches(home.home, context.instance, warehouse, observability.now(),
-                                   observability.webhook_url, observability.webhook_timeout_s)
+                                   observability.webhook_url, observability.webhook_timeout_s, progress)
     for figures in sent:
         context.log.info(f"batch {figures['batch_id']} finished: {figures['clips_done']} clips, "
                          f"{figures['shards_failed']} failed shard(s), ${figures['cost_usd']:.4f} "
                          f"({figures['webhook_status']})")
-    return SkipReason(f"{len(sent)} batch(es) finished this tick")
+    # the same figures in the UI: one batch_progress observation per batch (partition) whenever they change;
+    # the cursor keeps what each unfinished batch last showed
+    shown = json.loads(context.cursor) if context.cursor else {}
+    events, kept = [], {}
+    for figures in progress:
+        metadata = progress_metadata(figures)
+        digest = progress_digest(metadata)
+        if not figures["finished"]:
+            kept[figures["batch_id"]] = digest
+        if shown.get(figures["batch_id"]) != digest:
+            events.append(AssetObservation(BATCH_PROGRESS, partition=figures["batch_id"], metadata=metadata))
+    if events:  # the partitions first: observations are stored as the tick's result is applied
+        known = set(context.instance.get_dynamic_partitions(BATCHES))
+        missing = sorted({e.partition for e in events} - known)
+        if missing:
+            context.instance.add_dynamic_partitions(BATCHES, missing)
+    return SensorResult(asset_events=events, cursor=json.dumps(kept, sort_keys=True),
+                        skip_reason=None if events else f"{len(sent)} batch(es) finished this tick")

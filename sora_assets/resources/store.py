@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,8 @@ class LocalClipStore(ClipStore):
 
     def has(self, cache_key: str) -> bool:
         """Cheap cache probe for planning (no checksum): publishing still verifies with `lookup`."""
-        return self._index_path(cache_key).exists()
+        # string paths: a plan probes every pending row (50,000 at a time), and pathlib's joins were 2/3 of it
+        return os.path.exists(os.path.join(self.root, "cache", cache_key[:2], f"{cache_key}.json"))
 
     def lookup(self, cache_key: str) -> StoredClip | None:
         """The published clip for a cache key, verified against its checksum; None on a miss.

@@ -81,7 +81,7 @@ def test_dagster_dev_shows_the_asset_graph(tmp_path: Path) -> None:
         nodes = wait_for_asset_nodes(process, port, tmp_path / "dagster_dev.log")
         keys = {"/".join(n["assetKey"]["path"]): n for n in nodes}
         assert {name: n["groupName"] for name, n in keys.items()} == DESIGN_GROUPS
-        assert set(keys) == set(DESIGN_ASSETS) | {"render_plan", "golden_eval", "slo_snapshots"}
+        assert set(keys) == set(DESIGN_ASSETS) | {"render_plan", "golden_eval", "slo_snapshots", "batch_progress"}
         assert ["validated_prompts"] in [d["path"] for d in keys["render_plan"]["dependencyKeys"]]
         for upstream, downstream in zip(DESIGN_ASSETS, DESIGN_ASSETS[1:], strict=False):
             assert [upstream] in [d["path"] for d in keys[downstream]["dependencyKeys"]]

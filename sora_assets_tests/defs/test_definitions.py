@@ -12,7 +12,7 @@ DESIGN_ASSETS = ["prompt_shards", "validated_prompts", "rendered_clips", "screen
 DESIGN_GROUPS = {"prompt_shards": "intake", "validated_prompts": "intake", "render_plan": "planning",
                  "rendered_clips": "generation", "screened_clips": "safety", "golden_eval": "safety",
                  "signed_clips": "provenance", "published_clips": "warehouse", "sequences": "warehouse",
-                 "slo_snapshots": "warehouse"}
+                 "slo_snapshots": "warehouse", "batch_progress": "warehouse"}
 # the partitioned checks each shard's run records, per asset
 SHARD_CHECKS = {"screened_clips": {"every_rendered_clip_scanned"}, "signed_clips": {"signed_clips_verify_trusted"},
                 "published_clips": {"published_clips_scanned_and_trusted", "ledger_has_one_row_per_clip",
@@ -22,7 +22,7 @@ SHARD_CHECKS = {"screened_clips": {"every_rendered_clip_scanned"}, "signed_clips
 
 def test_definitions_load_with_every_stage_linked_in_order() -> None:
     graph = defs.resolve_asset_graph()
-    expected = set(DESIGN_ASSETS) | {"render_plan", "golden_eval", "slo_snapshots"}
+    expected = set(DESIGN_ASSETS) | {"render_plan", "golden_eval", "slo_snapshots", "batch_progress"}
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == expected
     assert AssetKey("validated_prompts") in graph.get(AssetKey("render_plan")).parent_keys
     for upstream, downstream in zip(DESIGN_ASSETS, DESIGN_ASSETS[1:], strict=False):
