@@ -18,7 +18,7 @@ SPEC = GenerationSpec(prompt="a red fox", negative_prompt="", scheduler="unipc",
                       model_revision="abc").to_dict()
 SHARD_COLUMNS = {"partition_key", "batch_id", "recorded_at"}
 SPEC_COLUMNS = {"model", "model_revision", "seed", "width", "height", "num_frames", "fps", "duration_s",
-                "prompt_sha256", "preset"}
+                "prompt_sha256", "preset", "model_family"}
 RENAMED = {"status": "final_status", "steps": "steps_run"}  # clips column -> record field
 
 
