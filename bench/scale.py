@@ -60,10 +60,9 @@ def history_ticks(instance, home, resources, planner, now, runs: int) -> dict:  
     from dagster._core.test_utils import create_run_for_test
 
     from sora_assets.core.alarms import Thresholds
-    from sora_assets.defs.intake import RENDER_JOB
     from sora_assets.defs.launching import due_runs
-    from sora_assets.defs.planning import shards_with_runs
     from sora_assets.observability import queue_signals
+    from sora_assets.runs import RENDER_JOB, shards_with_runs
 
     began = time.perf_counter()
     for i in range(runs):

@@ -19,14 +19,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import DagsterInstance, DagsterRunStatus
 
 from sora_assets.core import alarms as core_alarms
 from sora_assets.core.home import Home
 from sora_assets.core.slo import NAN_REASON, SCAN_RECORD, clip_rate_figures, shard_timing_figures, snapshot_rows
 from sora_assets.planning import latest_plan, published_shards, registered_shards
+from sora_assets.runs import ACTIVE, RENDER_JOB, run_records_for
 
-RENDER_JOB = "render_shard"  # as in defs/intake.py (not imported: that module pulls in the assets)
 ALERT_WRITER = "alarms"
 SNAPSHOT_WRITER = "slo"
 
@@ -51,30 +51,13 @@ def render_runs(instance: DagsterInstance | None, keys: list[str] | None = None)
     if not rows:
         return pd.DataFrame(columns=columns)
     frame = pd.DataFrame(rows).sort_values("created")
-    active = {DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-              DagsterRunStatus.STARTED}
+    active = set(ACTIVE)
     grouped = frame.groupby("partition_key")
     return pd.DataFrame({
         "started_at": grouped["started_at"].min(), "ended_at": grouped["ended_at"].max(),
         "run_status": grouped["status"].last().map(lambda s: s.value),
         "active": grouped["status"].apply(lambda s: any(x in active for x in s)),
     }).reset_index()
-
-
-KEYS_PER_QUERY = 500  # partition keys per tag-filtered query (SQLite caps bound parameters)
-
-
-def run_records_for(instance: DagsterInstance, job_name: str, keys: list[str] | None,
-                    statuses: list[DagsterRunStatus] | None = None) -> list[Any]:
-    """Run records of `job_name` for the shards `keys` only (None: every shard), in chunks of keys."""
-    if keys is None:
-        return list(instance.get_run_records(filters=RunsFilter(job_name=job_name, statuses=statuses or [])))
-    records = []
-    for first in range(0, len(keys), KEYS_PER_QUERY):
-        chunk = list(keys[first:first + KEYS_PER_QUERY])
-        records += instance.get_run_records(filters=RunsFilter(job_name=job_name, statuses=statuses or [],
-                                                               tags={"dagster/partition": chunk}))
-    return records
 
 
 def _stamp(seconds: float | None) -> datetime | None:
@@ -322,8 +305,6 @@ def plan_progress(home: Home, instance: DagsterInstance | None, warehouse: Any, 
 # --- batches: the studio's view of its night, and one notification when a batch finishes ------------------------
 
 COMPLETION_WRITER = "batch_completion"
-_ACTIVE = {DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-           DagsterRunStatus.STARTED}
 
 
 def shard_run_states(instance: DagsterInstance | None, keys: list[str]) -> tuple[dict[str, str], set[str]]:
@@ -337,7 +318,7 @@ def shard_run_states(instance: DagsterInstance | None, keys: list[str]) -> tuple
     for record in sorted(records, key=lambda r: r.create_timestamp):
         key = record.dagster_run.tags.get("dagster/partition")
         latest[key] = record.dagster_run
-        if record.dagster_run.status in _ACTIVE:
+        if record.dagster_run.status in ACTIVE:
             active.add(key)
     failed = {k: f"render run {run.run_id[:8]} failed" for k, run in latest.items()
               if run.status == DagsterRunStatus.FAILURE}

@@ -17,12 +17,11 @@ from sora_assets.core.fair_share import Candidate, select_within_cap
 from sora_assets.core.intake import inbox_candidates, ingest_file, quarantine_file, shard_rows_path
 from sora_assets.defs.catalog import INTAKE, owners_of
 from sora_assets.defs.partitions import SHARDS, shards_partitions
+from sora_assets.planning import published_shards, registered_shards
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.planner import PlannerResource
 from sora_assets.resources.warehouse import ParquetWarehouse
-
-RENDER_JOB = "render_shard"
-TIER_PRIORITY = {"paid": 10, "free": 0}
+from sora_assets.runs import ACTIVE, RENDER_JOB, TIER_PRIORITY, render_request, shards_with_runs
 
 
 @asset(partitions_def=shards_partitions, group_name=INTAKE, owners=owners_of(INTAKE), kinds={"pandas"},
@@ -35,20 +34,12 @@ def prompt_shards(context: AssetExecutionContext, home: HomeResource) -> pd.Data
     return frame
 
 
-def render_request(key: str, tier: str, batch_id: str, account: str) -> RunRequest:
-    return RunRequest(run_key=key, partition_key=key, job_name=RENDER_JOB,
-                      tags={"dagster/priority": str(TIER_PRIORITY.get(tier, 0)), "sora_assets/batch_id": batch_id,
-                            "sora_assets/tier": tier, "sora_assets/account": account})
-
-
 def fair_share_requests(context: SensorEvaluationContext, home: HomeResource, new: list[Candidate],
                         cap: int, gpus: int | None = None,
                         warehouse: ParquetWarehouse | None = None) -> list[RunRequest]:
     """Launch-now mode under the fair-share cap: shards never launched (new ones and those held on earlier
     ticks), paid first, free ones while their account has fewer than `cap` free shards in progress, and
     beyond that into GPUs no run in progress holds (work-conserving: `gpus` is the pool's size)."""
-    from sora_assets.defs.planning import ACTIVE, shards_with_runs
-    from sora_assets.planning import published_shards, registered_shards
 
     shards = {s["key"]: s for s in registered_shards(home.home)}
     for candidate in new:

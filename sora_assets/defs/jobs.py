@@ -3,7 +3,7 @@
 from dagster import AssetSelection, define_asset_job
 
 from sora_assets.defs.generation import rendered_clips
-from sora_assets.defs.intake import RENDER_JOB, prompt_shards
+from sora_assets.defs.intake import prompt_shards
 from sora_assets.defs.partitions import shards_partitions
 from sora_assets.defs.planning import render_plan
 from sora_assets.defs.publishing import published_clips
@@ -11,6 +11,7 @@ from sora_assets.defs.screening import screened_clips
 from sora_assets.defs.sequences import sequences
 from sora_assets.defs.signing import signed_clips
 from sora_assets.defs.validation import validated_prompts
+from sora_assets.runs import RENDER_JOB
 
 PLAN_JOB = "plan_renders"
 SHARD_ASSETS = [prompt_shards, validated_prompts, rendered_clips, screened_clips, signed_clips, published_clips,

@@ -25,14 +25,13 @@ from dagster import (
 from sora_assets.core.batch import DEFAULT_ACCOUNT
 from sora_assets.core.fair_share import Candidate, select_within_cap
 from sora_assets.core.runtime_limits import MAX_RUNTIME_TAG, render_max_runtime_s
-from sora_assets.defs.intake import RENDER_JOB, TIER_PRIORITY
 from sora_assets.defs.jobs import PLAN_JOB, plan_job, render_shard_job
 from sora_assets.defs.partitions import GPU_POOL
-from sora_assets.defs.planning import ACTIVE, shards_with_runs
 from sora_assets.planning import latest_plan, published_shards, registered_shards
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.planner import PlannerResource
 from sora_assets.resources.warehouse import ParquetWarehouse
+from sora_assets.runs import ACTIVE, TIER_PRIORITY, render_request, shards_with_runs
 
 
 def ensure_gpu_pool(instance: DagsterInstance, gpus: int) -> bool:
@@ -161,13 +160,11 @@ def _candidate(key: str, shard: dict) -> Candidate:
 
 
 def _render_request(key: str, shard: dict, start: str, plan_id: str, est_gpu_seconds: float) -> RunRequest:
-    return RunRequest(run_key=f"{key}@{start}", partition_key=key, job_name=RENDER_JOB,
-                      tags={"dagster/priority": str(TIER_PRIORITY.get(shard["tier"], 0)),
-                            # run monitoring ends a hung run (and frees its gpu slot) past this
-                            MAX_RUNTIME_TAG: str(render_max_runtime_s(est_gpu_seconds)),
-                            "sora_assets/batch_id": shard["batch_id"], "sora_assets/plan_id": plan_id,
-                            "sora_assets/planned_start": start, "sora_assets/tier": shard["tier"],
-                            "sora_assets/account": shard.get("account", DEFAULT_ACCOUNT)})
+    return render_request(key, shard["tier"], shard["batch_id"], shard.get("account", DEFAULT_ACCOUNT),
+                          run_key=f"{key}@{start}", **{
+                              # run monitoring ends a hung run (and frees its gpu slot) past this
+                              MAX_RUNTIME_TAG: str(render_max_runtime_s(est_gpu_seconds)),
+                              "sora_assets/plan_id": plan_id, "sora_assets/planned_start": start})
 
 
 @sensor(jobs=[render_shard_job, plan_job], minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,

@@ -2,10 +2,9 @@
 
 from datetime import UTC, datetime
 
-from dagster import AssetExecutionContext, Config, DagsterRunStatus, MaterializeResult, MetadataValue, RunsFilter, asset
+from dagster import AssetExecutionContext, Config, DagsterRunStatus, MaterializeResult, MetadataValue, asset
 
 from sora_assets.defs.catalog import PLANNING, owners_of
-from sora_assets.defs.intake import RENDER_JOB
 from sora_assets.defs.validation import validated_prompts
 from sora_assets.planning import build_plan, plan_document, plan_rows, save_plan
 from sora_assets.resources.home import HomeResource
@@ -13,25 +12,11 @@ from sora_assets.resources.planner import PlannerResource
 from sora_assets.resources.store import ClipStore
 from sora_assets.resources.video_model import VideoModelResource
 from sora_assets.resources.warehouse import ParquetWarehouse
-
-ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-          DagsterRunStatus.STARTED]
+from sora_assets.runs import ACTIVE, shards_with_runs
 
 
 class PlanConfig(Config):
     now: str = ""  # ISO 8601; empty = the wall clock. Lets tests and what-if plans pick the plan's clock.
-
-
-def shards_with_runs(instance, statuses: list[DagsterRunStatus], keys: list[str] | None = None) -> set[str]:
-    """Shards that have a render run in one of `statuses`; with `keys`, only those shards' runs are read
-    (a tick then costs what the live shards cost, not every run ever stored)."""
-    from sora_assets.observability import run_records_for
-
-    if keys is None:
-        runs = instance.get_runs(filters=RunsFilter(job_name=RENDER_JOB, statuses=statuses))
-    else:
-        runs = [r.dagster_run for r in run_records_for(instance, RENDER_JOB, keys, statuses)]
-    return {run.tags["dagster/partition"] for run in runs if "dagster/partition" in run.tags}
 
 
 def plan_table(document: dict, limit: int = 40) -> str:

@@ -12,12 +12,13 @@ from dagster._core.test_utils import create_run_for_test, instance_for_test
 
 from sora_assets.core.home import Home
 from sora_assets.core.intake import ingest_file
-from sora_assets.defs.intake import RENDER_JOB, inbox_sensor
+from sora_assets.defs.intake import inbox_sensor
 from sora_assets.defs.launching import due_runs
 from sora_assets.defs.partitions import SHARDS
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.planner import PlannerResource
 from sora_assets.resources.warehouse import ParquetWarehouse
+from sora_assets.runs import RENDER_JOB
 
 ROWS = [{"prompt": f"a field number {i}", "account": "studio-a"} for i in range(5)] + [
     {"prompt": "a lone tree", "account": "studio-b"}]

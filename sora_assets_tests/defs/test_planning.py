@@ -13,13 +13,13 @@ from dagster._core.test_utils import create_run_for_test, instance_for_test
 
 from sora_assets.core.home import Home
 from sora_assets.core.intake import ingest_file
-from sora_assets.defs.intake import RENDER_JOB
 from sora_assets.defs.jobs import PLAN_JOB
 from sora_assets.defs.launching import due_runs, ensure_gpu_pool, plan_window_sensor
 from sora_assets.defs.planning import render_plan
 from sora_assets.planning import latest_plan
 from sora_assets.resources.home import default_resources
 from sora_assets.resources.planner import PlannerResource
+from sora_assets.runs import RENDER_JOB
 
 BATCH = b"\n".join([
     b'{"prompt": "a paid shot of the sea", "tier": "paid", "width": 64, "height": 64, "num_frames": 9}',

@@ -13,12 +13,12 @@ from dagster._core.test_utils import create_run_for_test, instance_for_test
 
 from sora_assets.core.home import Home
 from sora_assets.core.intake import ingest_file
-from sora_assets.defs.intake import RENDER_JOB
 from sora_assets.defs.jobs import PLAN_JOB
 from sora_assets.defs.launching import due_runs
 from sora_assets.planning import build_plan, plan_document, save_plan
 from sora_assets.resources.home import default_resources
 from sora_assets.resources.planner import PlannerResource
+from sora_assets.runs import RENDER_JOB
 
 T1630 = datetime(2026, 11, 21, 16, 30, tzinfo=UTC)
 BOUNDED = {"time_limit_s": None, "node_limit": 20_000}  # solver work, never the clock
