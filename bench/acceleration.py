@@ -30,7 +30,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sora_assets.core.acceleration import Preset
+from sora_assets.core.render.acceleration import Preset
 
 
 def build_deep_tiny_wan(target: Path, layers: int, heads: int, head_dim: int, ffn: int) -> Path:
@@ -92,8 +92,8 @@ def resume_check(model, spec, tmp: Path, stop_after: int) -> bool:  # noqa: ANN0
     """Stop a render after `stop_after` steps (raise failpoint), resume it, compare with an uninterrupted render."""
     import numpy as np
 
-    from sora_assets.core.checkpoints import ClipCheckpoints
-    from sora_assets.core.failpoints import ENV_VAR, FailpointError
+    from sora_assets.core.render.checkpoints import ClipCheckpoints
+    from sora_assets.core.render.failpoints import ENV_VAR, FailpointError
 
     reference = model.render(spec).frames
     folder = Path(tempfile.mkdtemp(dir=tmp))
@@ -127,9 +127,9 @@ def main() -> None:
                              "random weights move block 0's residual more than a trained model does")
     args = parser.parse_args()
 
-    from sora_assets.calibration import calibration_prompts, calibration_specs, measure_presets, warm_up
-    from sora_assets.core import acceleration
+    from sora_assets.core.render import acceleration
     from sora_assets.resources.video_model import VideoModelResource
+    from sora_assets.services.calibration import calibration_prompts, calibration_specs, measure_presets, warm_up
 
     fast = acceleration.PRESETS["fast"]
     for threshold in filter(None, (t.strip() for t in args.fbc_thresholds.split(","))):

@@ -54,10 +54,10 @@ def main() -> None:
     import torch
     from build_wan13b import build, build_cached  # this folder: the script's own directory is on sys.path
 
-    from sora_assets.calibration import calibration_prompts, calibration_specs
-    from sora_assets.core import acceleration
-    from sora_assets.core.fidelity import clip_psnr, clip_ssim
+    from sora_assets.core.quality.fidelity import clip_psnr, clip_ssim
+    from sora_assets.core.render import acceleration
     from sora_assets.resources.video_model import VideoModelResource
+    from sora_assets.services.calibration import calibration_prompts, calibration_specs
 
     cpu_s: dict[str, float] = {}  # CPU seconds (all threads) per stage: wall time says little on a shared machine
 

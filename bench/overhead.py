@@ -57,8 +57,8 @@ def bare_loop(pipe, specs, timer: PipeTimer) -> dict:  # noqa: ANN001 - any diff
     written as the same H.264 MP4 (a script that makes videos must: the product, not overhead)."""
     import torch
 
-    from sora_assets.core.frames import frames_sha256, to_uint8
-    from sora_assets.core.video_io import encode_mp4
+    from sora_assets.core.quality.frames import frames_sha256, to_uint8
+    from sora_assets.core.render.video_io import encode_mp4
 
     digests = []
     timer.reset()
@@ -81,7 +81,7 @@ def callback_ratio(model, pipe, specs, timer: PipeTimer, repeats: int) -> float:
 
     import torch
 
-    from sora_assets.core.checkpoints import ClipCheckpoints
+    from sora_assets.core.render.checkpoints import ClipCheckpoints
 
     ratios = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,13 +113,13 @@ def main() -> None:
 
     from dagster import materialize
 
-    from sora_assets.core.batch import batch_id_for
-    from sora_assets.core.home import Home
-    from sora_assets.core.spec import GenerationSpec
+    from sora_assets.core.intake.batch_files import batch_id_for
+    from sora_assets.core.render.spec import GenerationSpec
+    from sora_assets.core.storage.home import Home
     from sora_assets.definitions import SHARD_ASSETS
     from sora_assets.resources.home import default_resources
     from sora_assets.resources.video_model import VideoModelResource
-    from sora_assets.runner import batch_shard_keys, open_instance, submit_file, tick_inbox
+    from sora_assets.services.runner import batch_shard_keys, open_instance, submit_file, tick_inbox
 
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
         home = Home.from_env(Path(tmp) / "home").ensure()

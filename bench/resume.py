@@ -18,10 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from sora_assets.core.checkpoints import ClipCheckpoints
-from sora_assets.core.failpoints import ENV_VAR
-from sora_assets.core.frames import frames_sha256
-from sora_assets.core.spec import GenerationSpec
+from sora_assets.core.quality.frames import frames_sha256
+from sora_assets.core.render.checkpoints import ClipCheckpoints
+from sora_assets.core.render.failpoints import ENV_VAR
+from sora_assets.core.render.spec import GenerationSpec
 from sora_assets.resources.video_model import VideoModelResource
 
 

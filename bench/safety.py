@@ -70,10 +70,10 @@ def _old_prefilter(ref: str, embedder):  # noqa: ANN001, ANN202
 
     import yaml
 
-    from sora_assets.core.policy import parse_policy
+    from sora_assets.core.safety.policy_file import parse_policy
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    source = subprocess.run(["git", "-C", root, "show", f"{ref}:sora_assets/core/prefilter.py"], check=True,
+    source = subprocess.run(["git", "-C", root, "show", f"{ref}:sora_assets/core/safety/prefilter.py"], check=True,
                             capture_output=True, text=True).stdout
     policy_text = subprocess.run(["git", "-C", root, "show", f"{ref}:sora_assets/policies/safety.yaml"], check=True,
                                  capture_output=True, text=True).stdout
@@ -98,11 +98,11 @@ def _old_prefilter(ref: str, embedder):  # noqa: ANN001, ANN202
 def text_bench(prompts_wanted: int, batch: int, ref: str, as_json: bool) -> None:
     import random
 
-    from sora_assets.core.embeddings import embed
-    from sora_assets.core.policy import load_policy
-    from sora_assets.core.prefilter import TextPrefilter
+    from sora_assets.core.safety.embeddings import embed
+    from sora_assets.core.safety.policy_file import load_policy
+    from sora_assets.core.safety.prefilter import TextPrefilter
     from sora_assets.safety.corpus import load
-    from sora_assets.safety_eval import golden_dir, read_jsonl
+    from sora_assets.services.safety_eval import golden_dir, read_jsonl
 
     pool = [r["prompt"] for r in load()] + [r["prompt"] for name in ("must_block", "must_pass")
                                             for r in read_jsonl(golden_dir() / f"{name}.jsonl")]

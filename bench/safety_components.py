@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 
 
 def main() -> None:
-    from sora_assets.core.embeddings import embed
-    from sora_assets.core.policy import load_policy
-    from sora_assets.core.prefilter import TextPrefilter
+    from sora_assets.core.safety.embeddings import embed
+    from sora_assets.core.safety.policy_file import load_policy
+    from sora_assets.core.safety.prefilter import TextPrefilter
     from sora_assets.safety.corpus import load
-    from sora_assets.safety_eval import split_figures
+    from sora_assets.services.safety_eval import split_figures
 
     policy = load_policy()
     layers = {

@@ -59,10 +59,10 @@ def history_ticks(instance, home, resources, planner, now, runs: int) -> dict:  
     from dagster import DagsterRunStatus
     from dagster._core.test_utils import create_run_for_test
 
-    from sora_assets.core.alarms import Thresholds
+    from sora_assets.core.ops.alarms import Thresholds
     from sora_assets.defs.launching import due_runs
-    from sora_assets.observability import queue_signals
     from sora_assets.runs import RENDER_JOB, shards_with_runs
+    from sora_assets.services.observability import queue_signals
 
     began = time.perf_counter()
     for i in range(runs):
@@ -84,9 +84,9 @@ def rounding_options(shards: int = 782) -> list[dict]:
     clip, 64 clips: 54 minutes per shard)."""
     from datetime import timedelta
 
-    from sora_assets.core.cost import PriceCurve
-    from sora_assets.core.estimates import prior_seconds_per_step
-    from sora_assets.core.scheduling import ShardDemand, build_windows, horizon_hours, plan_shards
+    from sora_assets.core.planning.cost import PriceCurve
+    from sora_assets.core.planning.estimates import prior_seconds_per_step
+    from sora_assets.core.planning.scheduling import ShardDemand, build_windows, horizon_hours, plan_shards
 
     submitted = datetime(2026, 12, 1, 16, 30, tzinfo=UTC)
     deadline = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
@@ -128,15 +128,15 @@ def main() -> None:
     from dagster import build_sensor_context
     from dagster._core.test_utils import instance_for_test
 
-    from sora_assets.core.batch import parse_batch
-    from sora_assets.core.home import Home
-    from sora_assets.core.validation import validate_rows
+    from sora_assets.core.intake.batch_files import parse_batch
+    from sora_assets.core.intake.validation import validate_rows
+    from sora_assets.core.storage.home import Home
     from sora_assets.defs.intake import inbox_sensor
     from sora_assets.defs.launching import due_runs
     from sora_assets.defs.partitions import SHARDS
-    from sora_assets.planning import build_plan, plan_document, save_plan
     from sora_assets.resources.home import default_resources
     from sora_assets.resources.planner import PlannerResource
+    from sora_assets.services.planning import build_plan, plan_document, save_plan
 
     results: dict = {"machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.python_version()}",
                      "date": datetime.now(UTC).date().isoformat(), "rows": args.rows}

@@ -16,9 +16,9 @@ import os
 import platform
 from datetime import UTC, datetime, timedelta
 
-from sora_assets.core.cost import PriceCurve
-from sora_assets.core.estimates import prior_seconds_per_step
-from sora_assets.core.scheduling import ShardDemand, build_windows, first_come_first_served, plan_shards
+from sora_assets.core.planning.cost import PriceCurve
+from sora_assets.core.planning.estimates import prior_seconds_per_step
+from sora_assets.core.planning.scheduling import ShardDemand, build_windows, first_come_first_served, plan_shards
 
 CLIPS = 10_000
 WINDOWS = 96

@@ -76,7 +76,7 @@ def worker_pair(home, instance, warehouse, clips: int, round_: int, quiet: bool)
     as on a GPU worker that keeps its model warm. The first shard pays this process's loads, the second none."""
     from dagster import DagsterRunStatus, RunsFilter
 
-    from sora_assets.runner import run_shards, submit_file, tick_inbox
+    from sora_assets.services.runner import run_shards, submit_file, tick_inbox
 
     keys = []
     for shard in range(2):
@@ -126,10 +126,10 @@ def main() -> None:
 
     from dagster import DagsterInstance
 
-    from sora_assets.core.home import Home
+    from sora_assets.core.storage.home import Home
     from sora_assets.resources.home import default_resources
     from sora_assets.resources.warehouse import ParquetWarehouse
-    from sora_assets.runner import submit_file, tick_inbox
+    from sora_assets.services.runner import submit_file, tick_inbox
 
     results: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -23,7 +23,7 @@ def synthesize(root: Path, rows: int, shards: int) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from sora_assets.core.warehouse_schema import TABLES
+    from sora_assets.core.warehouse.schema import TABLES
 
     schema = TABLES["cost_ledger"]
     rng = np.random.default_rng(0)
@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=100)
     args = parser.parse_args()
 
-    from sora_assets.core.reports import report_sql
+    from sora_assets.core.warehouse.reports import report_sql
     from sora_assets.resources.warehouse import ParquetWarehouse
 
     with tempfile.TemporaryDirectory(prefix="bench-warehouse-") as tmp:

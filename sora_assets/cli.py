@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sora_assets.core.home import Home
+from sora_assets.core.storage.home import Home
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Prompt batches in; signed, safety-scanned, cached text-to-video clips out.")
@@ -96,8 +96,8 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 @app.command()
 def validate(file: Path, fmt: FormatOption = OutputFormat.table) -> None:
     """Dry run: each row's validation and pre-filter decision; nothing is rendered or written."""
-    from sora_assets.core.batch import BatchFileError, batch_id_for, read_batch_file
-    from sora_assets.core.validation import validate_rows
+    from sora_assets.core.intake.batch_files import BatchFileError, batch_id_for, read_batch_file
+    from sora_assets.core.intake.validation import validate_rows
     from sora_assets.resources.video_model import VideoModelResource
 
     try:
@@ -142,8 +142,8 @@ def validate(file: Path, fmt: FormatOption = OutputFormat.table) -> None:
 @app.command()
 def submit(file: Path, home: HomeOption = None) -> None:
     """Drop a batch file into the inbox (atomically); the inbox sensor registers it."""
-    from sora_assets.core.batch import BatchFileError, batch_format
-    from sora_assets.runner import submit_file
+    from sora_assets.core.intake.batch_files import BatchFileError, batch_format
+    from sora_assets.services.runner import submit_file
 
     if not file.is_file():
         raise fail(f"no such file: {file}")
@@ -216,9 +216,9 @@ def demo(home: HomeOption = None, sample: Annotated[Path | None, typer.Option(he
     """Render the bundled sample batch end to end, in process (no daemon), and print a summary."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from sora_assets.core.batch import batch_id_for
+    from sora_assets.core.intake.batch_files import batch_id_for
     from sora_assets.resources.video_model import StepProgress, progress_listener
-    from sora_assets.runner import (
+    from sora_assets.services.runner import (
         MIXED_DEMO_BATCH,
         batch_shard_keys,
         demo_batch_path,
@@ -283,7 +283,7 @@ def report(kind: ReportKind, home: HomeOption = None,
     """Cost, quality or safety reports from the warehouse (the same SQL as its v_* views)."""
     from datetime import datetime
 
-    from sora_assets.core.reports import KINDS, report_sql
+    from sora_assets.core.warehouse.reports import KINDS, report_sql
     from sora_assets.resources.home import storage_resources
 
     names = KINDS[kind.value]
@@ -324,9 +324,9 @@ def plan(home: HomeOption = None,
     """The render plan for every pending shard: when, on which GPU, its cost and the savings against FCFS."""
     from datetime import UTC, datetime
 
-    from sora_assets.core.prices import PriceFileError
-    from sora_assets.planning import build_plan, plan_document
+    from sora_assets.core.planning.prices import PriceFileError
     from sora_assets.resources.home import default_resources
+    from sora_assets.services.planning import build_plan, plan_document
 
     layout = Home.from_env(home).ensure()
     resources = default_resources(layout)
@@ -377,9 +377,14 @@ def calibrate(preset: Annotated[list[str], typer.Option("--preset", "-p", help="
     stored per model revision under <home>/calibration/, where the planner and cost estimates read them."""
     from rich.progress import Progress
 
-    from sora_assets.calibration import calibration_prompts, calibration_record, calibration_specs, measure_presets
-    from sora_assets.core.acceleration import EXACT, get_preset, save_calibration
+    from sora_assets.core.render.acceleration import EXACT, get_preset, save_calibration
     from sora_assets.resources.home import default_resources
+    from sora_assets.services.calibration import (
+        calibration_prompts,
+        calibration_record,
+        calibration_specs,
+        measure_presets,
+    )
 
     layout = Home.from_env(home).ensure()
     try:
@@ -421,7 +426,7 @@ def _status_instance(layout: Home) -> Any:
     """The instance the deployment uses: $DAGSTER_HOME when set, else the home's own (as `demo` and `ui` use)."""
     from dagster import DagsterInstance
 
-    from sora_assets.runner import open_instance
+    from sora_assets.services.runner import open_instance
 
     return DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else open_instance(layout)
 
@@ -436,8 +441,8 @@ def status(home: HomeOption = None,
     """Dashboard: the latest SLO figures per tier, open alerts and tonight's plan progress (or one batch's)."""
     from datetime import UTC, datetime
 
-    from sora_assets.observability import compute_snapshot, latest_snapshot, open_alerts, plan_progress
     from sora_assets.resources.home import storage_resources
+    from sora_assets.services.observability import compute_snapshot, latest_snapshot, open_alerts, plan_progress
 
     layout = Home.from_env(home).ensure()
     warehouse = storage_resources(layout)["warehouse"]  # local, or S3 (synced first) when SORA_ASSETS_STORAGE=s3
@@ -484,7 +489,7 @@ def status(home: HomeOption = None,
 
 
 def _batch_status(layout: Home, instance: Any, warehouse: Any, batch: str, now: Any, fmt: StatusFormat) -> None:
-    from sora_assets.observability import batch_status
+    from sora_assets.services.observability import batch_status
 
     try:
         figures = batch_status(layout, instance, warehouse, batch, now)
@@ -524,8 +529,8 @@ def evaluate(home: HomeOption = None,
     (pipeline). --suite safety also runs the safety corpus's validation and test splits (per category,
     language and obfuscation style; refuses a policy over 2% validation false blocks). Rows go to
     eval_results; --format json prints the figures. Exit 1 if a check fails."""
-    from sora_assets.evaluation import as_rows, run_eval
     from sora_assets.resources.home import default_resources
+    from sora_assets.services.evaluation import as_rows, run_eval
 
     layout = Home.from_env(home)
     rendered = layout.warehouse.exists() and any((layout.warehouse / "clips").glob("partition=*/*.parquet"))
@@ -535,8 +540,8 @@ def evaluate(home: HomeOption = None,
     rows: list[dict[str, Any]] = []
     extra: dict[str, Any] = {}
     if suite in (EvalSuite.all, EvalSuite.safety):
-        from sora_assets.core.prefilter import default_prefilter
-        from sora_assets.safety_eval import run_safety_eval
+        from sora_assets.core.safety.prefilter import default_prefilter
+        from sora_assets.services.safety_eval import run_safety_eval
 
         safety_id, figures, checks = run_safety_eval(resources["warehouse"], default_prefilter(),
                                                      resources["frame_safety"], corpus=suite is EvalSuite.safety)
@@ -558,7 +563,7 @@ def evaluate(home: HomeOption = None,
                            f"false blocks {figures['false_block_rate']:.1%} of {figures['must_pass']}, "
                            f"policy {figures['policy_version']}")
         if figures.get("corpus"):
-            from sora_assets.safety_eval import corpus_table
+            from sora_assets.services.safety_eval import corpus_table
 
             extra["corpus"] = corpus_table(figures["corpus"])
     emit(rows, fmt, "eval", extra)
@@ -573,7 +578,7 @@ def backfill(failed: Annotated[bool, typer.Option("--failed", help="Shards whose
              dry_run: Annotated[bool, typer.Option("--dry-run", help="List the shards, launch nothing")] = False,
              fmt: FormatOption = OutputFormat.table) -> None:
     """Launch one Dagster backfill of exactly the failed shards (finished clips are reused, the rest resume)."""
-    from sora_assets.backfill import BackfillError, failed_shards, launch_backfill, shard_statuses
+    from sora_assets.services.backfill import BackfillError, failed_shards, launch_backfill, shard_statuses
 
     if not failed:
         raise fail("say which partitions to backfill: --failed")
@@ -598,8 +603,8 @@ def recover(home: HomeOption = None,
                                                           help="Backfill the failed shards afterwards")] = True,
             fmt: FormatOption = OutputFormat.table) -> None:
     """After a crash or power loss: mark runs with no process failed, free their gpu slots, backfill their shards."""
-    from sora_assets.backfill import BackfillError, failed_shards, launch_backfill, shard_statuses
-    from sora_assets.recover import recover as recover_runs
+    from sora_assets.services.backfill import BackfillError, failed_shards, launch_backfill, shard_statuses
+    from sora_assets.services.recover import recover as recover_runs
 
     layout = Home.from_env(home)
     with _status_instance(layout) as instance:
@@ -636,7 +641,7 @@ def ui(home: HomeOption = None, port: int = 3000) -> None:
     workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
     command = ["dagster", "dev", "-h", "127.0.0.1", "-p", str(port)]
     command += ["-w", str(workspace)] if workspace.exists() else ["-m", "sora_assets.definitions"]
-    from sora_assets.supervise import run_group
+    from sora_assets.services.supervise import run_group
 
     raise typer.Exit(run_group(command, env))  # SIGTERM to us stops the webserver, daemon and code server too
 

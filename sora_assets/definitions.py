@@ -4,7 +4,7 @@ import os
 
 from dagster import Definitions
 
-from sora_assets.core.home import Home
+from sora_assets.core.storage.home import Home
 from sora_assets.defs.evaluation import golden_eval, golden_eval_job, golden_eval_schedule
 from sora_assets.defs.intake import inbox_sensor
 from sora_assets.defs.jobs import SHARD_ASSETS, plan_job, render_shard_job

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sora_assets.core.home import Home
+from sora_assets.core.storage.home import Home
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "data" / "samples" / "demo_batch.jsonl"
@@ -116,8 +116,8 @@ HARBOUR_AND_LIGHTHOUSE = ('{"prompt": "a quiet harbour at dawn", "steps": 3}\n'
 
 def registered_batch(home: Home, name: str, text: str = HARBOUR_AND_LIGHTHOUSE):
     """Submit a batch file and register it as the sensor would: (instance, shard keys)."""
-    from sora_assets.core.batch import batch_id_for
-    from sora_assets.runner import batch_shard_keys, open_instance, submit_file, tick_inbox
+    from sora_assets.core.intake.batch_files import batch_id_for
+    from sora_assets.services.runner import batch_shard_keys, open_instance, submit_file, tick_inbox
 
     batch = home.root.parent / name
     batch.write_text(text)

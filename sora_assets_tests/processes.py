@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 
-from sora_assets.supervise import stop_group
+from sora_assets.services.supervise import stop_group
 
 
 def stop_process_group(process: subprocess.Popen, grace_s: float = 20) -> None:

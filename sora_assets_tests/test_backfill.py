@@ -1,6 +1,6 @@
 import subprocess
 
-from sora_assets.backfill import ShardStatus, failed_shards
+from sora_assets.services.backfill import ShardStatus, failed_shards
 from sora_assets_tests.defs.test_dagster_dev import free_port
 
 

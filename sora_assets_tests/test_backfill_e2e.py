@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-from sora_assets.backfill import BackfillError, shard_statuses
-from sora_assets.core.home import Home
+from sora_assets.core.storage.home import Home
 from sora_assets.resources.warehouse import ParquetWarehouse
-from sora_assets.runner import open_instance, run_shards, submit_file, tick_inbox
+from sora_assets.services.backfill import BackfillError, shard_statuses
+from sora_assets.services.runner import open_instance, run_shards, submit_file, tick_inbox
 from sora_assets_tests.defs.test_dagster_dev import running_dagster_dev
 
 pytestmark = pytest.mark.slow

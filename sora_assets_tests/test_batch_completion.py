@@ -12,10 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from sora_assets.cli import app
-from sora_assets.core.batch import batch_id_for
-from sora_assets.core.home import Home
-from sora_assets.observability import notify_finished_batches
+from sora_assets.core.intake.batch_files import batch_id_for
+from sora_assets.core.storage.home import Home
 from sora_assets.resources.home import storage_resources
+from sora_assets.services.observability import notify_finished_batches
 from sora_assets_tests.conftest import HARBOUR_AND_LIGHTHOUSE, registered_batch
 
 
@@ -33,7 +33,7 @@ class Hook(BaseHTTPRequestHandler):
 
 @pytest.mark.slow
 def test_a_finished_batch_is_notified_exactly_once_with_its_counts(home_with_model: Home, monkeypatch) -> None:
-    from sora_assets.runner import run_shards
+    from sora_assets.services.runner import run_shards
 
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     text = HARBOUR_AND_LIGHTHOUSE + '{"prompt": "a quiet harbour at dawn", "steps": 3, "id": "again"}\n'

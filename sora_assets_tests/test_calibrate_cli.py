@@ -7,8 +7,8 @@ import json
 from typer.testing import CliRunner
 
 from sora_assets.cli import app
-from sora_assets.core.acceleration import PRESETS, load_calibrations
-from sora_assets.core.home import Home
+from sora_assets.core.render.acceleration import PRESETS, load_calibrations
+from sora_assets.core.storage.home import Home
 from sora_assets.resources.video_model import VideoModelResource
 
 

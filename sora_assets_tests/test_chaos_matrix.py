@@ -31,8 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from sora_assets.core.failpoints import ENV_VAR
-from sora_assets.core.home import Home
+from sora_assets.core.render.failpoints import ENV_VAR
+from sora_assets.core.storage.home import Home
 from sora_assets.resources.safety import FrameSafetyResource
 from sora_assets.resources.warehouse import ParquetWarehouse
 
@@ -45,8 +45,8 @@ ROWS = [
 CHECKPOINT_EVERY = 5
 DRIVER = """
 import json, sys
-from sora_assets.core.home import Home
-from sora_assets.runner import open_instance, run_shards, tick_inbox
+from sora_assets.core.storage.home import Home
+from sora_assets.services.runner import open_instance, run_shards, tick_inbox
 from sora_assets_tests.test_chaos_matrix import BlockTheFox
 home = Home.from_env(sys.argv[1])
 instance = open_instance(home)
@@ -149,7 +149,7 @@ def test_chaos_cell(stage: str, victim: str, tmp_path: Path, tiny_model_dir: Pat
     if stage == "render mid-step":
         assert ((attempts.steps_done == 7) & ~attempts.finished).sum() == 1  # the attempt that died after step 7
         assert len(attempts) == 3  # that attempt, its resume, the other clip's render
-    from sora_assets.runner import open_instance
+    from sora_assets.services.runner import open_instance
 
     with open_instance(home) as instance:
         assert not instance.event_log_storage.get_concurrency_info("gpu").claimed_slots

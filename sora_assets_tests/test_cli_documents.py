@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from sora_assets.core.batch import batch_id_for
-from sora_assets.core.video_io import encode_mp4
+from sora_assets.core.intake.batch_files import batch_id_for
+from sora_assets.core.render.video_io import encode_mp4
 from sora_assets_tests.conftest import SAMPLE, gradient_clip
 from sora_assets_tests.test_end_to_end import cli
 
@@ -43,8 +43,8 @@ def csv_rows(result: subprocess.CompletedProcess[str]) -> list[dict[str, str]]:
 def pending_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A home with one registered, unrendered batch: `plan` has shards to solve with HiGHS, `status --batch` a
     batch to describe, and every table exists (empty) for `report`."""
-    from sora_assets.core.home import Home
-    from sora_assets.runner import open_instance, submit_file, tick_inbox
+    from sora_assets.core.storage.home import Home
+    from sora_assets.services.runner import open_instance, submit_file, tick_inbox
 
     root = tmp_path_factory.mktemp("documents")
     env = {**os.environ, "SORA_ASSETS_HOME": str(root / "home")}

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
-from sora_assets.backfill import shard_statuses
-from sora_assets.core.home import Home
+from sora_assets.core.storage.home import Home
 from sora_assets.resources.warehouse import ParquetWarehouse
-from sora_assets.runner import submit_file
+from sora_assets.services.backfill import shard_statuses
+from sora_assets.services.runner import submit_file
 from sora_assets_tests.defs.test_dagster_dev import running_dagster_dev
 from sora_assets_tests.test_backfill_e2e import runs, wait_for
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from sora_assets.core.home import Home
-from sora_assets.core.video_io import decode_mp4
+from sora_assets.core.render.video_io import decode_mp4
+from sora_assets.core.storage.home import Home
 from sora_assets.resources.safety import FrameSafetyResource
 from sora_assets_tests.conftest import SAMPLE, flip_byte_in, mp4_box
 
@@ -169,7 +169,7 @@ class BlockEverything(FrameSafetyResource):
 
 def test_a_blocked_clip_is_quarantined_and_never_signed_or_published(home_with_model: Home) -> None:
     from sora_assets.resources.warehouse import ParquetWarehouse
-    from sora_assets.runner import run_shards
+    from sora_assets.services.runner import run_shards
     from sora_assets_tests.conftest import registered_batch
 
     home = home_with_model

@@ -11,7 +11,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from sora_assets.core.home import Home
+from sora_assets.core.storage.home import Home
 from sora_assets.resources.warehouse import ParquetWarehouse
 
 T0 = datetime(2026, 11, 20, 22, 0, tzinfo=UTC)

@@ -11,10 +11,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from sora_assets.core.policy import PACKAGED_POLICY, PolicyError, load_policy, parse_policy
-from sora_assets.core.prefilter import TextPrefilter, default_prefilter
+from sora_assets.core.safety.policy_file import PACKAGED_POLICY, PolicyError, load_policy, parse_policy
+from sora_assets.core.safety.prefilter import TextPrefilter, default_prefilter
 from sora_assets.resources.safety import FrameSafetyResource
-from sora_assets.safety_eval import MAX_FALSE_BLOCK_RATE, frame_fixtures, golden_dir, read_jsonl
+from sora_assets.services.safety_eval import MAX_FALSE_BLOCK_RATE, frame_fixtures, golden_dir, read_jsonl
 
 MUST_BLOCK = read_jsonl(golden_dir() / "must_block.jsonl")
 MUST_PASS = read_jsonl(golden_dir() / "must_pass.jsonl")
@@ -127,7 +127,7 @@ def test_conditioning_images_are_scanned_before_any_gpu_time(home_with_model) ->
     from dagster import DagsterInstance, materialize
     from skimage import data
 
-    from sora_assets.core.intake import ingest_file
+    from sora_assets.core.intake.inbox import ingest_file
     from sora_assets.defs.intake import prompt_shards
     from sora_assets.defs.validation import validated_prompts
     from sora_assets.resources.home import default_resources
@@ -175,7 +175,7 @@ class BlockHarbour(FrameSafetyResource):
 @pytest.mark.slow
 def test_no_quarantined_clip_is_signed_or_published_even_when_signing_fails(home_with_model, monkeypatch) -> None:
     from sora_assets.resources.warehouse import ParquetWarehouse
-    from sora_assets.runner import run_shards
+    from sora_assets.services.runner import run_shards
     from sora_assets_tests.conftest import registered_batch
 
     home = home_with_model

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sora_assets.core.fsutil import sha256_file
-from sora_assets.core.spec import GenerationSpec
-from sora_assets.core.video_io import decode_mp4, probe_mp4
+from sora_assets.core.render.spec import GenerationSpec
+from sora_assets.core.render.video_io import decode_mp4, probe_mp4
+from sora_assets.core.storage.fsutil import sha256_file
 from sora_assets.resources.safety import FrameSafetyResource
 from sora_assets.resources.signer import C2paSignerResource
 from sora_assets.resources.warehouse import ParquetWarehouse
@@ -56,7 +56,7 @@ def _store_record(home, sha256: str) -> dict:
 
 
 def test_a_shot_group_renders_in_order_and_is_cut_into_one_trusted_sequence(home_with_model) -> None:
-    from sora_assets.runner import run_shards
+    from sora_assets.services.runner import run_shards
 
     home = home_with_model
     instance, keys = _submit(home)
@@ -115,7 +115,7 @@ def test_a_shot_group_renders_in_order_and_is_cut_into_one_trusted_sequence(home
 
 
 def test_a_blocked_shot_withholds_its_continuation_and_leaves_the_sequence_incomplete(home_with_model) -> None:
-    from sora_assets.runner import run_shards
+    from sora_assets.services.runner import run_shards
 
     home = home_with_model
     instance, keys = _submit(home)

@@ -11,8 +11,8 @@ from dagster._core.test_utils import instance_for_test
 from typer.testing import CliRunner
 
 from sora_assets.cli import app
-from sora_assets.core.fsutil import atomic_write_json
-from sora_assets.core.home import Home
+from sora_assets.core.storage.fsutil import atomic_write_json
+from sora_assets.core.storage.home import Home
 from sora_assets.defs.observability import slo_snapshots
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.observability import ObservabilityResource

@@ -9,7 +9,7 @@ from typing import Any
 
 from dagster import AssetIn, DagsterType
 
-from sora_assets.core.clip_record import ClipRecord
+from sora_assets.core.render.clip_record import ClipRecord
 
 
 def _is_clip_list(_context: Any, value: Any) -> bool:

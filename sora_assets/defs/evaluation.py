@@ -21,8 +21,8 @@ from sora_assets.resources.warehouse import ParquetWarehouse
                    "frame fixtures through the frame post-filter; rows in eval_results.")
 def golden_eval(context: AssetExecutionContext, warehouse: ParquetWarehouse,
                 frame_safety: FrameSafetyResource) -> MaterializeResult:
-    from sora_assets.core.prefilter import default_prefilter
-    from sora_assets.safety_eval import run_safety_eval
+    from sora_assets.core.safety.prefilter import default_prefilter
+    from sora_assets.services.safety_eval import run_safety_eval
 
     prefilter = default_prefilter(frame_safety.policy_path or None)  # the same policy file as the frame scan
     eval_id, figures, checks = run_safety_eval(warehouse, prefilter, frame_safety)

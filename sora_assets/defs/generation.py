@@ -3,8 +3,8 @@
 Every attempt at a shard (step retry, re-execution, backfill) picks up where the last one stopped:
 clips already encoded in `work/<shard>/` are reused, clips with a step checkpoint resume from it,
 and clips whose spec is in the dead-letter table, or that the frame scan quarantined, are not rendered again.
-Triage and the queue's failure policy are pure (`core/render_triage.py`, `core/render_queue.py`); the
-shard's files go through its work area (`core/work_area.py`); this module wires them to the model.
+Triage and the queue's failure policy are pure (`core/render/triage.py`, `core/render/queue.py`); the
+shard's files go through its work area (`core/storage/work_area.py`); this module wires them to the model.
 """
 
 import os
@@ -18,16 +18,17 @@ import numpy as np
 from dagster import AssetExecutionContext, Backoff, Failure, Jitter, MetadataValue, RetryPolicy, asset
 from PIL import Image
 
-from sora_assets.core.acceleration import EXACT
-from sora_assets.core.batch import batch_id_of_key
-from sora_assets.core.batching import group_by_shape
-from sora_assets.core.clip_record import ClipRecord, RenderStatus
-from sora_assets.core.failures import Verdict, is_out_of_memory
-from sora_assets.core.frames import frames_sha256, non_finite_frames, to_uint8
-from sora_assets.core.fsutil import sha256_bytes, sha256_file
-from sora_assets.core.home import Home
-from sora_assets.core.render_queue import PermanentRenderError, RenderQueue
-from sora_assets.core.render_triage import (
+from sora_assets.core.intake.batch_files import batch_id_of_key
+from sora_assets.core.quality.frames import frames_sha256, non_finite_frames, to_uint8
+from sora_assets.core.render.acceleration import EXACT
+from sora_assets.core.render.clip_record import ClipRecord, RenderStatus
+from sora_assets.core.render.denoise_batches import group_by_shape
+from sora_assets.core.render.failures import Verdict, is_out_of_memory
+from sora_assets.core.render.queue import PermanentRenderError, RenderQueue
+from sora_assets.core.render.sequences import shot_order
+from sora_assets.core.render.spec import GenerationSpec
+from sora_assets.core.render.spend import billed_seconds
+from sora_assets.core.render.triage import (
     NAN_REASON,
     Triage,
     dead_letter_rows,
@@ -36,11 +37,10 @@ from sora_assets.core.render_triage import (
     settle_duplicates,
     triage,
 )
-from sora_assets.core.sequences import shot_order
-from sora_assets.core.spec import GenerationSpec
-from sora_assets.core.spend import billed_seconds
-from sora_assets.core.video_io import decode_mp4, encode_mp4
-from sora_assets.core.work_area import WorkArea
+from sora_assets.core.render.video_io import decode_mp4, encode_mp4
+from sora_assets.core.storage.fsutil import sha256_bytes, sha256_file
+from sora_assets.core.storage.home import Home
+from sora_assets.core.storage.work_area import WorkArea
 from sora_assets.defs.catalog import GENERATION, owners_of
 from sora_assets.defs.fencing import RunFenced, StepFence
 from sora_assets.defs.partitions import GPU_POOL, shards_partitions

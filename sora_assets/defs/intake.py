@@ -12,16 +12,16 @@ from dagster import (
     sensor,
 )
 
-from sora_assets.core.batch import DEFAULT_ACCOUNT, batch_id_of_key, rows_from_shard_file
-from sora_assets.core.fair_share import Candidate, select_within_cap
-from sora_assets.core.intake import inbox_candidates, ingest_file, quarantine_file, shard_rows_path
+from sora_assets.core.intake.batch_files import DEFAULT_ACCOUNT, batch_id_of_key, rows_from_shard_file
+from sora_assets.core.intake.inbox import inbox_candidates, ingest_file, quarantine_file, shard_rows_path
+from sora_assets.core.planning.fair_share import Candidate, select_within_cap
 from sora_assets.defs.catalog import INTAKE, owners_of
 from sora_assets.defs.partitions import SHARDS, shards_partitions
-from sora_assets.planning import published_shards, registered_shards
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.planner import PlannerResource
 from sora_assets.resources.warehouse import ParquetWarehouse
 from sora_assets.runs import ACTIVE, RENDER_JOB, TIER_PRIORITY, render_request, shards_with_runs
+from sora_assets.services.planning import published_shards, registered_shards
 
 
 @asset(partitions_def=shards_partitions, group_name=INTAKE, owners=owners_of(INTAKE), kinds={"pandas"},

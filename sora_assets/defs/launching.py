@@ -22,16 +22,16 @@ from dagster import (
     sensor,
 )
 
-from sora_assets.core.batch import DEFAULT_ACCOUNT
-from sora_assets.core.fair_share import Candidate, select_within_cap
-from sora_assets.core.runtime_limits import MAX_RUNTIME_TAG, render_max_runtime_s
+from sora_assets.core.intake.batch_files import DEFAULT_ACCOUNT
+from sora_assets.core.planning.fair_share import Candidate, select_within_cap
+from sora_assets.core.planning.runtime_limits import MAX_RUNTIME_TAG, render_max_runtime_s
 from sora_assets.defs.jobs import PLAN_JOB, plan_job, render_shard_job
 from sora_assets.defs.partitions import GPU_POOL
-from sora_assets.planning import latest_plan, published_shards, registered_shards
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.planner import PlannerResource
 from sora_assets.resources.warehouse import ParquetWarehouse
 from sora_assets.runs import ACTIVE, TIER_PRIORITY, render_request, shards_with_runs
+from sora_assets.services.planning import latest_plan, published_shards, registered_shards
 
 
 def ensure_gpu_pool(instance: DagsterInstance, gpus: int) -> bool:

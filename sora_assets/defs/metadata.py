@@ -4,7 +4,7 @@ from typing import Any
 
 from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
-from sora_assets.core.shard_summary import COST_COLUMNS
+from sora_assets.core.warehouse.shard_summary import COST_COLUMNS
 
 _COLUMN_TYPES = {"steps": "int", "gpu_seconds": "float", "cost_usd": "float", "api_equivalent_usd": "float",
                  "cache_hit": "bool"}

@@ -22,19 +22,19 @@ from dagster import (
     sensor,
 )
 
-from sora_assets.core.alarms import ALARMS
+from sora_assets.core.ops.alarms import ALARMS
 from sora_assets.defs.catalog import WAREHOUSE, owners_of
 from sora_assets.defs.partitions import BATCHES, batches_partitions
-from sora_assets.observability import (
+from sora_assets.resources.home import HomeResource
+from sora_assets.resources.observability import ObservabilityResource
+from sora_assets.resources.warehouse import ParquetWarehouse
+from sora_assets.services.observability import (
     compute_snapshot,
     notify_finished_batches,
     progress_digest,
     progress_metadata,
     run_alarm,
 )
-from sora_assets.resources.home import HomeResource
-from sora_assets.resources.observability import ObservabilityResource
-from sora_assets.resources.warehouse import ParquetWarehouse
 
 ALARM_INTERVAL_S = 120
 

@@ -6,13 +6,13 @@ from dagster import AssetExecutionContext, Config, DagsterRunStatus, Materialize
 
 from sora_assets.defs.catalog import PLANNING, owners_of
 from sora_assets.defs.validation import validated_prompts
-from sora_assets.planning import build_plan, plan_document, plan_rows, save_plan
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.planner import PlannerResource
 from sora_assets.resources.store import ClipStore
 from sora_assets.resources.video_model import VideoModelResource
 from sora_assets.resources.warehouse import ParquetWarehouse
 from sora_assets.runs import ACTIVE, shards_with_runs
+from sora_assets.services.planning import build_plan, plan_document, plan_rows, save_plan
 
 
 class PlanConfig(Config):

@@ -15,14 +15,14 @@ from dagster import (
     asset,
 )
 
-from sora_assets.core import failpoints
-from sora_assets.core.batch import batch_id_of_key
-from sora_assets.core.clip_record import ClipRecord
-from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER, RENDERED, clip_row, ledger_row
-from sora_assets.core.previews import contact_sheet
-from sora_assets.core.shard_summary import block_rate, cost_rows, cost_totals, embedded_image_markdown
-from sora_assets.core.spend import attempt_rows
-from sora_assets.core.video_io import decode_mp4
+from sora_assets.core.intake.batch_files import batch_id_of_key
+from sora_assets.core.quality.previews import contact_sheet
+from sora_assets.core.render import failpoints
+from sora_assets.core.render.clip_record import ClipRecord
+from sora_assets.core.render.spend import attempt_rows
+from sora_assets.core.render.video_io import decode_mp4
+from sora_assets.core.warehouse.ledger import CACHE_HIT, DEAD_LETTER, RENDERED, clip_row, ledger_row
+from sora_assets.core.warehouse.shard_summary import block_rate, cost_rows, cost_totals, embedded_image_markdown
 from sora_assets.defs.catalog import WAREHOUSE, owners_of
 from sora_assets.defs.clip_io import clips_in
 from sora_assets.defs.fencing import StepFence

@@ -18,16 +18,16 @@ from dagster import (
     asset,
 )
 
-from sora_assets.core import failpoints
-from sora_assets.core.batch import batch_id_of_key
-from sora_assets.core.clip_record import ClipRecord
-from sora_assets.core.ledger import CACHE_HIT, DEAD_LETTER, DUPLICATE, QUARANTINED
-from sora_assets.core.previews import contact_sheet
-from sora_assets.core.quality import clip_quality
-from sora_assets.core.shard_summary import block_rate, needs_scan, unscanned_clips
-from sora_assets.core.spec import GenerationSpec
-from sora_assets.core.video_io import decode_mp4
-from sora_assets.core.work_area import WorkArea
+from sora_assets.core.intake.batch_files import batch_id_of_key
+from sora_assets.core.quality.metrics import clip_quality
+from sora_assets.core.quality.previews import contact_sheet
+from sora_assets.core.render import failpoints
+from sora_assets.core.render.clip_record import ClipRecord
+from sora_assets.core.render.spec import GenerationSpec
+from sora_assets.core.render.video_io import decode_mp4
+from sora_assets.core.storage.work_area import WorkArea
+from sora_assets.core.warehouse.ledger import CACHE_HIT, DEAD_LETTER, DUPLICATE, QUARANTINED
+from sora_assets.core.warehouse.shard_summary import block_rate, needs_scan, unscanned_clips
 from sora_assets.defs.catalog import SAFETY, owners_of
 from sora_assets.defs.clip_io import clips_in
 from sora_assets.defs.fencing import StepFence

@@ -16,12 +16,12 @@ from dagster import (
     asset,
 )
 
-from sora_assets.core.batch import batch_id_of_key
-from sora_assets.core.clip_record import ClipRecord
-from sora_assets.core.fsutil import atomic_write_bytes
-from sora_assets.core.manifest import sequence_manifest
-from sora_assets.core.sequences import crossfade_frames, sequence_key, stitch
-from sora_assets.core.video_io import decode_mp4, encode_mp4
+from sora_assets.core.intake.batch_files import batch_id_of_key
+from sora_assets.core.render.clip_record import ClipRecord
+from sora_assets.core.render.manifest import sequence_manifest
+from sora_assets.core.render.sequences import crossfade_frames, sequence_key, stitch
+from sora_assets.core.render.video_io import decode_mp4, encode_mp4
+from sora_assets.core.storage.fsutil import atomic_write_bytes
 from sora_assets.defs.catalog import WAREHOUSE, owners_of
 from sora_assets.defs.clip_io import clips_in
 from sora_assets.defs.partitions import shards_partitions

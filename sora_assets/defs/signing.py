@@ -14,13 +14,13 @@ from dagster import (
     asset,
 )
 
-from sora_assets.core import failpoints
-from sora_assets.core.clip_record import ClipRecord
-from sora_assets.core.ledger import CACHE_HIT
-from sora_assets.core.manifest import clip_manifest
-from sora_assets.core.sequences import shot_order
-from sora_assets.core.shard_summary import untrusted_clips
-from sora_assets.core.spec import GenerationSpec
+from sora_assets.core.render import failpoints
+from sora_assets.core.render.clip_record import ClipRecord
+from sora_assets.core.render.manifest import clip_manifest
+from sora_assets.core.render.sequences import shot_order
+from sora_assets.core.render.spec import GenerationSpec
+from sora_assets.core.warehouse.ledger import CACHE_HIT
+from sora_assets.core.warehouse.shard_summary import untrusted_clips
 from sora_assets.defs.catalog import PROVENANCE, owners_of
 from sora_assets.defs.clip_io import clips_in
 from sora_assets.defs.partitions import shards_partitions

@@ -10,20 +10,20 @@ import pandas as pd
 from dagster import AssetExecutionContext, asset
 from PIL import Image
 
-from sora_assets.core import failpoints
-from sora_assets.core.batch import batch_id_of_key
-from sora_assets.core.fsutil import sha256_file
-from sora_assets.core.home import Home
-from sora_assets.core.prefilter import prompt_fingerprint
-from sora_assets.core.sequences import ShotRef, edit_decision
-from sora_assets.core.shard_summary import block_rate
-from sora_assets.core.validation import (
+from sora_assets.core.intake.batch_files import batch_id_of_key
+from sora_assets.core.intake.validation import (
     RejectedRow,
     ValidationOutcome,
     link_conditioning,
     needs_conditioned_model,
     validate_rows,
 )
+from sora_assets.core.render import failpoints
+from sora_assets.core.render.sequences import ShotRef, edit_decision
+from sora_assets.core.safety.prefilter import prompt_fingerprint
+from sora_assets.core.storage.fsutil import sha256_file
+from sora_assets.core.storage.home import Home
+from sora_assets.core.warehouse.shard_summary import block_rate
 from sora_assets.defs.catalog import INTAKE, owners_of
 from sora_assets.defs.partitions import shards_partitions
 from sora_assets.resources.home import HomeResource

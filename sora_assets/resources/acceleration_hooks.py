@@ -2,7 +2,7 @@
 
 The hooks are diffusers' (`CacheMixin.enable_cache`); this module only maps a preset to its config,
 keeps them on for one pipeline call, and resets their state where the preset says (see
-`sora_assets.core.acceleration` for why that keeps resume bit-exact).
+`sora_assets.core.render.acceleration` for why that keeps resume bit-exact).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sora_assets.core.acceleration import Preset
+from sora_assets.core.render.acceleration import Preset
 
 
 def cache_config(preset: Preset, pipe: Any) -> Any:

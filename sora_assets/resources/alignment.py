@@ -15,7 +15,7 @@ import numpy as np
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from sora_assets.core.previews import sample_indices
+from sora_assets.core.quality.previews import sample_indices
 
 _LOCK = threading.Lock()
 _MODELS: dict[str, tuple[Any, Any, Any]] = {}

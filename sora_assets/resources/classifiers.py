@@ -1,7 +1,7 @@
 """Frame classifiers as plug-ins: each turns frames into normalised `Finding`s (label, score, box, frame).
 
 The policy file names the classifiers (`frames.classifiers`) and judges their labels; the engine in
-`core/safety_policy.py` never sees a classifier's own output format. A new classifier: a class with
+`core/safety/frame_policy.py` never sees a classifier's own output format. A new classifier: a class with
 `name` and `classify`, one line in `CLASSIFIERS`, and its labels in the policy file.
 """
 
@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from sora_assets.core.safety_policy import Finding
+from sora_assets.core.safety.frame_policy import Finding
 
 _DETECTOR_LOCK = threading.Lock()
 _DETECTOR: dict[str, Any] = {}

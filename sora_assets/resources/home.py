@@ -9,9 +9,9 @@ from typing import Any
 from dagster import ConfigurableResource, FilesystemIOManager
 from pydantic import Field
 
-from sora_assets.core.blobs import BlobStore
-from sora_assets.core.home import Home
-from sora_assets.core.work_area import WorkArea
+from sora_assets.core.storage.blobs import BlobStore
+from sora_assets.core.storage.home import Home
+from sora_assets.core.storage.work_area import WorkArea
 
 
 class HomeResource(ConfigurableResource):

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from sora_assets.core.alarms import Thresholds
+from sora_assets.core.ops.alarms import Thresholds
 
 DEFAULTS = Thresholds()
 

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from sora_assets.core.home import Home
-from sora_assets.core.prices import PriceSettings, load_prices
+from sora_assets.core.planning.prices import PriceSettings, load_prices
+from sora_assets.core.storage.home import Home
 
 
 class PlannerResource(ConfigurableResource):

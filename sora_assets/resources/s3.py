@@ -25,8 +25,8 @@ import pandas as pd
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
-from sora_assets.core import failpoints
-from sora_assets.core.fsutil import atomic_copy, atomic_write_bytes, sha256_bytes, sha256_file
+from sora_assets.core.render import failpoints
+from sora_assets.core.storage.fsutil import atomic_copy, atomic_write_bytes, sha256_bytes, sha256_file
 from sora_assets.resources.store import ClipStore, CorruptObjectError, StoredClip
 from sora_assets.resources.warehouse import PUBLISHED_LEDGER, SCHEMA_PARTITION, ParquetWarehouse
 
@@ -48,7 +48,7 @@ def _content_md5(data: bytes) -> str:
 
 
 class S3Blobs:
-    """A `BlobStore` (sora_assets.core.blobs) on one bucket under one prefix."""
+    """A `BlobStore` (sora_assets.core.storage.blobs) on one bucket under one prefix."""
 
     def __init__(self, client: Any, bucket: str, prefix: str = ""):
         self.client, self.bucket, self.prefix = client, bucket, prefix.strip("/")

@@ -9,9 +9,9 @@ import numpy as np
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from sora_assets.core.frames import technical_findings
-from sora_assets.core.policy import SafetyPolicy, load_policy
-from sora_assets.core.safety_policy import EVERY, FramePolicy, ScanVerdict, judge, names_person, sampled_indices
+from sora_assets.core.quality.frames import technical_findings
+from sora_assets.core.safety.frame_policy import EVERY, FramePolicy, ScanVerdict, judge, names_person, sampled_indices
+from sora_assets.core.safety.policy_file import SafetyPolicy, load_policy
 from sora_assets.resources.classifiers import FACE_SCAN_MAX_SIDE, classifier, face_boxes, face_detector, nude_detector
 
 __all__ = ["FACE_SCAN_MAX_SIDE", "FrameSafetyResource", "count_faces", "face_detector", "nude_detector"]

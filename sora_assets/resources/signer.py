@@ -14,7 +14,7 @@ from typing import Any
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from sora_assets.core.fsutil import atomic_write_bytes
+from sora_assets.core.storage.fsutil import atomic_write_bytes
 
 ROOT_CERT = "dev-root.pem"
 ROOT_KEY = "dev-root.key"

@@ -17,9 +17,9 @@ from typing import Any
 
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 
-from sora_assets.core import failpoints
-from sora_assets.core.checkpoints import ClipCheckpoints, StepCheckpoint
-from sora_assets.core.spend import SpendAttempt
+from sora_assets.core.render import failpoints
+from sora_assets.core.render.checkpoints import ClipCheckpoints, StepCheckpoint
+from sora_assets.core.render.spend import SpendAttempt
 
 
 @dataclass

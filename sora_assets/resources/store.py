@@ -15,9 +15,9 @@ from typing import Any
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from sora_assets.core import failpoints
-from sora_assets.core.blobs import BlobStore
-from sora_assets.core.fsutil import atomic_copy, atomic_write_json, sha256_file
+from sora_assets.core.render import failpoints
+from sora_assets.core.storage.blobs import BlobStore
+from sora_assets.core.storage.fsutil import atomic_copy, atomic_write_json, sha256_file
 
 
 class CorruptObjectError(RuntimeError):

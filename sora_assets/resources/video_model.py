@@ -17,13 +17,13 @@ import numpy as np
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from sora_assets.core.acceleration import get_preset, tier_presets_from_text
-from sora_assets.core.checkpoints import ClipCheckpoints, StepCheckpoint
-from sora_assets.core.failures import ModelLoadError
-from sora_assets.core.model_families import FAMILIES, LTX, WAN, resolve_family
-from sora_assets.core.prompt_rules import ModelProfile, TierPolicy
-from sora_assets.core.spec import GenerationSpec
-from sora_assets.core.spend import SpendJournal
+from sora_assets.core.intake.prompt_rules import ModelProfile, TierPolicy
+from sora_assets.core.render.acceleration import get_preset, tier_presets_from_text
+from sora_assets.core.render.checkpoints import ClipCheckpoints, StepCheckpoint
+from sora_assets.core.render.failures import ModelLoadError
+from sora_assets.core.render.model_families import FAMILIES, LTX, WAN, resolve_family
+from sora_assets.core.render.spec import GenerationSpec
+from sora_assets.core.render.spend import SpendJournal
 
 if TYPE_CHECKING:
     from sora_assets.resources.step_callbacks import StepClock
@@ -265,7 +265,7 @@ class VideoModelResource(ConfigurableResource):
     free_tier_max_short_side: int = Field(default=480, description="Free-tier resolution cap (short side).")
     tier_presets: str = Field(
         default="", description="Acceleration preset per tier for rows without `preset`, e.g. free=fast,paid=exact "
-                                "(names in core/acceleration.py; unlisted tiers render exact).")
+                                "(names in core/render/acceleration.py; unlisted tiers render exact).")
     checkpoint_every: int = Field(default=10, description="Save a step checkpoint every k steps (0: never).")
     keep_checkpoints: int = Field(default=2, description="Checkpoints kept per clip (newest first).")
     batch_size: int = Field(default=1, description="Clips of identical shape denoised together (1: off).")

@@ -20,9 +20,9 @@ import pyarrow.parquet as pq
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from sora_assets.core.fsutil import atomic_write_bytes
-from sora_assets.core.reports import view_statements
-from sora_assets.core.warehouse_schema import TABLES
+from sora_assets.core.storage.fsutil import atomic_write_bytes
+from sora_assets.core.warehouse.reports import view_statements
+from sora_assets.core.warehouse.schema import TABLES
 
 VIEWS_VERSION = 15  # bump when a table is added or changed (11: batch_completions; 12: preset on clips and
 # ledger; 13: quarantined_clips; 14: render_attempts; 15: model_family on clips, ledger and quality,

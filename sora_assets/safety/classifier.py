@@ -147,7 +147,7 @@ def build(text_of: Callable[[str], str], out: Path = MODEL_PATH, c: float = 5.0,
 
 
 if __name__ == "__main__":
-    from sora_assets.core.prefilter import classifier_text
+    from sora_assets.core.safety.prefilter import classifier_text
 
     chosen = build(classifier_text)
     print(MODEL_PATH, f"{MODEL_PATH.stat().st_size / 1e6:.2f} MB", chosen)

@@ -5,11 +5,11 @@ import json
 import pandas as pd
 import pytest
 
-from sora_assets.core.batch import PARSE_ERROR_COLUMN, ROW_COLUMN, parse_batch
-from sora_assets.core.cost import PriceCurve
-from sora_assets.core.prefilter import check_prompt
-from sora_assets.core.prompt_rules import ModelProfile, TierPolicy, coerce_row, plan_row
-from sora_assets.core.validation import validate_rows
+from sora_assets.core.intake.batch_files import PARSE_ERROR_COLUMN, ROW_COLUMN, parse_batch
+from sora_assets.core.intake.prompt_rules import ModelProfile, TierPolicy, coerce_row, plan_row
+from sora_assets.core.intake.validation import validate_rows
+from sora_assets.core.planning.cost import PriceCurve
+from sora_assets.core.safety.prefilter import check_prompt
 
 
 @pytest.mark.parametrize("prompt", ["so much gore!", "a nude!", "a g o r e scene", "show a G.O.R.E scene",

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from sora_assets.core.home import Home
+from sora_assets.core.storage.home import Home
 from sora_assets.resources.signer import C2paSignerResource
-from sora_assets.runner import run_shards
+from sora_assets.services.runner import run_shards
 from sora_assets_tests.defs.test_generation import submit, warehouse
 
 pytestmark = pytest.mark.slow

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sora_assets.core.acceleration import PRESETS, Calibration, now_iso, save_calibration
-from sora_assets.core.home import Home
-from sora_assets.core.intake import ingest_file
-from sora_assets.planning import build_plan
+from sora_assets.core.intake.inbox import ingest_file
+from sora_assets.core.render.acceleration import PRESETS, Calibration, now_iso, save_calibration
+from sora_assets.core.storage.home import Home
 from sora_assets.resources.home import default_resources
+from sora_assets.services.planning import build_plan
 
 pytestmark = pytest.mark.slow  # validation, the pre-filter and the model fingerprint, twice
 

@@ -12,16 +12,16 @@ import pytest
 from dagster import DagsterEvent, DagsterEventType, build_sensor_context
 from dagster._core.test_utils import create_run_for_test, instance_for_test
 
-from sora_assets.core.alarms import Thresholds
-from sora_assets.core.fsutil import atomic_write_json
-from sora_assets.core.home import Home
+from sora_assets.core.ops.alarms import Thresholds
+from sora_assets.core.storage.fsutil import atomic_write_json
+from sora_assets.core.storage.home import Home
 from sora_assets.defs.generation import record_render_failure, worker_name
 from sora_assets.defs.observability import alarm_sensor
-from sora_assets.observability import open_alerts, run_alarm
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.observability import ObservabilityResource
 from sora_assets.resources.warehouse import ParquetWarehouse
 from sora_assets.runs import RENDER_JOB
+from sora_assets.services.observability import open_alerts, run_alarm
 
 NOW = datetime(2026, 11, 21, 23, 0, tzinfo=UTC)
 T = Thresholds()

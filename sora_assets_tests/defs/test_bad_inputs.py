@@ -9,12 +9,12 @@ from dagster import DagsterInstance
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sora_assets.core.batch import BatchFileError, parse_batch, rows_from_shard_file
-from sora_assets.core.home import Home
-from sora_assets.core.intake import ingest_file
-from sora_assets.core.prompt_rules import ModelProfile
-from sora_assets.core.validation import validate_rows
-from sora_assets.runner import tick_inbox
+from sora_assets.core.intake.batch_files import BatchFileError, parse_batch, rows_from_shard_file
+from sora_assets.core.intake.inbox import ingest_file
+from sora_assets.core.intake.prompt_rules import ModelProfile
+from sora_assets.core.intake.validation import validate_rows
+from sora_assets.core.storage.home import Home
+from sora_assets.services.runner import tick_inbox
 from sora_assets_tests.bad_inputs import BadInput, corpus
 
 CORPUS = corpus()

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from dagster import build_sensor_context
 
-from sora_assets.core.batch import batch_id_for
-from sora_assets.core.home import Home
+from sora_assets.core.intake.batch_files import batch_id_for
+from sora_assets.core.storage.home import Home
 from sora_assets.defs.observability import BATCH_PROGRESS, batch_completion_sensor
 from sora_assets.defs.partitions import BATCHES
 from sora_assets.resources.home import HomeResource, storage_resources
 from sora_assets.resources.observability import ObservabilityResource
-from sora_assets.runner import submit_file, tick_inbox
+from sora_assets.services.runner import submit_file, tick_inbox
 from sora_assets_tests.conftest import HARBOUR_AND_LIGHTHOUSE, registered_batch
 
 

@@ -84,8 +84,8 @@ def test_golden_eval_runs_daily_on_a_schedule() -> None:
 
 
 def test_the_backfill_cli_selects_exactly_the_shard_job_assets() -> None:
-    from sora_assets.backfill import SHARD_ASSET_KEYS
     from sora_assets.defs.jobs import SHARD_ASSETS
+    from sora_assets.services.backfill import SHARD_ASSET_KEYS
 
     # backfill.py stays free of Dagster imports (the CLI talks GraphQL), so its list is checked here
     assert [assets_def.key.to_user_string() for assets_def in SHARD_ASSETS] == SHARD_ASSET_KEYS

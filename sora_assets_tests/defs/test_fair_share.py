@@ -10,8 +10,8 @@ import pytest
 from dagster import DagsterEvent, DagsterEventType, DagsterRunStatus, build_sensor_context
 from dagster._core.test_utils import create_run_for_test, instance_for_test
 
-from sora_assets.core.home import Home
-from sora_assets.core.intake import ingest_file
+from sora_assets.core.intake.inbox import ingest_file
+from sora_assets.core.storage.home import Home
 from sora_assets.defs.intake import inbox_sensor
 from sora_assets.defs.launching import due_runs
 from sora_assets.defs.partitions import SHARDS

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance
 
-from sora_assets.core.batch import batch_id_for
-from sora_assets.core.failpoints import ENV_VAR
-from sora_assets.core.home import Home
+from sora_assets.core.intake.batch_files import batch_id_for
+from sora_assets.core.render.failpoints import ENV_VAR
+from sora_assets.core.storage.home import Home
 from sora_assets.resources.video_model import VideoModelResource
 from sora_assets.resources.warehouse import ParquetWarehouse
-from sora_assets.runner import batch_shard_keys, open_instance, run_shards, submit_file, tick_inbox
+from sora_assets.services.runner import batch_shard_keys, open_instance, run_shards, submit_file, tick_inbox
 
 pytestmark = pytest.mark.slow
 
@@ -26,8 +26,8 @@ ROWS = [
 ]
 RUN_IN_SUBPROCESS = """
 import sys
-from sora_assets.core.home import Home
-from sora_assets.runner import open_instance, run_shards
+from sora_assets.core.storage.home import Home
+from sora_assets.services.runner import open_instance, run_shards
 home = Home.from_env(sys.argv[1])
 run_shards(home, open_instance(home), sys.argv[2:])
 print("finished")

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from dagster import DagsterInstance, build_sensor_context
 
-from sora_assets.core.home import Home
+from sora_assets.core.storage.home import Home
 from sora_assets.defs.intake import register_inbox
 from sora_assets.resources.home import HomeResource
 

@@ -11,15 +11,15 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus, build_sensor_context, materialize
 from dagster._core.test_utils import create_run_for_test, instance_for_test
 
-from sora_assets.core.home import Home
-from sora_assets.core.intake import ingest_file
+from sora_assets.core.intake.inbox import ingest_file
+from sora_assets.core.storage.home import Home
 from sora_assets.defs.jobs import PLAN_JOB
 from sora_assets.defs.launching import due_runs, ensure_gpu_pool, plan_window_sensor
 from sora_assets.defs.planning import render_plan
-from sora_assets.planning import latest_plan
 from sora_assets.resources.home import default_resources
 from sora_assets.resources.planner import PlannerResource
 from sora_assets.runs import RENDER_JOB
+from sora_assets.services.planning import latest_plan
 
 BATCH = b"\n".join([
     b'{"prompt": "a paid shot of the sea", "tier": "paid", "width": 64, "height": 64, "num_frames": 9}',
@@ -164,7 +164,7 @@ def test_plan_cli_prints_cost_savings_and_late_shards(home_with_model: Home, tmp
 
 
 def test_plan_accuracy_view_compares_the_latest_estimate_with_the_ledger(tmp_path) -> None:
-    from sora_assets.core.reports import report_sql
+    from sora_assets.core.warehouse.reports import report_sql
     from sora_assets.resources.warehouse import ParquetWarehouse
 
     warehouse = ParquetWarehouse(root=str(tmp_path / "wh"), db_path=str(tmp_path / "wh.duckdb"))

@@ -11,14 +11,14 @@ import pytest
 from dagster import DagsterRunStatus
 from dagster._core.test_utils import create_run_for_test, instance_for_test
 
-from sora_assets.core.home import Home
-from sora_assets.core.intake import ingest_file
+from sora_assets.core.intake.inbox import ingest_file
+from sora_assets.core.storage.home import Home
 from sora_assets.defs.jobs import PLAN_JOB
 from sora_assets.defs.launching import due_runs
-from sora_assets.planning import build_plan, plan_document, save_plan
 from sora_assets.resources.home import default_resources
 from sora_assets.resources.planner import PlannerResource
 from sora_assets.runs import RENDER_JOB
+from sora_assets.services.planning import build_plan, plan_document, save_plan
 
 T1630 = datetime(2026, 11, 21, 16, 30, tzinfo=UTC)
 BOUNDED = {"time_limit_s": None, "node_limit": 20_000}  # solver work, never the clock
@@ -82,15 +82,15 @@ def test_one_studios_220_free_shards_plan_and_launch_in_the_first_window(home_wi
 
 
 def test_plans_read_the_rows_kept_per_shard_and_never_validate_prompts(home_with_model: Home, monkeypatch) -> None:
-    import sora_assets.core.validation as validation
-    import sora_assets.planning as planning
+    import sora_assets.core.intake.validation as validation
+    import sora_assets.services.planning as planning
 
     def forbidden(*_args, **_kwargs):
         raise AssertionError("planning must not validate prompts (Great Expectations, pre-filter)")
 
     monkeypatch.setattr(validation, "validate_rows", forbidden)
-    monkeypatch.setattr("sora_assets.core.prefilter.default_prefilter", forbidden)
-    monkeypatch.setattr("sora_assets.core.expectations.run_expectations", forbidden)
+    monkeypatch.setattr("sora_assets.core.safety.prefilter.default_prefilter", forbidden)
+    monkeypatch.setattr("sora_assets.core.intake.expectations.run_expectations", forbidden)
     keys = submit(home_with_model, rows(12, paid_every=3))
     planner = PlannerResource(launch_mode="planned", gpus=2, **BOUNDED)
     first = plan_now(home_with_model, planner, T1630)

@@ -7,11 +7,11 @@ from failure any number of times.
 import pytest
 from dagster import AssetKey, materialize
 
-from sora_assets.core.home import Home
+from sora_assets.core.storage.home import Home
 from sora_assets.resources.home import default_resources
 from sora_assets.resources.safety import FrameSafetyResource
 from sora_assets.resources.warehouse import ParquetWarehouse
-from sora_assets.runner import run_shards
+from sora_assets.services.runner import run_shards
 from sora_assets_tests.conftest import registered_batch
 
 pytestmark = pytest.mark.slow

@@ -12,8 +12,8 @@ import yaml
 from dagster import DagsterRunStatus
 from dagster._core.instance.config import dagster_instance_config
 
-from sora_assets.core.home import Home
-from sora_assets.core.runtime_limits import MAX_RUNTIME_TAG, render_max_runtime_s
+from sora_assets.core.planning.runtime_limits import MAX_RUNTIME_TAG, render_max_runtime_s
+from sora_assets.core.storage.home import Home
 from sora_assets.defs import fencing
 from sora_assets.defs.fencing import RunFenced, StepFence
 from sora_assets.defs.launching import _render_request
@@ -94,7 +94,7 @@ class PlannerThatSeesTheRunFail(PlannerResource):
 
 @pytest.mark.slow
 def test_a_step_whose_run_failed_writes_no_ledger_rows(home_with_model: Home) -> None:
-    from sora_assets.runner import run_shards
+    from sora_assets.services.runner import run_shards
     from sora_assets_tests.conftest import registered_batch
 
     instance, keys = registered_batch(home_with_model, "two.jsonl")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from sora_assets.core.home import Home
+from sora_assets.core.storage.home import Home
 from sora_assets_tests.conftest import registered_batch
 from sora_assets_tests.defs.test_dagster_dev import graphql, running_dagster_dev, wait_for_asset_nodes
 from sora_assets_tests.defs.test_definitions import DESIGN_ASSETS, DESIGN_GROUPS, SHARD_CHECKS
@@ -125,7 +125,7 @@ def artifacts(tmp_path: Path) -> Iterator[Path]:
 
 def rendered_home(home: Home) -> str:
     """Render the small UI batch in process into `home` (and its Dagster instance); the shard's key."""
-    from sora_assets.runner import run_shards
+    from sora_assets.services.runner import run_shards
 
     instance, keys = registered_batch(home, "ui-demo.jsonl", UI_BATCH)
     try:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sora_assets.core.home import Home
+from sora_assets.core.storage.home import Home
 from sora_assets_tests.processes import stop_process_group
 from sora_assets_tests.production.services import (
     REPO,
@@ -95,7 +95,7 @@ def test_two_shards_render_at_once_on_two_celery_workers(tmp_path: Path, tiny_mo
     from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, EventRecordsFilter
 
     from sora_assets.executors import celery_settings_from_env
-    from sora_assets.runner import submit_file, tick_inbox
+    from sora_assets.services.runner import submit_file, tick_inbox
 
     home = Home.from_env(tmp_path / "home").ensure()
     shutil.copytree(tiny_model_dir, home.default_model_path)

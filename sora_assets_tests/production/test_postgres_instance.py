@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sora_assets.core.home import Home
+from sora_assets.core.storage.home import Home
 from sora_assets_tests.production.services import postgres_dagster_home, postgres_env, query, scratch_database
 
 pytestmark = pytest.mark.slow
@@ -18,7 +18,7 @@ def test_a_shard_runs_on_the_postgres_profile(home_with_model: Home, tmp_path: P
     from dagster import AssetKey, DagsterInstance, DagsterRunStatus
     from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
-    from sora_assets.runner import run_shards, submit_file, tick_inbox
+    from sora_assets.services.runner import run_shards, submit_file, tick_inbox
 
     with scratch_database() as db_name:
         for name, value in postgres_env(db_name).items():

@@ -15,10 +15,10 @@ from dagster import build_sensor_context
 
 from sora_assets.defs.intake import inbox_sensor
 from sora_assets.defs.launching import due_runs
-from sora_assets.planning import build_plan, published_shards
 from sora_assets.resources.home import default_resources
 from sora_assets.resources.planner import PlannerResource
-from sora_assets.runner import open_instance
+from sora_assets.services.planning import build_plan, published_shards
+from sora_assets.services.runner import open_instance
 from sora_assets_tests.production.test_s3_storage import (  # noqa: F401 - fixtures
     TWO_PROMPTS,
     bucket,

@@ -15,7 +15,7 @@ import boto3
 import numpy as np
 import pytest
 
-from sora_assets.core.home import Home
+from sora_assets.core.storage.home import Home
 from sora_assets_tests.production.s3_server import Fault, FaultyProxy, faulty_proxy, moto_server
 
 pytestmark = pytest.mark.slow
@@ -66,7 +66,7 @@ def fresh_home(root: Path, model_dir: Path | None = None) -> Home:
 
 
 def render_batch(home: Home, name: str, text: str) -> list[str]:
-    from sora_assets.runner import open_instance, run_shards, submit_file, tick_inbox
+    from sora_assets.services.runner import open_instance, run_shards, submit_file, tick_inbox
 
     batch = home.root.parent / name
     batch.write_text(text)
@@ -124,8 +124,8 @@ def test_pipeline_on_s3_publishes_reuses_across_machines_and_reports(
 def test_a_render_killed_on_one_machine_resumes_from_its_s3_checkpoint_on_another(
         bucket: str, s3_server: tuple[FaultyProxy, str, str], tmp_path: Path, tiny_model_dir: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from sora_assets.core.checkpoints import ClipCheckpoints
-    from sora_assets.core.failpoints import ENV_VAR, FailpointError
+    from sora_assets.core.render.checkpoints import ClipCheckpoints
+    from sora_assets.core.render.failpoints import ENV_VAR, FailpointError
     from sora_assets.resources.home import storage_resources
     from sora_assets.resources.video_model import VideoModelResource
     from sora_assets_tests.resources.test_video_model import spec_for
@@ -218,7 +218,7 @@ def test_an_s3_input_image_is_fetched_scanned_and_hashed_before_any_render(bucke
     from dagster import DagsterInstance, materialize
     from PIL import Image
 
-    from sora_assets.core.intake import ingest_file
+    from sora_assets.core.intake.inbox import ingest_file
     from sora_assets.defs.intake import prompt_shards
     from sora_assets.defs.validation import validated_prompts
     from sora_assets.resources.home import default_resources

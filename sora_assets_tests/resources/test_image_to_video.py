@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sora_assets.core.checkpoints import ClipCheckpoints
-from sora_assets.core.failpoints import ENV_VAR, FailpointError
-from sora_assets.core.spec import GenerationSpec
+from sora_assets.core.render.checkpoints import ClipCheckpoints
+from sora_assets.core.render.failpoints import ENV_VAR, FailpointError
+from sora_assets.core.render.spec import GenerationSpec
 from sora_assets.resources.video_model import RenderJob, VideoModelResource, model_fingerprint
 
 

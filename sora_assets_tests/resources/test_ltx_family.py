@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from sora_assets.core.checkpoints import ClipCheckpoints
-from sora_assets.core.failpoints import ENV_VAR, FailpointError
-from sora_assets.core.frames import frames_sha256
-from sora_assets.core.spec import GenerationSpec
+from sora_assets.core.quality.frames import frames_sha256
+from sora_assets.core.render.checkpoints import ClipCheckpoints
+from sora_assets.core.render.failpoints import ENV_VAR, FailpointError
+from sora_assets.core.render.spec import GenerationSpec
 from sora_assets.resources import video_model
 from sora_assets.resources.models import get_family
 from sora_assets.resources.video_model import ModelMissingError, RenderJob, VideoModelResource

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sora_assets.core.failures import ModelLoadError, classify
+from sora_assets.core.render.failures import ModelLoadError, classify
 from sora_assets.resources.video_model import ModelMissingError, VideoModelResource, model_settings_from_env
 
 

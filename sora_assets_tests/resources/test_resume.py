@@ -12,19 +12,19 @@ import numpy as np
 import pytest
 import torch
 
-from sora_assets.core.checkpoints import ClipCheckpoints
-from sora_assets.core.failpoints import ENV_VAR, FailpointError
-from sora_assets.core.failures import ModelLoadError
-from sora_assets.core.frames import frames_sha256
-from sora_assets.core.spec import GenerationSpec
+from sora_assets.core.quality.frames import frames_sha256
+from sora_assets.core.render.checkpoints import ClipCheckpoints
+from sora_assets.core.render.failpoints import ENV_VAR, FailpointError
+from sora_assets.core.render.failures import ModelLoadError
+from sora_assets.core.render.spec import GenerationSpec
 from sora_assets.resources.video_model import NonFiniteLatentsError, RenderJob, VideoModelResource
 from sora_assets_tests.resources.test_video_model import spec_for
 
 KILL_SCRIPT = """
 import json, sys
 from pathlib import Path
-from sora_assets.core.checkpoints import ClipCheckpoints
-from sora_assets.core.spec import GenerationSpec
+from sora_assets.core.render.checkpoints import ClipCheckpoints
+from sora_assets.core.render.spec import GenerationSpec
 from sora_assets.resources.video_model import VideoModelResource
 args = json.loads(sys.argv[1])
 model = VideoModelResource(model_path=args["model"], checkpoint_every=args["every"])
@@ -257,7 +257,7 @@ def test_a_failed_attempts_spend_after_its_last_checkpoint_is_billed_with_the_re
         model: VideoModelResource, spec: GenerationSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 19: the attempt that died after step 12 spent steps 1..12; its checkpoint (step 10) knows 1..10.
     The journal keeps all twelve, so the clip's bill is the sum of both attempts, not checkpoint + last."""
-    from sora_assets.core.spend import SpendJournal
+    from sora_assets.core.render.spend import SpendJournal
 
     checkpoints = ClipCheckpoints(tmp_path / "ck", "shard", "clip")
     journal = SpendJournal(tmp_path / "work", "shard", "clip", "run")

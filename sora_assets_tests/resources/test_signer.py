@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from sora_assets.core.manifest import clip_manifest
-from sora_assets.core.video_io import encode_mp4
+from sora_assets.core.render.manifest import clip_manifest
+from sora_assets.core.render.video_io import encode_mp4
 from sora_assets.resources.signer import ROOT_CERT, SIGNER_KEY, C2paSignerResource, read_verification
 from sora_assets_tests.conftest import flip_byte_in, gradient_clip
 
@@ -64,7 +64,7 @@ def test_keys_are_private_and_minted_once(signed) -> None:
 
 def test_signing_keeps_the_clip_fast_start_and_trusted(signed) -> None:
     """The manifest goes in without moving moov behind mdat (the streaming layout survives signing)."""
-    from sora_assets_tests.core.test_video_io import _top_level_boxes
+    from sora_assets_tests.core.render.test_video_io import _top_level_boxes
 
     signer, clip = signed
     boxes = _top_level_boxes(clip.read_bytes())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sora_assets.core.home import Home
+from sora_assets.core.storage.home import Home
 from sora_assets.resources.home import storage_resources
 from sora_assets.resources.s3 import S3ClipStore, S3ParquetWarehouse, s3_settings_from_env
 from sora_assets.resources.store import LocalClipStore

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from sora_assets.core.fsutil import sha256_file
+from sora_assets.core.storage.fsutil import sha256_file
 from sora_assets.resources.store import LocalClipStore
 
 

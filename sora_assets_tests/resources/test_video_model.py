@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sora_assets.core.spec import GenerationSpec
+from sora_assets.core.render.spec import GenerationSpec
 from sora_assets.resources import video_model
 from sora_assets.resources.tiny_wan import build_tiny_wan
 from sora_assets.resources.video_model import VideoModelResource, model_fingerprint

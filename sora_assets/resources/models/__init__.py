@@ -1,12 +1,12 @@
 """Model families as plug-ins: `ModelFamily` (base.py) with Wan and LTX-Video implementations.
 
-A new family: its constraints in `core/model_families.py`, a `ModelFamily` subclass here, one line in
+A new family: its constraints in `core/render/model_families.py`, a `ModelFamily` subclass here, one line in
 `FAMILY_PLUGINS`.
 """
 
 from __future__ import annotations
 
-from sora_assets.core.model_families import resolve_family
+from sora_assets.core.render.model_families import resolve_family
 from sora_assets.resources.models.base import ModelFamily
 from sora_assets.resources.models.ltx import LTXFamily
 from sora_assets.resources.models.wan import WanFamily

@@ -12,8 +12,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
-from sora_assets.core.model_families import FamilyConstraints
-from sora_assets.core.spec import GenerationSpec
+from sora_assets.core.render.model_families import FamilyConstraints
+from sora_assets.core.render.spec import GenerationSpec
 
 
 class ModelFamily(ABC):

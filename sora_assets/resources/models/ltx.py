@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sora_assets.core.model_families import FAMILIES, LTX
-from sora_assets.core.spec import GenerationSpec
+from sora_assets.core.render.model_families import FAMILIES, LTX
+from sora_assets.core.render.spec import GenerationSpec
 from sora_assets.resources.models.base import ModelFamily
 from sora_assets.resources.models.tiny import BUILD_SEED, quiet, save, tokenizer
 

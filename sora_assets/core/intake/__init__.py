@@ -1,0 +1,1 @@
+"""Intake: batch files in, rows parsed, typed, checked and shaped for a model."""

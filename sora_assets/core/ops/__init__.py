@@ -1,0 +1,1 @@
+"""Operations: alarms, SLO arithmetic and crash recovery."""

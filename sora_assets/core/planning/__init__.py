@@ -1,0 +1,1 @@
+"""Planning: cost model, estimates, prices, fair share and the window solver."""

@@ -1,0 +1,1 @@
+"""Quality: frame arithmetic and checks, model-free clip metrics, fidelity against exact, previews."""

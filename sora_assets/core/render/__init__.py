@@ -1,0 +1,1 @@
+"""Render: what a clip is (spec, cache key), how it is made, checked and encoded."""

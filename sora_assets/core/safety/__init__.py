@@ -1,0 +1,1 @@
+"""Safety: the text pre-filter, language identification and the frame policy."""

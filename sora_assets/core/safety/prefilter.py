@@ -1,0 +1,498 @@
+"""Text safety pre-filter: blocks before any GPU time is spent, driven by the policy file.
+
+Three layers, each recorded with its evidence:
+1. Normalisation that undoes easy obfuscation: Unicode compatibility forms (fullwidth), zero-width
+   and soft-hyphen characters, confusable letters (Cyrillic/Greek lookalikes, via the Unicode
+   confusables data in `confusable_homoglyphs`), case, accents, leetspeak, letters spaced out or
+   joined by punctuation ("n.a.k.e.d", "s_w_a_s_t_i_k_a"), punctuation inserted in words
+   ("dec*apitation") and masked letters ("n*de", restored against the policy's lexicon).
+2. Rules: the policy's term lists matched on every de-obfuscated reading; "minor" + "sexual" terms
+   together always block as sexual_minors.
+3. Meaning: cosine similarity of the bundled MiniLM embedding to each category's exemplars, and
+   for sexual_minors, to "minor" and "sexual" exemplars separately, so paraphrases are caught.
+4. A learned classifier (sora_assets/safety/classifier.py: hashed char n-grams + words, trained on
+   the corpus's train split, thresholds chosen on validation) over the whole batch at once.
+5. Public figures from the curated names file (block), and an unknown full name in a likeness context
+   (hold); a prompt in a language the policy does not cover is held (`unsupported_language`).
+Order of precedence: block (rules, names, classifier, semantic) > hold > flag > allow. Terms are
+matched on the Latin-folded readings and on the native reading (policy.fold), so term lists can be
+written in any covered script.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+
+import numpy as np
+
+from sora_assets.core.safety.policy_file import SafetyPolicy, fold, load_policy
+
+_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad"
+                                     "\u034f\u180e"), None)
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
+_SPACED_RUN = re.compile(r"(?<![a-z0-9])(?:[a-z0-9@$] ){2,}[a-z0-9@$](?![a-z0-9])")
+_INNER_PUNCT = re.compile(r"(?<=[a-z0-9@$])[.\-_'’*+~|/\\]+(?=[a-z0-9@$])")
+
+Embedder = Callable[[Sequence[str]], np.ndarray]
+
+
+@lru_cache(maxsize=4096)
+def _latin(char: str) -> str:
+    """The Latin letter a confusable character imitates (Cyrillic 'а' -> 'a'), else the character."""
+    if char.isascii() or not char.isalpha():
+        return char
+    from confusable_homoglyphs import confusables
+
+    found = confusables.is_confusable(char, greedy=True, preferred_aliases=["latin"])
+    if found:
+        for glyph in found[0]["homoglyphs"]:
+            if glyph["c"].isascii() and glyph["c"].isalpha():
+                return glyph["c"].lower()
+    return char
+
+
+# Latin letters with no decomposition to a base letter (so stripping accents misses them): Turkish
+# dotless i, Polish l with stroke, ... Without this "kız" reads "k z" and "zwłoki" reads "zw oki".
+_LETTERS = str.maketrans({"ı": "i", "ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ŀ": "l", "ß": "ss", "æ": "ae",
+                          "œ": "oe", "þ": "th", "ð": "d"})
+
+
+def _plain(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
+    text = "".join(_latin(c) for c in text).lower().translate(_LETTERS)
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+def _deleet(text: str) -> str:
+    # only inside words that also contain letters, so "3 cats" keeps its number
+    return " ".join(w.translate(_LEET) if re.search(r"[a-z]", w) else w for w in text.split())
+
+
+def _clean(text: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9]+", " ", text)).strip()
+
+
+_ONE_LETTER_WORDS = frozenset("aeiouywz")  # one-letter words in the covered Latin-script languages
+
+
+def _rejoin(text: str, keep_article: bool = False, keep_last: bool = False) -> str:
+    """"g o r e" -> "gore", "n 4 k 3 d" -> "naked": runs of three or more one-character words.
+
+    With `keep_article` a leading one-letter word stays a word ("a n 4 k 3 d woman" -> "a naked
+    woman", "w o d c i e n i a c h" -> "w odcieniach"); with `keep_last` a trailing one does ("si
+    i m p i c c a a una trave" -> "si impicca a una trave").
+    """
+    def join(match: re.Match[str]) -> str:
+        letters = match.group(0).split()
+        if keep_article and letters[0] in _ONE_LETTER_WORDS and len(letters) > 3:
+            letters = [letters[0] + " "] + letters[1:]
+        if keep_last and letters[-1] in _ONE_LETTER_WORDS and len(letters) > 3:
+            letters = letters[:-1] + [" " + letters[-1]]
+        return "".join(letters).translate(_LEET)
+    return _SPACED_RUN.sub(join, text)
+
+
+_MASK = "*#%?"  # characters written in place of a letter ("n*de", "s#x", "str?ptiz")
+_MASKED_WORD = re.compile(r"[a-z0-9@$]*[*#%?][a-z0-9@$*#%?]*")
+_REPEATS = re.compile(r"([a-z])\1{2,}")
+
+
+@dataclass(frozen=True)
+class MaskLexicon:
+    """Words and stems a masked token is restored to, indexed by length.
+
+    `words` must fit the whole token ("n*de" -> "nude"); `stems` (a term written `stem\\w*` in the
+    policy, "minderjahrig") need only fit its start, the rest being plain letters ("m*nderjahrige").
+    """
+
+    words: dict[int, tuple[str, ...]]
+    stems: dict[int, tuple[str, ...]]
+
+    @classmethod
+    def build(cls, words: Sequence[str], stems: Sequence[str] = ()) -> MaskLexicon:
+        def index(items: Sequence[str]) -> dict[int, tuple[str, ...]]:
+            out: dict[int, list[str]] = {}
+            for item in dict.fromkeys(items):
+                out.setdefault(len(item), []).append(item)
+            return {k: tuple(v) for k, v in out.items()}
+        return cls(index(words), index(stems))
+
+    def restore(self, token: str) -> str | None:
+        letters = token.translate(_LEET)
+        masks = sum(c in _MASK for c in letters)
+        if len(letters) - masks <= max(1, masks):  # "*o*r*" is letters between separators, not a mask
+            return None
+        shape = re.compile("".join("[a-z]?" if c in _MASK else re.escape(c) for c in letters))
+        for size in range(len(letters) - masks, len(letters) + 1):
+            found = next((w for w in self.words.get(size, ()) if shape.fullmatch(w)), None)
+            if found:
+                return found
+        last = max(i for i, c in enumerate(letters) if c in _MASK)
+        for cut in range(len(letters), last, -1):  # a stem fits the start, the rest are plain letters
+            head = re.compile("".join("[a-z]?" if c in _MASK else re.escape(c) for c in letters[:cut]))
+            for size in range(cut - masks, cut + 1):
+                found = next((w for w in self.stems.get(size, ()) if head.fullmatch(w)), None)
+                if found:
+                    return found + letters[cut:]
+        return None
+
+
+def _restore_masked(text: str, lexicon: Sequence[str] | MaskLexicon) -> str:
+    """"n*de" -> "nude", "m*nderjahrige" -> "minderjahrige": a word with a mask character (* # % ?) is
+    the lexicon word (or stem + plain ending) it fits, each mask standing for at most one letter; a
+    token that fits nothing loses its masks."""
+    index = lexicon if isinstance(lexicon, MaskLexicon) else MaskLexicon.build(lexicon)
+
+    def restore(match: re.Match[str]) -> str:
+        word = match.group(0)
+        return index.restore(word) or re.sub(r"[*#%?]", "", word)
+    return _MASKED_WORD.sub(restore, text)
+
+
+def policy_variants(text: str, lexicon: Sequence[str] | MaskLexicon = ()) -> list[str]:
+    """Readings of a prompt that undo easy obfuscation; a rule matching any of them matches the prompt."""
+    plain = re.sub(r"\s+", " ", _plain(text))
+    joined = _INNER_PUNCT.sub("", plain)  # "nu.de" -> "nude", "k.k.k" -> "kkk"
+    masked = re.sub(r"[^a-z0-9@$*#%?]+", " ", plain)
+    # a mask inside a word, or ending one ("g*re", "sex?"): "? " at a word's end is a question mark
+    if _MASKED_WORD.search(masked):
+        masked = _restore_masked(masked, lexicon)
+    # letters repeated for emphasis or to dodge a list ("nuuude", "sexxxy") read once
+    bases = [plain, joined, masked]
+    if _REPEATS.search(masked):
+        bases.append(_REPEATS.sub(r"\1", masked))
+    variants: dict[str, None] = {}
+    final = ""
+    for base in dict.fromkeys(bases):  # identical readings are expanded once
+        spaced = re.sub(r"[^a-z0-9@$]+", " ", base).strip()
+        for candidate in dict.fromkeys((spaced, _deleet(spaced))):
+            variants[_clean(candidate)] = None
+            if _SPACED_RUN.search(candidate):
+                variants[_clean(_rejoin(candidate, keep_article=True))] = None
+                variants[_clean(_rejoin(candidate, keep_last=True))] = None
+                final = _clean(_rejoin(candidate))
+            else:
+                final = _clean(candidate)
+            variants[final] = None
+    # the fully de-obfuscated reading (masked, de-leeted, rejoined) stays last: normalize_for_policy
+    return [v for v in variants if v and v != final] + ([final] if final else [])
+
+
+def normalize_for_policy(text: str, lexicon: Sequence[str] = ()) -> str:
+    """The fully de-obfuscated reading (leetspeak undone, spaced-out letters rejoined)."""
+    variants = policy_variants(text, lexicon)
+    return variants[-1] if variants else ""
+
+
+_DIGITS = re.compile(r"\d+")
+_CJK = "\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af"
+_CJK_GAP = re.compile(rf"(?<=[{_CJK}])[\s\W_]+(?=[{_CJK}])")
+_SINGLE_LETTERS = re.compile(r"(?<!\w)(?:[^\W\d_][\s.\-_*|/~+]+){2,}[^\W\d_](?!\w)")
+
+
+# Latin letters and digits that pass for Cyrillic ones: "гoлая" with a Latin o, "п0рн0" with zeros
+_TO_CYRILLIC = str.maketrans({"a": "а", "c": "с", "e": "е", "o": "о", "p": "р", "x": "х", "y": "у", "k": "к",
+                              "m": "м", "t": "т", "h": "н", "b": "в", "0": "о", "3": "з", "6": "б", "4": "ч"})
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+_MIXED_CYRILLIC = re.compile(r"\w*[\u0400-\u04ff]\w*")
+
+
+def native_joined(text: str) -> str:
+    """The native reading with letters spaced or punctuated apart rejoined in any script
+    ("г е н и т а л и и", "ポ.ル.ノ"), separators between CJK/Hangul characters dropped, and Latin
+    lookalikes inside a Cyrillic word read as Cyrillic."""
+    folded = fold(text)
+    joined = _SINGLE_LETTERS.sub(lambda m: re.sub(r"[\s.\-_*|/~+]+", "", m.group(0)), folded)
+    # only in a mostly Cyrillic prompt: in a Latin one a mixed word is Latin in disguise ("lірstісk")
+    if len(_CYRILLIC.findall(joined)) > len(re.findall(r"[a-z]", joined)):
+        joined = _MIXED_CYRILLIC.sub(lambda m: m.group(0).translate(_TO_CYRILLIC), joined)
+    elif _CYRILLIC.search(joined):
+        joined = _MIXED_CYRILLIC.sub(lambda m: "".join(map(_latin, m.group(0))).lower()
+                                     if re.search(r"[a-z]", m.group(0)) else m.group(0), joined)
+    return _CJK_GAP.sub("", joined)
+
+
+def classifier_text(text: str, reading: str | None = None) -> str:
+    """What the classifier reads: the native reading and the fully de-obfuscated one, side by side,
+    without digits. Ages are the rules' job (they read a number and compare it with 18); a char n-gram
+    model learns "a digit near a child word" instead, and blocked "kids at the pool -- 8 seconds"
+    (measured 2026-12-01: 17 of 199 benign test prompts in a frame with a duration)."""
+    return _DIGITS.sub("", fold(text) + " | " + (normalize_for_policy(text) if reading is None else reading))
+
+
+@dataclass(frozen=True)
+class PrefilterDecision:
+    blocked: bool
+    category: str | None  # a policy category, or "unsupported_language" for a language hold
+    rule: str | None  # rule id, "semantic:<exemplar>", "classifier:<category>", "names:<list>", "language:<code>"
+    score: float  # 1.0 for a rule match; the cosine similarity or classifier probability otherwise
+    policy_version: str = ""
+    method: str = "none"  # rule | names | classifier | semantic | likeness | language | none
+    action: str = "allow"  # block | hold | flag | allow
+    language: str = ""  # ISO 639-1 code the language id found ("und" when too short to tell)
+
+    @property
+    def flagged(self) -> bool:
+        return self.action == "flag"
+
+    @property
+    def held(self) -> bool:
+        """Not rendered until a person reviews it; recorded as a rejection like a block."""
+        return self.action == "hold"
+
+
+_NAME_PAIR = re.compile(r"(?<!\w)([A-ZÀ-ÖØ-ÞĀ-ž][a-zà-öø-ÿā-ž]+)\s+((?:(?:de|van|von|da|di|del|le|la|der|den)\s+)?"
+                        r"[A-ZÀ-ÖØ-ÞĀ-ž][a-zà-öø-ÿā-ž]+(?:-[A-Z][a-z]+)?)")
+
+
+@lru_cache(maxsize=1)
+def _given_names() -> frozenset[str]:
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent.parent / "safety" / "given_names.txt"
+    return frozenset(line.strip() for line in path.read_text(encoding="utf-8").splitlines()
+                     if line.strip() and not line.startswith("#"))
+
+
+def unknown_full_name(prompt: str) -> str | None:
+    """A capitalised pair whose first word is a known given name ("Marta Kowalczyk"), else None."""
+    names = _given_names()
+    for first, last in _NAME_PAIR.findall(prompt):
+        # a surname that is also a given name ("Joon Chen", "Paul Allen") is still a full name
+        if first.lower() in names and last.split()[-1].lower() not in {"street", "road", "city", "avenue",
+                                                                       "bridge", "river", "lake"}:
+            return f"{first} {last}"
+    return None
+
+
+def prompt_fingerprint(text: str) -> str:
+    """What may be logged about a blocked prompt: its hash, never its text."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class TextPrefilter:
+    """The policy's text rules and exemplars, with exemplar embeddings computed once."""
+
+    def __init__(self, policy: SafetyPolicy, embedder: Embedder | None = None, classifier: object | None = None,
+                 names: object | None = None, language_id: bool = True) -> None:
+        """`classifier`: a TextClassifier, None for the policy's (bundled) one, False for none;
+        `names`: anything with .search(folded_text) (None: the policy's names file, False: none)."""
+        self.policy = policy
+        semantic = policy.semantic
+        self.embedder = embedder if semantic.get("enabled", True) else None
+        settings = policy.classifier
+        if classifier is None and settings.get("enabled", False):
+            from sora_assets.safety.classifier import bundled_classifier
+
+            classifier = bundled_classifier() if settings.get("model", "bundled") == "bundled" else \
+                bundled_classifier(str(settings["model"]))
+        self.classifier = classifier or None
+        thresholds = dict(getattr(self.classifier, "thresholds", {}) or {})
+        thresholds.update({k: float(v) for k, v in (settings.get("thresholds") or {}).items()})
+        self.thresholds = thresholds
+        if names is None and policy.likeness.get("names_file"):
+            from sora_assets.safety.names import NAMES_PATH, name_index
+
+            chosen = policy.likeness["names_file"]
+            names = name_index(str(NAMES_PATH if chosen == "bundled" else chosen), fold)
+        self.names = names or None
+        self.language_id = language_id and bool(policy.covered_languages)
+        # masked words ("g*nitales") are restored against the lexicon plus every plain word of the term
+        # lists, so a term added in any Latin-script language is also found masked
+        words = {w for name, patterns in policy.raw_terms.items() if name not in ("allow_phrases", "given_names")
+                 for p in patterns for w in re.findall(r"(?<![\\\w])[a-z]{4,}(?![\w(?\\])", p)}
+        stems = {w for name, patterns in policy.raw_terms.items() if name not in ("allow_phrases", "given_names")
+                 for p in patterns for w in re.findall(r"(?<![\\\w])([a-z]{5,})\\w\*", p)}
+        self._lexicon = MaskLexicon.build([*policy.lexicon, *sorted(words)], sorted(stems))
+        raw_allow = policy.raw_terms.get("allow_phrases") or ()
+        self._allow = policy.terms["allow_phrases"] if raw_allow else None
+        self._exemplars: list[tuple[str, str, float]] = [
+            (c.name, e, c.semantic_threshold) for c in policy.categories
+            if c.semantic_threshold is not None for e in c.exemplars]
+        self._exemplar_vectors: np.ndarray | None = None
+        self._pair_vectors: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _vectors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._exemplar_vectors is None:
+            self._exemplar_vectors = self.embedder([e for _, e, _ in self._exemplars])
+            pair = self.policy.semantic
+            self._pair_vectors = (self.embedder(pair.get("minor_exemplars") or ["a child"]),
+                                  self.embedder(pair.get("sexual_exemplars") or ["sexual content"]))
+        return self._exemplar_vectors, *self._pair_vectors
+
+    def readings(self, prompt: str) -> tuple[str, list[str]]:
+        """Every reading joined by NUL (terms never span it) with the policy's innocent phrases removed,
+        and the de-obfuscated variants."""
+        variants = policy_variants(prompt, self._lexicon)
+        # one native reading, with letters split apart rejoined and separators between CJK/Hangul
+        # characters dropped ("ヌードカラ ー", "o_d_c_i_e_n_i_a_c_h nude"): a raw reading beside it would
+        # keep the trigger word while the innocent phrase around it is unreadable, so it is not kept
+        joined = "\x00".join(dict.fromkeys([*variants, native_joined(prompt)]))
+        if self._allow is not None:
+            joined = self._allow.sub(" ", joined)
+        return joined, variants
+
+    def _rule_match(self, joined: str) -> tuple[str, str] | None:
+        terms, hits = self.policy.terms, {}
+
+        def hit(term: str) -> bool:
+            if term not in hits:
+                hits[term] = terms[term].search(joined) is not None
+            return hits[term]
+
+        for category in self.policy.categories:
+            for rule in category.rules:
+                if (rule.any_of and any(hit(t) for t in rule.any_of)) or (rule.all_of and all(hit(t) for t in
+                                                                                             rule.all_of)):
+                    return category.name, rule.id
+        return None
+
+    def check_many(self, prompts: Sequence[str]) -> list[PrefilterDecision]:
+        """Decisions for a batch: per-prompt readings and rules, then one classifier pass, one language
+        pass and one embedding pass (only over prompts nothing else decided) for the whole batch."""
+        version = self.policy.version
+        decisions: list[PrefilterDecision | None] = []
+        readings: list[str] = []
+        joined_all: list[str] = []
+        for prompt in prompts:
+            joined, variants = self.readings(prompt)
+            hit = self._rule_match(joined)
+            if hit is None and self.names is not None and self.names.search(joined):
+                hit = ("real_person_likeness", "names:public_figures")
+            if hit:
+                action = self.policy.category(hit[0]).action
+                method = "names" if hit[1].startswith("names:") else "rule"
+                decisions.append(PrefilterDecision(action == "block", hit[0], hit[1], 1.0, version, method, action))
+            else:
+                decisions.append(None)
+            readings.append(variants[-1] if variants else "")
+            joined_all.append(joined)
+        uncertain = self._classify(prompts, readings, decisions, version, joined_all)
+        self._semantic(readings, decisions, version, uncertain)
+        languages = self._languages(prompts)
+        self._holds(prompts, joined_all, languages, decisions, version)
+        return [replace(d, language=lang) if d is not None else
+                PrefilterDecision(False, None, None, 0.0, version, language=lang)
+                for d, lang in zip(decisions, languages, strict=True)]
+
+    def _classify(self, prompts: Sequence[str], readings: list[str], decisions: list[PrefilterDecision | None],
+                  version: str, joined: list[str] | None = None) -> set[int] | None:
+        """Classifier decisions for rows not yet blocked; returns the rows still undecided whose top
+        unsafe probability reaches the policy's `semantic.cascade_min_probability` (the only rows worth
+        an embedding), or None when there is no classifier or no cascade."""
+        pending = [i for i, d in enumerate(decisions) if d is None or not d.blocked]
+        if self.classifier is None or not pending:
+            return None
+        probabilities = self.classifier.probabilities([classifier_text(prompts[i], readings[i]) for i in pending])
+        classes = list(self.classifier.classes)
+        # strictest first: sexual_minors wins when it is over its (low) threshold, whatever else is
+        order = [c for c in (cat.name for cat in self.policy.categories) if c in classes and c in self.thresholds]
+        # two weak signals are enough for the strict category: a minor term anywhere and a classifier
+        # score over `with_minor_term` (fail closed; measured 1 of 546 validation benign prompts at 0.4)
+        with_minor = self.policy.classifier.get("sexual_minors_with_minor_term")
+        minor_terms = self.policy.terms.get("minor_terms")
+        for row, index in enumerate(pending):
+            for category in order:
+                score = float(probabilities[row, classes.index(category)])
+                threshold = self.thresholds[category]
+                if (category == "sexual_minors" and with_minor is not None and joined is not None
+                        and minor_terms is not None and minor_terms.search(joined[index])):
+                    threshold = min(threshold, float(with_minor))
+                if score >= threshold:
+                    action = self.policy.category(category).action
+                    decisions[index] = PrefilterDecision(action == "block", category, f"classifier:{category}",
+                                                         round(score, 4), version, "classifier", action)
+                    break
+        floor = self.policy.semantic.get("cascade_min_probability")
+        if floor is None:
+            return None
+        unsafe = [j for j, c in enumerate(classes) if c != "benign"]
+        top = probabilities[:, unsafe].max(axis=1)
+        minors = probabilities[:, classes.index("sexual_minors")] if "sexual_minors" in classes else top * 0
+        minors_floor = self.policy.semantic.get("cascade_min_probability_sexual_minors", floor)
+        return {index for row, index in enumerate(pending)
+                if decisions[index] is None and (top[row] >= floor or minors[row] >= minors_floor)}
+
+    def _semantic(self, readings: list[str], decisions: list[PrefilterDecision | None], version: str,
+                  only: set[int] | None = None) -> None:
+        pending = [i for i, d in enumerate(decisions) if d is None and readings[i] and (only is None or i in only)]
+        if not pending or self.embedder is None:
+            return
+        exemplars, minors, sexual = self._vectors()
+        vectors = self.embedder([readings[i] for i in pending])
+        similarity = vectors @ exemplars.T if len(exemplars) else np.zeros((len(pending), 0))
+        pair = self.policy.semantic.get("minor_sexual_pair") or {}
+        minor_score = (vectors @ minors.T).max(axis=1)
+        sexual_score = (vectors @ sexual.T).max(axis=1)
+        for row, index in enumerate(pending):
+            if minor_score[row] >= pair.get("minor", 2) and sexual_score[row] >= pair.get("sexual", 2):
+                score = float(min(minor_score[row], sexual_score[row]))
+                decisions[index] = PrefilterDecision(True, "sexual_minors", "semantic:minor+sexual", score,
+                                                     version, "semantic", "block")
+                continue
+            margins = [(similarity[row, j] - threshold, j) for j, (_, _, threshold) in enumerate(self._exemplars)]
+            best = max(margins, default=None)
+            if best is not None and best[0] >= 0:
+                category, exemplar, _ = self._exemplars[best[1]]
+                action = self.policy.category(category).action
+                decisions[index] = PrefilterDecision(action == "block", category, f"semantic:{exemplar}",
+                                                     float(similarity[row, best[1]]), version, "semantic", action)
+
+    def _languages(self, prompts: Sequence[str]) -> list[str]:
+        if not self.language_id:
+            return [""] * len(prompts)
+        from sora_assets.core.safety.langid import identify
+
+        return identify(prompts, self.policy.covered_languages)
+
+    def _holds(self, prompts: Sequence[str], joined: list[str], languages: list[str],
+               decisions: list[PrefilterDecision | None], version: str) -> None:
+        """Rows nothing blocked: an unknown person's full name asked for as a likeness, or a language
+        the policy does not cover, is held (or whatever the policy says) instead of rendered."""
+        cues = self.policy.terms["likeness_cues"] if self.policy.raw_terms.get("likeness_cues") else None
+        name_action = self.policy.likeness.get("unknown_name_action", "hold")
+        language_action = self.policy.languages.get("unsupported_action", "hold")
+        covered = self.policy.covered_languages
+        for index, prompt in enumerate(prompts):
+            current = decisions[index]
+            if current is not None and current.blocked:
+                continue
+            if cues is not None and name_action != "allow" and cues.search(joined[index]):
+                name = unknown_full_name(prompt)
+                if name is not None:
+                    decisions[index] = PrefilterDecision(name_action == "block", "real_person_likeness",
+                                                         "likeness:unknown_full_name", 1.0, version, "likeness",
+                                                         name_action)
+                    continue
+            language = languages[index]
+            if (self.language_id and language_action != "allow" and language not in covered
+                    and language != "und" and (current is None or current.action in ("allow", "flag"))):
+                decisions[index] = PrefilterDecision(language_action == "block", "unsupported_language",
+                                                     f"language:{language}", 1.0, version, "language",
+                                                     language_action)
+
+    def check(self, prompt: str, negative_prompt: str = "") -> PrefilterDecision:
+        # the negative prompt steers away from content, so only the positive prompt is judged
+        return self.check_many([prompt])[0]
+
+
+@lru_cache(maxsize=4)
+def _default_prefilter(policy_key: tuple[str, str]) -> TextPrefilter:
+    from sora_assets.core.safety.embeddings import embed
+
+    return TextPrefilter(load_policy(policy_key[0]), embed)
+
+
+def default_prefilter(policy_path: str | None = None) -> TextPrefilter:
+    """The prefilter for a policy file (default: the configured one), with the bundled MiniLM (one per process)."""
+    policy = load_policy(policy_path)
+    return _default_prefilter((policy.source, policy.version))
+
+
+def check_prompt(prompt: str, negative_prompt: str = "") -> PrefilterDecision:
+    return default_prefilter().check(prompt, negative_prompt)

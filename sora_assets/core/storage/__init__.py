@@ -1,0 +1,1 @@
+"""Storage: the home folder, its work areas, crash-safe writes and the object-store protocol."""

@@ -1,0 +1,1 @@
+"""Warehouse: row builders, table schemas and report SQL."""

@@ -1,0 +1,1 @@
+"""Orchestration-side services: planning, observability, evaluation, backfill, recovery, calibration, runner."""
