@@ -8,11 +8,9 @@ from typing import Any
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
     MetadataValue,
     Output,
-    asset,
 )
 
 from sora_assets.core.intake.batch_files import batch_id_of_key
@@ -23,11 +21,10 @@ from sora_assets.core.render.spend import attempt_rows
 from sora_assets.core.render.video_io import decode_mp4
 from sora_assets.core.warehouse.ledger import CACHE_HIT, DEAD_LETTER, RENDERED, clip_row, ledger_row
 from sora_assets.core.warehouse.shard_summary import block_rate, cost_rows, cost_totals, embedded_image_markdown
-from sora_assets.defs.catalog import WAREHOUSE, owners_of
-from sora_assets.defs.clip_io import clips_in
+from sora_assets.defs.catalog import WAREHOUSE
+from sora_assets.defs.clip_io import clip_stage
 from sora_assets.defs.fencing import StepFence
 from sora_assets.defs.metadata import cost_table
-from sora_assets.defs.partitions import shards_partitions
 from sora_assets.defs.screening import PREVIEW_EMBED, SCAN_RECORD
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.planner import PlannerResource
@@ -165,20 +162,13 @@ def publishing_checks(clips: list[ClipRecord], ledger: list[dict[str, Any]],
                            metadata={"ledger_rows": len(ledger_ids), "clips": len(clips)})
 
 
-@asset(ins=clips_in("signed_clips"),
-       partitions_def=shards_partitions, group_name=WAREHOUSE, owners=owners_of(WAREHOUSE),
-       kinds={"duckdb", "parquet"},
-       description="Signed clips in the content-addressed store (also the render cache), with clips and "
-                   "cost_ledger rows per shard; the shard's contact sheet and cost table are in its metadata.",
-       check_specs=[
-           AssetCheckSpec(SCANNED_AND_SIGNED, asset="published_clips", partitions_def=shards_partitions,
-                          description="Every published clip passed the frame scan and verifies as Trusted."),
-           AssetCheckSpec(LEDGER_COMPLETE, asset="published_clips", partitions_def=shards_partitions,
-                          description="Ledger completeness: exactly one cost_ledger row per clip of the shard."),
-           AssetCheckSpec(SCAN_RECORDED, asset="published_clips", partitions_def=shards_partitions,
-                          description="Every published clip (cache hits included) has a passing frame-scan record "
-                                      "(pass or flag) in safety_events."),
-       ])
+@clip_stage("published_clips", "signed_clips", WAREHOUSE, {"duckdb", "parquet"},
+            "Signed clips in the content-addressed store (also the render cache), with clips and cost_ledger rows "
+            "per shard; the shard's contact sheet and cost table are in its metadata.",
+            {SCANNED_AND_SIGNED: "Every published clip passed the frame scan and verifies as Trusted.",
+             LEDGER_COMPLETE: "Ledger completeness: exactly one cost_ledger row per clip of the shard.",
+             SCAN_RECORDED: "Every published clip (cache hits included) has a passing frame-scan record (pass or "
+                            "flag) in safety_events."})
 def published_clips(context: AssetExecutionContext, signed_clips: list[ClipRecord], store: ClipStore,
                     warehouse: ParquetWarehouse, home: HomeResource, planner: PlannerResource) -> Iterator[Any]:
     key = context.partition_key

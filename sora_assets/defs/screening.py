@@ -7,16 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    Failure,
-    MetadataValue,
-    Output,
-    asset,
-)
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, Failure, MetadataValue, Output
 
 from sora_assets.core.intake.batch_files import batch_id_of_key
 from sora_assets.core.quality.metrics import clip_quality
@@ -28,10 +19,9 @@ from sora_assets.core.render.video_io import decode_mp4
 from sora_assets.core.storage.work_area import WorkArea
 from sora_assets.core.warehouse.ledger import CACHE_HIT, DEAD_LETTER, DUPLICATE, QUARANTINED
 from sora_assets.core.warehouse.shard_summary import block_rate, needs_scan, unscanned_clips
-from sora_assets.defs.catalog import SAFETY, owners_of
-from sora_assets.defs.clip_io import clips_in
+from sora_assets.defs.catalog import SAFETY
+from sora_assets.defs.clip_io import clip_stage
 from sora_assets.defs.fencing import StepFence
-from sora_assets.defs.partitions import shards_partitions
 from sora_assets.resources.alignment import ClipAlignmentResource
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.safety import FrameSafetyResource
@@ -208,13 +198,11 @@ def coverage_check(clips: list[ClipRecord], events: list[dict[str, Any]]) -> Ass
                                       "without_scan_record": ", ".join(without_record) or "none"})
 
 
-@asset(ins=clips_in("rendered_clips"),
-       partitions_def=shards_partitions, group_name=SAFETY, owners=owners_of(SAFETY), kinds={"onnx", "opencv"},
-       description="Frame-level safety scan of every rendered clip (NudeNet on every frame, faces on every 5th, "
-                   "technical checks); blocked clips are quarantined, never signed.",
-       check_specs=[AssetCheckSpec(SCAN_COVERAGE, asset="screened_clips", partitions_def=shards_partitions,
-                                   description="Scan coverage: every clip rendered in this shard's run has a "
-                                               "frame-scan verdict and a frame_scan record in safety_events.")])
+@clip_stage("screened_clips", "rendered_clips", SAFETY, {"onnx", "opencv"},
+            "Frame-level safety scan of every rendered clip (NudeNet on every frame, faces on every 5th, technical "
+            "checks); blocked clips are quarantined, never signed.",
+            {SCAN_COVERAGE: "Scan coverage: every clip rendered in this shard's run has a frame-scan verdict and a "
+                            "frame_scan record in safety_events."})
 def screened_clips(context: AssetExecutionContext, rendered_clips: list[ClipRecord],
                    frame_safety: FrameSafetyResource, warehouse: ParquetWarehouse,
                    home: HomeResource, alignment: ClipAlignmentResource) -> Iterator[Any]:

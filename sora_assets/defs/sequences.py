@@ -5,16 +5,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    Failure,
-    MetadataValue,
-    Output,
-    asset,
-)
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, Failure, MetadataValue, Output
 
 from sora_assets.core.intake.batch_files import batch_id_of_key
 from sora_assets.core.render.clip_record import ClipRecord
@@ -22,9 +13,8 @@ from sora_assets.core.render.manifest import sequence_manifest
 from sora_assets.core.render.sequences import crossfade_frames, sequence_key, stitch
 from sora_assets.core.render.video_io import decode_mp4, encode_mp4
 from sora_assets.core.storage.fsutil import atomic_write_bytes
-from sora_assets.defs.catalog import WAREHOUSE, owners_of
-from sora_assets.defs.clip_io import clips_in
-from sora_assets.defs.partitions import shards_partitions
+from sora_assets.defs.catalog import WAREHOUSE
+from sora_assets.defs.clip_io import clip_stage
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.signer import C2paSignerResource, Ingredient
 from sora_assets.resources.store import ClipStore
@@ -42,13 +32,10 @@ def shot_groups(clips: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return {group: sorted(shots, key=lambda c: c["shot"]["shot"]) for group, shots in sorted(groups.items())}
 
 
-@asset(ins=clips_in("published_clips"),
-       partitions_def=shards_partitions, group_name=WAREHOUSE, owners=owners_of(WAREHOUSE), kinds={"ffmpeg", "c2pa"},
-       description="One MP4 per shot group whose shots all published: the shots in order, cut with a short "
-                   "crossfade, signed with a C2PA manifest whose ingredients are the shot clips.",
-       check_specs=[AssetCheckSpec(SEQUENCES_TRUSTED, asset="sequences", partitions_def=shards_partitions,
-                                   description="Every stitched sequence verifies Trusted and carries one "
-                                               "ingredient per shot.")])
+@clip_stage("sequences", "published_clips", WAREHOUSE, {"ffmpeg", "c2pa"},
+            "One MP4 per shot group whose shots all published: the shots in order, cut with a short crossfade, "
+            "signed with a C2PA manifest whose ingredients are the shot clips.",
+            {SEQUENCES_TRUSTED: "Every stitched sequence verifies Trusted and carries one ingredient per shot."})
 def sequences(context: AssetExecutionContext, published_clips: list[ClipRecord], store: ClipStore,
               signer: C2paSignerResource, warehouse: ParquetWarehouse, home: HomeResource) -> Iterator[Any]:
     key = context.partition_key

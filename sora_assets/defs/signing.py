@@ -7,11 +7,9 @@ from typing import Any
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
     Failure,
     Output,
-    asset,
 )
 
 from sora_assets.core.render import failpoints
@@ -21,9 +19,8 @@ from sora_assets.core.render.sequences import shot_order
 from sora_assets.core.render.spec import GenerationSpec
 from sora_assets.core.warehouse.ledger import CACHE_HIT
 from sora_assets.core.warehouse.shard_summary import untrusted_clips
-from sora_assets.defs.catalog import PROVENANCE, owners_of
-from sora_assets.defs.clip_io import clips_in
-from sora_assets.defs.partitions import shards_partitions
+from sora_assets.defs.catalog import PROVENANCE
+from sora_assets.defs.clip_io import clip_stage
 from sora_assets.defs.validation import input_image_file
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.safety import FrameSafetyResource
@@ -90,13 +87,11 @@ def sign_and_verify(clip: ClipRecord, spec: GenerationSpec, ingredients: list[In
 SIGNATURES_TRUSTED = "signed_clips_verify_trusted"
 
 
-@asset(ins=clips_in("screened_clips"),
-       partitions_def=shards_partitions, group_name=PROVENANCE, owners=owners_of(PROVENANCE), kinds={"c2pa"},
-       description="Clips signed with a C2PA manifest (c2pa.created, trainedAlgorithmicMedia) and verified Trusted; "
-                   "cache hits are re-verified. Blocked or unscanned clips are never signed.",
-       check_specs=[AssetCheckSpec(SIGNATURES_TRUSTED, asset="signed_clips", partitions_def=shards_partitions,
-                                   description="Every clip that passed the safety gate verifies as C2PA Trusted "
-                                               "under the signing root.")])
+@clip_stage("signed_clips", "screened_clips", PROVENANCE, {"c2pa"},
+            "Clips signed with a C2PA manifest (c2pa.created, trainedAlgorithmicMedia) and verified Trusted; cache "
+            "hits are re-verified. Blocked or unscanned clips are never signed.",
+            {SIGNATURES_TRUSTED: "Every clip that passed the safety gate verifies as C2PA Trusted under the signing "
+                                 "root."})
 def signed_clips(context: AssetExecutionContext, screened_clips: list[ClipRecord],
                  signer: C2paSignerResource, store: ClipStore,
                  home: HomeResource, frame_safety: FrameSafetyResource) -> Iterator[Any]:
