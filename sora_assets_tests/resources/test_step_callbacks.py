@@ -41,24 +41,29 @@ class CountingGate:
         return self.calls <= self.skip
 
 
-@pytest.fixture(scope="module", params=["text", "image"])
-def pipe_and_inputs(request: pytest.FixtureRequest, tiny_model_dir: Path, tiny_i2v_dir: Path) -> tuple[Any, dict]:
-    model = VideoModelResource(model_path=str(tiny_model_dir), i2v_model_path=str(tiny_i2v_dir))
-    conditioned = request.param == "image"
-    pipe = model.pipeline(conditioned)  # the loaded pipeline, with step control enabled
+# every supported pipeline class: Wan text and image-to-video, LTX-Video text and first-frame
+@pytest.fixture(scope="module", params=["wan-text", "wan-image", "ltx-text", "ltx-image"])
+def pipe_and_inputs(request: pytest.FixtureRequest, tiny_model_dir: Path, tiny_i2v_dir: Path,
+                    tiny_ltx_dir: Path) -> tuple[Any, dict, int]:
+    """(the loaded pipeline with step control, its call inputs, the rank of the latents its loop passes)."""
+    model = VideoModelResource(model_path=str(tiny_model_dir), i2v_model_path=str(tiny_i2v_dir),
+                               ltx_model_path=str(tiny_ltx_dir))
+    family, kind = request.param.split("-")
+    conditioned = kind == "image"
+    pipe = model.pipeline(conditioned, family)
     inputs = {"prompt": "a fox", "height": 64, "width": 64, "num_frames": 9, "num_inference_steps": STEPS,
               "guidance_scale": 5.0, "output_type": "np"}
     if conditioned:
         from PIL import Image
 
         inputs["image"] = Image.fromarray(np.full((64, 64, 3), 128, dtype=np.uint8))
-    return pipe, inputs
+    return pipe, inputs, 5 if family == "wan" else 3  # LTX packs its latents into (batch, tokens, channels)
 
 
 @pytest.mark.parametrize("skip", [0, 2])
 def test_the_loop_reads_interrupt_once_per_step_and_skips_what_it_answers_true_for(
-        pipe_and_inputs: tuple[Any, dict], skip: int) -> None:
-    pipe, inputs = pipe_and_inputs
+        pipe_and_inputs: tuple[Any, dict, int], skip: int) -> None:
+    pipe, inputs, rank = pipe_and_inputs
     recorder, gate = Recorder(), CountingGate(skip)
     pipe._sora_resume_gate = gate
     try:
@@ -68,11 +73,11 @@ def test_the_loop_reads_interrupt_once_per_step_and_skips_what_it_answers_true_f
         pipe._sora_resume_gate = None
     assert gate.calls == STEPS  # once per step, whatever it answered
     assert recorder.steps == list(range(skip, STEPS))  # a skipped step runs no callback
-    assert all(len(shape) == 5 for shape in recorder.shapes)  # the latents the callback named were passed
+    assert recorder.shapes and all(len(shape) == rank for shape in recorder.shapes)  # the named latents came
 
 
-def test_the_nan_guard_stops_after_the_timer_billed_the_step(pipe_and_inputs: tuple[Any, dict]) -> None:
-    pipe, inputs = pipe_and_inputs
+def test_the_nan_guard_stops_after_the_timer_billed_the_step(pipe_and_inputs: tuple[Any, dict, int]) -> None:
+    pipe, inputs, _rank = pipe_and_inputs
 
     class Poison(PipelineCallback):
         tensor_inputs = ["latents"]

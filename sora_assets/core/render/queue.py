@@ -3,7 +3,7 @@
 Groups of clips (one denoising batch each) are rendered in order by the function it is given. On
 non-finite latents the affected clips become dead letters (the same seed would fail again) and their
 healthy batch-mates are queued again alone; an out-of-memory error splits a group into single clips;
-any other error is classified (`core/failures.classify`): a permanent one stops the queue with every
+any other error is classified (`core/render/failures.classify`): a permanent one stops the queue with every
 clip still waiting, a transient one propagates for the step's retry policy (resuming from checkpoints).
 """
 
