@@ -1,6 +1,10 @@
 """LTX-Video as the second model family: the tiny offline model, rendering through the shared loop,
 first-frame conditioning with shared weights, and bit-exact resume from its (packed) latents."""
 
+import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -60,6 +64,37 @@ def test_an_ltx_clip_resumes_bit_identically_after_a_failure_mid_render(
     assert frames_sha256(resumed.frames) == frames_sha256(uninterrupted.frames)
     # the family keys the clip: the same fields under Wan are another clip
     assert spec.cache_key() != replace(spec, model_family="wan").cache_key()
+
+
+KILL_SCRIPT = """
+import json, sys
+from pathlib import Path
+from sora_assets.core.render.checkpoints import ClipCheckpoints
+from sora_assets.core.render.spec import GenerationSpec
+from sora_assets.resources.video_model import VideoModelResource
+args = json.loads(sys.argv[1])
+model = VideoModelResource(model_path=args["wan"], ltx_model_path=args["ltx"], checkpoint_every=2)
+spec = GenerationSpec.from_dict(args["spec"])
+model.render(spec, "clip", ClipCheckpoints(Path(args["root"]), "shard", "clip"), failpoint_dir=Path(args["marks"]))
+print("finished")
+"""
+
+
+def test_an_ltx_render_sigkilled_mid_way_resumes_bit_identically_in_another_process(
+        model: VideoModelResource, tmp_path: Path) -> None:
+    spec = ltx_spec(model, steps=8)
+    uninterrupted = model.render(spec)
+    args = {"wan": model.model_path, "ltx": model.ltx_model_path, "spec": spec.to_dict(),
+            "root": str(tmp_path / "ck"), "marks": str(tmp_path / "marks")}
+    env = {**os.environ, ENV_VAR: "generate.after_step=5:kill"}
+    killed = subprocess.run([sys.executable, "-c", KILL_SCRIPT, json.dumps(args)], env=env,
+                            capture_output=True, text=True, timeout=180)
+    assert killed.returncode == -9 and "finished" not in killed.stdout, killed.stderr[-2000:]
+    checkpoints = ClipCheckpoints(tmp_path / "ck", "shard", "clip")
+    assert checkpoints.steps_saved()[-1] == 4  # every 2 steps: the kill after step 5 lost one step
+    resumed = model.render(spec, "clip", checkpoints)
+    assert (resumed.resumed_from_step, resumed.steps_computed) == (4, 4)
+    assert np.array_equal(resumed.frames, uninterrupted.frames)
 
 
 def test_a_batch_of_ltx_clips_checkpoints_each_members_own_slice(model: VideoModelResource, tmp_path: Path) -> None:
