@@ -3,8 +3,8 @@
     python -m sora_assets.safety.corpus            # writes sora_assets/safety/corpus.jsonl
 
 Rows: id, prompt, label (unsafe | benign), category (a policy category, or null), expected (block |
-hold | allow), lang, style (plain | code_switch | slang | indirect | native | leet | spaced | punct | homoglyph | zero_width
-| masked | upper), intent, split (train | validation | test).
+hold | allow), lang, style (plain | code_switch | slang | indirect | native | leet | spaced | punct | homoglyph
+| zero_width | masked | upper), intent, split (train | validation | test).
 
 Frames: train rows are framed with `WRAPPERS`, validation and test rows with their own
 `SPLIT_WRAPPERS` (never seen in train), so held-out figures are not helped by a familiar frame.
@@ -171,7 +171,8 @@ def generate() -> list[dict[str, Any]]:
     for category, intents in d.NATIVE.items():
         for n, pairs in enumerate(intents):
             for lang, phrase in pairs:
-                for prompt, style, frame in _rows_for(phrase, lang, native_rng, plain=2, obfuscated=1, code_switch=False):
+                for prompt, style, frame in _rows_for(phrase, lang, native_rng, plain=2, obfuscated=1,
+                                                      code_switch=False):
                     add(prompt, "unsafe", category, "block", lang, "native" if style == "plain" else style,
                         f"{category}/native{n:02d}", frame)
     for n, pairs in enumerate(d.BENIGN_NATIVE):
