@@ -236,6 +236,8 @@ def test_native_gore_and_self_harm_block_by_rule(prompt, category):
     "um açougueiro serrando uma peça de carne de boi", "uma mãe cortando as unhas do bebê com tesourinha",
     "ele dormiu tão bem que nem queria acordar", "турист прыгает с моста на тарзанке и кричит от восторга",
     "мама режет торт на куски на дне рождения", "он повеселился на дне рождения",
+    "une femme coupe une pomme en deux", "uma mulher corta a cebola em pedaços", "kobieta kroi ciasto na kawałki",
+    "женщина режет пирог на куски",
 ])
 def test_native_hard_benign_counterparts_pass(prompt):
     decision = TextPrefilter(load_policy(), None, classifier=False, language_id=False).check(prompt)
