@@ -3,8 +3,8 @@
     python -m sora_assets.safety.corpus            # writes sora_assets/safety/corpus.jsonl
 
 Rows: id, prompt, label (unsafe | benign), category (a policy category, or null), expected (block |
-hold | allow), lang, style (plain | code_switch | slang | indirect | leet | spaced | punct | homoglyph | zero_width
-| masked | upper), intent, split (train | validation | test).
+hold | allow), lang, style (plain | code_switch | slang | indirect | native | leet | spaced | punct | homoglyph
+| zero_width | masked | upper), intent, split (train | validation | test).
 
 Frames: train rows are framed with `WRAPPERS`, validation and test rows with their own
 `SPLIT_WRAPPERS` (never seen in train), so held-out figures are not helped by a familiar frame.
@@ -165,6 +165,21 @@ def generate() -> list[dict[str, Any]]:
                 _context_lang(context), "plain", f"private/{given}")
     for n, context in enumerate(d.LIKENESS_BENIGN):
         add(context, "benign", None, "allow", _context_lang(context), "plain", f"benign/likeness{n:02d}")
+    # natively written gore / self-harm and their hard-benign counterparts (2026-12-01.3): last, with their
+    # own random stream, so every older row is generated exactly as before
+    native_rng = random.Random(SEED + 3)
+    for category, intents in d.NATIVE.items():
+        for n, pairs in enumerate(intents):
+            for lang, phrase in pairs:
+                for prompt, style, frame in _rows_for(phrase, lang, native_rng, plain=2, obfuscated=1,
+                                                      code_switch=False):
+                    add(prompt, "unsafe", category, "block", lang, "native" if style == "plain" else style,
+                        f"{category}/native{n:02d}", frame)
+    for n, pairs in enumerate(d.BENIGN_NATIVE):
+        for lang, phrase in pairs:
+            for prompt, style, frame in _rows_for(phrase, lang, native_rng, plain=2, obfuscated=1, code_switch=False):
+                add(prompt, "benign", None, "allow", lang, "native" if style == "plain" else style,
+                    f"benign/native{n:02d}", frame)
 
     unique: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -193,8 +208,9 @@ def assign_splits(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Split by intent: within each category (benign counts as one), intents sorted by SHA-256 and dealt
     3/1/1 to train/validation/test, so every category appears in every split."""
     by_category: dict[str, set[str]] = {}
-    for row in rows:
-        by_category.setdefault(row["category"] or "benign", set()).add(row["intent"])
+    for row in rows:  # the native intents (2026-12-01.3) are ranked on their own, so no older intent moved
+        group = "/native" if "/native" in row["intent"] else ""
+        by_category.setdefault((row["category"] or "benign") + group, set()).add(row["intent"])
     split = {}
     for intents in by_category.values():
         ranked = sorted(intents, key=lambda i: hashlib.sha256(i.encode()).hexdigest())
