@@ -1,5 +1,5 @@
-"""The learned text classifier: hashed char n-grams + words -> a linear model over the policy's text
-categories, built from the corpus's train split only, thresholds chosen on validation.
+"""Builds the learned text classifier (`core/safety/classifier.py` runs it) from the corpus's train split,
+thresholds chosen on held-out intents:
 
     python -m sora_assets.safety.classifier        # rebuilds sora_assets/safety/classifier.npz
 
@@ -12,78 +12,19 @@ would learn the likeness contexts, which also occur without a person).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-MODEL_PATH = Path(__file__).resolve().parent / "classifier.npz"
-N_FEATURES = 2**18
-CLASSES = ("benign", "sexual_minors", "sexual_explicit", "violence_gore", "self_harm", "hate")
+from sora_assets.core.safety.classifier import CLASSES, MODEL_PATH, N_FEATURES, bundled_classifier, features
+
 # validation false-block budget for the classifier alone, and the stricter one for minors (fail closed:
 # its threshold is as low as the budget allows)
 FALSE_BLOCK_BUDGET = 0.006
 MINORS_BUDGET = 0.004
 MIN_THRESHOLD = 0.2
-
-
-def _vectorizers():  # noqa: ANN202 - sklearn types
-    from sklearn.feature_extraction.text import HashingVectorizer
-
-    chars = HashingVectorizer(analyzer="char_wb", ngram_range=(2, 5), n_features=N_FEATURES, alternate_sign=False,
-                              norm="l2", lowercase=False)
-    words = HashingVectorizer(analyzer="word", ngram_range=(1, 2), n_features=N_FEATURES, alternate_sign=False,
-                              norm="l2", lowercase=False, token_pattern=r"(?u)\b\w+\b")
-    return chars, words
-
-
-def features(texts: Sequence[str]):  # noqa: ANN201 - a scipy sparse matrix
-    """Both feature blocks summed into one hashed space (the word block's indices offset by half)."""
-    chars, words = _vectorizers()
-    from scipy.sparse import csr_matrix
-
-    x = chars.transform(texts) + words.transform(texts)[:, ::-1]  # reversed column order: fewer collisions
-    return csr_matrix(x, dtype=np.float32)
-
-
-@dataclass
-class TextClassifier:
-    columns: np.ndarray  # int32 feature indices with a non-zero weight
-    weights: np.ndarray  # float32 (len(columns), n_classes)
-    bias: np.ndarray  # float32 (n_classes,)
-    thresholds: dict[str, float]
-    classes: tuple[str, ...] = CLASSES
-    digest: str = ""
-
-    def __post_init__(self) -> None:
-        self._dense = np.zeros((N_FEATURES, len(self.classes)), np.float32)
-        self._dense[self.columns] = self.weights
-
-    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        """(n, n_classes) softmax probabilities, one batched sparse x dense product."""
-        if not texts:
-            return np.zeros((0, len(self.classes)), np.float32)
-        logits = features(texts) @ self._dense + self.bias
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
-
-    @classmethod
-    def load(cls, path: Path = MODEL_PATH) -> TextClassifier:
-        data = np.load(path, allow_pickle=False)
-        meta = json.loads(str(data["meta"]))
-        return cls(data["columns"].astype(np.int32), data["weights"].astype(np.float32),
-                   data["bias"].astype(np.float32), meta["thresholds"], tuple(meta["classes"]),
-                   hashlib.sha256(path.read_bytes()).hexdigest()[:16])
-
-
-@lru_cache(maxsize=2)
-def bundled_classifier(path: str = str(MODEL_PATH)) -> TextClassifier:
-    return TextClassifier.load(Path(path))
 
 
 def choose_thresholds(probabilities: np.ndarray, labels: Sequence[str],
@@ -147,7 +88,7 @@ def build(text_of: Callable[[str], str], out: Path = MODEL_PATH, c: float = 5.0,
 
 
 if __name__ == "__main__":
-    from sora_assets.core.safety.prefilter import classifier_text
+    from sora_assets.core.safety.prefilter import classifier_text  # the text the run-time filter feeds it
 
     chosen = build(classifier_text)
     print(MODEL_PATH, f"{MODEL_PATH.stat().st_size / 1e6:.2f} MB", chosen)

@@ -107,7 +107,7 @@ def reframe(frame: Frame, split: str) -> str:
 
 
 def _names() -> list[str]:
-    from sora_assets.safety.names import load_public_figures
+    from sora_assets.core.safety.names import load_public_figures
 
     return [figure.name for figure in load_public_figures()]
 

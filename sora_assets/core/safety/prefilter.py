@@ -10,8 +10,8 @@ Three layers, each recorded with its evidence:
    together always block as sexual_minors.
 3. Meaning: cosine similarity of the bundled MiniLM embedding to each category's exemplars, and
    for sexual_minors, to "minor" and "sexual" exemplars separately, so paraphrases are caught.
-4. A learned classifier (sora_assets/safety/classifier.py: hashed char n-grams + words, trained on
-   the corpus's train split, thresholds chosen on validation) over the whole batch at once.
+4. A learned classifier (core/safety/classifier.py, built by sora_assets/safety/classifier.py: hashed char
+   n-grams + words, trained on the corpus's train split, thresholds chosen on validation) over the whole batch at once.
 5. Public figures from the curated names file (block), and an unknown full name in a likeness context
    (hold); a prompt in a language the policy does not cover is held (`unsupported_language`).
 Order of precedence: block (rules, names, classifier, semantic) > hold > flag > allow. Terms are
@@ -287,7 +287,7 @@ class TextPrefilter:
         self.embedder = embedder if semantic.get("enabled", True) else None
         settings = policy.classifier
         if classifier is None and settings.get("enabled", False):
-            from sora_assets.safety.classifier import bundled_classifier
+            from sora_assets.core.safety.classifier import bundled_classifier
 
             classifier = bundled_classifier() if settings.get("model", "bundled") == "bundled" else \
                 bundled_classifier(str(settings["model"]))
@@ -296,7 +296,7 @@ class TextPrefilter:
         thresholds.update({k: float(v) for k, v in (settings.get("thresholds") or {}).items()})
         self.thresholds = thresholds
         if names is None and policy.likeness.get("names_file"):
-            from sora_assets.safety.names import NAMES_PATH, name_index
+            from sora_assets.core.safety.names import NAMES_PATH, name_index
 
             chosen = policy.likeness["names_file"]
             names = name_index(str(NAMES_PATH if chosen == "bundled" else chosen), fold)

@@ -12,11 +12,11 @@ import pytest
 from sora_assets.core.intake.batch_files import parse_batch
 from sora_assets.core.intake.prompt_rules import ModelProfile
 from sora_assets.core.intake.validation import validate_rows
+from sora_assets.core.safety.names import load_public_figures
 from sora_assets.core.safety.policy_file import PACKAGED_POLICY, load_policy
 from sora_assets.core.safety.prefilter import TextPrefilter
 from sora_assets.safety import corpus_data
 from sora_assets.safety.corpus import CORPUS_PATH, generate, load
-from sora_assets.safety.names import load_public_figures
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-NAMES_PATH = Path(__file__).resolve().parent / "public_figures.txt"
+NAMES_PATH = Path(__file__).resolve().parents[2] / "safety" / "public_figures.txt"  # data: sora_assets/safety/
 
 
 @dataclass(frozen=True)
