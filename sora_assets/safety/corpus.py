@@ -112,75 +112,75 @@ def _names() -> list[str]:
     return [figure.name for figure in load_public_figures()]
 
 
-def generate() -> list[dict[str, Any]]:
-    rng = random.Random(SEED)
-    rows: list[dict[str, Any]] = []
+# The corpus's blocks, in generation order (each draws from the shared random stream in turn, so the order is
+# part of the corpus): (data, how its phrases are laid out, label, expected, plain and obfuscated rows per
+# phrase, code-switched rows, intent tag; a tag other than "c" also names the style of the plain rows).
+_BLOCKS = (
+    ("CONCEPTS", "langs", "unsafe", "block", 3, 2, True, "c"),
+    ("BENIGN", "langs", "benign", "allow", 4, 1, True, "c"),
+    ("SLANG", "en", "unsafe", "block", 3, 1, False, "slang"),
+    ("BENIGN_SLANG", "en", "benign", "allow", 4, 1, False, "slang"),
+    ("INDIRECT", "pairs", "unsafe", "block", 2, 1, False, "indirect"),
+    ("BENIGN_INDIRECT", "pairs", "benign", "allow", 2, 1, False, "indirect"),
+)
+# natively written gore / self-harm and their hard-benign counterparts (2026-12-01.3): last, with their own
+# random stream, so every older row is generated exactly as before
+_NATIVE_BLOCKS = (
+    ("NATIVE", "pairs", "unsafe", "block", 2, 1, False, "native"),
+    ("BENIGN_NATIVE", "pairs", "benign", "allow", 2, 1, False, "native"),
+)
 
-    def add(prompt: str, label: str, category: str | None, expected: str, lang: str, style: str,
-            intent: str, frame: Frame | None = None) -> None:
-        rows.append({"prompt": prompt, "label": label, "category": category, "expected": expected,
-                     "lang": lang, "style": style, "intent": intent, "frame": frame})
 
-    for category, concepts in d.CONCEPTS.items():
-        for n, concept in enumerate(concepts):
-            for lang, phrase in zip(d.LANGS, concept, strict=True):
-                for prompt, style, frame in _rows_for(phrase, lang, rng, plain=3, obfuscated=2, code_switch=True):
-                    add(prompt, "unsafe", category, "block", lang, style, f"{category}/c{n:02d}", frame)
-    for n, concept in enumerate(d.BENIGN):
-        for lang, phrase in zip(d.LANGS, concept, strict=True):
-            for prompt, style, frame in _rows_for(phrase, lang, rng, plain=4, obfuscated=1, code_switch=True):
-                add(prompt, "benign", None, "allow", lang, style, f"benign/c{n:02d}", frame)
-    for category, intents in d.SLANG.items():
-        for n, phrases in enumerate(intents):
-            for phrase in phrases:
-                for prompt, style, frame in _rows_for(phrase, "en", rng, plain=3, obfuscated=1, code_switch=False):
-                    add(prompt, "unsafe", category, "block", "en", "slang" if style == "plain" else style,
-                        f"{category}/slang{n:02d}", frame)
-    for n, phrases in enumerate(d.BENIGN_SLANG):
-        for phrase in phrases:
-            for prompt, style, frame in _rows_for(phrase, "en", rng, plain=4, obfuscated=1, code_switch=False):
-                add(prompt, "benign", None, "allow", "en", "slang" if style == "plain" else style,
-                    f"benign/slang{n:02d}", frame)
-    for category, intents in d.INDIRECT.items():
-        for n, pairs in enumerate(intents):
+def _phrases(name: str, layout: str) -> Iterator[tuple[str | None, int, str, str]]:
+    """(category, intent number, language, phrase) of a data block; benign blocks are lists (no category).
+    Layouts: "langs" (one phrase per language of `LANGS`), "en" (English phrasings), "pairs" ((lang, phrase))."""
+    data = getattr(d, name)
+    for category, intents in (data.items() if isinstance(data, dict) else [(None, data)]):
+        for n, intent in enumerate(intents):
+            if layout == "langs":
+                pairs = zip(d.LANGS, intent, strict=True)
+            else:
+                pairs = (("en", phrase) for phrase in intent) if layout == "en" else intent
             for lang, phrase in pairs:
-                for prompt, style, frame in _rows_for(phrase, lang, rng, plain=2, obfuscated=1, code_switch=False):
-                    add(prompt, "unsafe", category, "block", lang, "indirect" if style == "plain" else style,
-                        f"{category}/indirect{n:02d}", frame)
-    for n, pairs in enumerate(d.BENIGN_INDIRECT):
-        for lang, phrase in pairs:
-            for prompt, style, frame in _rows_for(phrase, lang, rng, plain=2, obfuscated=1, code_switch=False):
-                add(prompt, "benign", None, "allow", lang, "indirect" if style == "plain" else style,
-                    f"benign/indirect{n:02d}", frame)
-    # public figures: a sample of the curated list in likeness contexts (block), private-looking full
-    # names in the same contexts (hold), and the contexts without anyone (allow)
+                yield category, n, lang, phrase
+
+
+def _block_rows(block: tuple, rng: random.Random) -> Iterator[dict[str, Any]]:
+    name, layout, label, expected, plain, obfuscated, code_switch, tag = block
+    for category, n, lang, phrase in _phrases(name, layout):
+        for prompt, style, frame in _rows_for(phrase, lang, rng, plain=plain, obfuscated=obfuscated,
+                                              code_switch=code_switch):
+            yield _row(prompt, label, category, expected, lang, tag if tag != "c" and style == "plain" else style,
+                       f"{category or 'benign'}/{tag}{n:02d}", frame)
+
+
+def _row(prompt: str, label: str, category: str | None, expected: str, lang: str, style: str, intent: str,
+         frame: Frame | None = None) -> dict[str, Any]:
+    return {"prompt": prompt, "label": label, "category": category, "expected": expected, "lang": lang,
+            "style": style, "intent": intent, "frame": frame}
+
+
+def _likeness_rows(rng: random.Random) -> Iterator[dict[str, Any]]:
+    """Public figures: a sample of the curated list in likeness contexts (block), private-looking full names
+    in the same contexts (hold), and the contexts without anyone (allow)."""
     for name in rng.sample(_names(), 120):
         for context in rng.sample(d.LIKENESS, 2):
-            lang = _context_lang(context)
-            add(context.format(n=name), "unsafe", "real_person_likeness", "block", lang, "plain", f"figure/{name}")
+            yield _row(context.format(n=name), "unsafe", "real_person_likeness", "block", _context_lang(context),
+                       "plain", f"figure/{name}")
     for given in d.UNKNOWN_GIVEN:
         for surname in rng.sample(d.UNKNOWN_SURNAMES, 3):
             context = rng.choice(d.LIKENESS)
-            add(context.format(n=f"{given} {surname}"), "unsafe", "real_person_likeness", "hold",
-                _context_lang(context), "plain", f"private/{given}")
+            yield _row(context.format(n=f"{given} {surname}"), "unsafe", "real_person_likeness", "hold",
+                       _context_lang(context), "plain", f"private/{given}")
     for n, context in enumerate(d.LIKENESS_BENIGN):
-        add(context, "benign", None, "allow", _context_lang(context), "plain", f"benign/likeness{n:02d}")
-    # natively written gore / self-harm and their hard-benign counterparts (2026-12-01.3): last, with their
-    # own random stream, so every older row is generated exactly as before
-    native_rng = random.Random(SEED + 3)
-    for category, intents in d.NATIVE.items():
-        for n, pairs in enumerate(intents):
-            for lang, phrase in pairs:
-                for prompt, style, frame in _rows_for(phrase, lang, native_rng, plain=2, obfuscated=1,
-                                                      code_switch=False):
-                    add(prompt, "unsafe", category, "block", lang, "native" if style == "plain" else style,
-                        f"{category}/native{n:02d}", frame)
-    for n, pairs in enumerate(d.BENIGN_NATIVE):
-        for lang, phrase in pairs:
-            for prompt, style, frame in _rows_for(phrase, lang, native_rng, plain=2, obfuscated=1, code_switch=False):
-                add(prompt, "benign", None, "allow", lang, "native" if style == "plain" else style,
-                    f"benign/native{n:02d}", frame)
+        yield _row(context, "benign", None, "allow", _context_lang(context), "plain", f"benign/likeness{n:02d}")
 
+
+def generate() -> list[dict[str, Any]]:
+    rng, native_rng = random.Random(SEED), random.Random(SEED + 3)
+    rows = [row for block in _BLOCKS for row in _block_rows(block, rng)]
+    rows += _likeness_rows(rng)
+    rows += [row for block in _NATIVE_BLOCKS for row in _block_rows(block, native_rng)]
     unique: dict[str, dict[str, Any]] = {}
     for row in rows:
         unique.setdefault(row["prompt"], row)  # a prompt generated twice keeps its first label
