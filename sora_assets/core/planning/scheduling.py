@@ -229,6 +229,55 @@ def _unit(members: list[ShardDemand]) -> ShardDemand:
                        first.account)
 
 
+def _within(members: list[ShardDemand], step_s: int, max_inflation: float) -> bool:
+    """Whether a pack's rounding to whole grid steps stays within the bound."""
+    return _inflation(sum(m.gpu_seconds for m in members), step_s) <= max_inflation
+
+
+def _fill(members: list[ShardDemand], step_s: int,
+          max_inflation: float) -> tuple[list[list[ShardDemand]], list[ShardDemand]]:
+    """Packs closed as soon as they meet the bound; a remainder is merged backwards into the last
+    packs until the merged pack meets it too (always, once it spans ten steps)."""
+    packs, current = [], []
+    for d in members:
+        current.append(d)
+        if _within(current, step_s, max_inflation):
+            packs.append(current)
+            current = []
+    while current and packs and not _within(current, step_s, max_inflation):
+        current = packs.pop() + current
+    if current and _within(current, step_s, max_inflation):
+        packs.append(current)
+        current = []
+    return packs, current
+
+
+def _pack_remainders(units: dict[str, list[ShardDemand]], remainders: dict[tuple, list[ShardDemand]],
+                     step_s: int, max_inflation: float) -> None:
+    """What no deadline group could pack: packed across the tier and account's deadlines, and what still
+    misses the bound rides along with that tier and account's longest units (`units` is updated in place)."""
+    for (tier, account), members in remainders.items():
+        if not members:
+            continue
+        members.sort(key=lambda d: (d.deadline, d.key))
+        packs, rest = _fill(members, step_s, max_inflation)
+        for pack in packs:
+            units[_unit(pack).key] = pack
+        if not rest:
+            continue
+        # still outside the bound: ride along with the tier and account's longest units until within it
+        # (always, once the merged pack spans ten steps), or else the caller refines the grid
+        hosts = sorted((k for k, ms in units.items() if ms[0].tier == tier and ms[0].account == account),
+                       key=lambda k: (-sum(m.gpu_seconds for m in units[k]), k))
+        merged = list(rest)
+        for host in hosts:
+            if _within(merged, step_s, max_inflation):
+                break
+            merged += units.pop(host)
+        merged.sort(key=lambda d: (d.deadline, d.key))  # due first, run first
+        units[_unit(merged).key] = merged
+
+
 def pack_demands(demands: Sequence[ShardDemand], step_s: int,
                  max_inflation: float = MAX_INFLATION) -> dict[str, list[ShardDemand]]:
     """Units of work for the grid: unit key -> its shards, in the order they run.
@@ -246,52 +295,13 @@ def pack_demands(demands: Sequence[ShardDemand], step_s: int,
             units[d.key] = [d]
         else:
             groups.setdefault((d.tier, d.account, d.deadline), []).append(d)
-
-    def within(members: list[ShardDemand]) -> bool:
-        return _inflation(sum(m.gpu_seconds for m in members), step_s) <= max_inflation
-
-    def fill(members: list[ShardDemand]) -> tuple[list[list[ShardDemand]], list[ShardDemand]]:
-        """Packs closed as soon as they meet the bound; a remainder is merged backwards into the last
-        packs until the merged pack meets it too (always, once it spans ten steps)."""
-        packs, current = [], []
-        for d in members:
-            current.append(d)
-            if within(current):
-                packs.append(current)
-                current = []
-        while current and packs and not within(current):
-            current = packs.pop() + current
-        if current and within(current):
-            packs.append(current)
-            current = []
-        return packs, current
-
     remainders: dict[tuple, list[ShardDemand]] = {}
     for (tier, account, _), members in groups.items():
-        packs, rest = fill(members)
+        packs, rest = _fill(members, step_s, max_inflation)
         remainders.setdefault((tier, account), []).extend(rest)
         for pack in packs:
             units[_unit(pack).key] = pack
-    for (tier, account), members in remainders.items():  # what no deadline group could pack
-        if not members:
-            continue
-        members.sort(key=lambda d: (d.deadline, d.key))
-        packs, rest = fill(members)
-        for pack in packs:
-            units[_unit(pack).key] = pack
-        if not rest:
-            continue
-        # still outside the bound: ride along with the tier and account's longest units until within it
-        # (always, once the merged pack spans ten steps), or else the caller refines the grid
-        hosts = sorted((k for k, ms in units.items() if ms[0].tier == tier and ms[0].account == account),
-                       key=lambda k: (-sum(m.gpu_seconds for m in units[k]), k))
-        merged = list(rest)
-        for host in hosts:
-            if within(merged):
-                break
-            merged += units.pop(host)
-        merged.sort(key=lambda d: (d.deadline, d.key))  # due first, run first
-        units[_unit(merged).key] = merged
+    _pack_remainders(units, remainders, step_s, max_inflation)
     return units
 
 
@@ -451,6 +461,32 @@ class _NoRoom(Exception):
     """The horizon is too short for greedy placement: the caller grows it and tries again."""
 
 
+def _under_cap(grid: _Grid, left: np.ndarray, length: int, n: int, account: str, unplaced: dict[str, int],
+               last_start: dict[str, int]) -> np.ndarray:
+    """Start points whose run keeps the account's free shards within its share wherever the cap binds: while
+    another account has work still to place, everywhere; else before the other accounts' last start."""
+    others_waiting = any(c > 0 for a, c in unplaced.items() if a != account)
+    wait_until = grid.points if others_waiting else max(
+        (s for a, s in last_start.items() if a != account), default=0)
+    binding = np.arange(grid.points) < wait_until
+    ok = np.where(binding, left >= 1, True)
+    return np.lib.stride_tricks.sliding_window_view(ok, length).min(axis=1)[:n]
+
+
+def _cheapest_safe_start(grid: _Grid, d: ShardDemand, overhead: float, free: np.ndarray, on_time: np.ndarray,
+                         length: int, rest_ends: np.ndarray, rest_lengths: np.ndarray, lookahead: int) -> int:
+    """The cheapest on-time start (earliest among equal costs) after which the shards still to place can,
+    by fluid capacity, meet their deadlines; the cheapest one when none of the `lookahead` cheapest can."""
+    costs = grid.cost_table(d.gpu_seconds, overhead)[on_time]
+    ranked = on_time[np.argsort(costs, kind="stable")]  # equal costs: earliest first
+    for candidate in ranked[:lookahead]:
+        trial = free.copy()
+        trial[candidate:candidate + length] -= 1
+        if _rest_fits(trial, rest_ends, rest_lengths):
+            return int(candidate)
+    return int(ranked[0])
+
+
 def greedy_starts(grid: _Grid, demands: Sequence[ShardDemand], overhead: float,
                   asap: bool = False, order: Sequence[ShardDemand] | None = None,
                   lookahead: int = 64, free_cap: int | None = None) -> dict[str, int]:
@@ -478,18 +514,12 @@ def greedy_starts(grid: _Grid, demands: Sequence[ShardDemand], overhead: float,
         n = grid.points - length + 1
         if n <= 0:
             raise _NoRoom(d.key)
-        window_min = np.lib.stride_tricks.sliding_window_view(free, length).min(axis=1)[:n]
-        fits = window_min >= 1
+        fits = np.lib.stride_tricks.sliding_window_view(free, length).min(axis=1)[:n] >= 1
         capped = fits.copy()
         use_cap = free_cap is not None and d.tier != "paid"
         if use_cap:
             left = share.setdefault(d.account, np.full(grid.points, free_cap, dtype=int))
-            others_waiting = any(c > 0 for a, c in unplaced.items() if a != d.account)
-            wait_until = grid.points if others_waiting else max(
-                (s for a, s in last_start.items() if a != d.account), default=0)
-            binding = np.arange(grid.points) < wait_until
-            ok = np.where(binding, left >= 1, True)
-            capped &= np.lib.stride_tricks.sliding_window_view(ok, length).min(axis=1)[:n]
+            capped &= _under_cap(grid, left, length, n, d.account, unplaced, last_start)
         candidates = np.flatnonzero(capped)
         if use_cap and not (candidates[candidates <= latest[position]]).size:
             candidates = np.flatnonzero(fits)  # work-conserving: the cap never makes a shard late
@@ -498,16 +528,8 @@ def greedy_starts(grid: _Grid, demands: Sequence[ShardDemand], overhead: float,
         start = int(candidates[0])  # ASAP, and the fallback when no start meets the deadline
         on_time = candidates[candidates <= latest[position]]
         if not asap and len(on_time):
-            costs = grid.cost_table(d.gpu_seconds, overhead)[on_time]
-            ranked = on_time[np.argsort(costs, kind="stable")]  # equal costs: earliest first
-            start = int(ranked[0])
-            rest = slice(position + 1, None)
-            for candidate in ranked[:lookahead]:
-                trial = free.copy()
-                trial[candidate:candidate + length] -= 1
-                if _rest_fits(trial, ends[rest], lengths[rest]):
-                    start = int(candidate)
-                    break
+            start = _cheapest_safe_start(grid, d, overhead, free, on_time, length, ends[position + 1:],
+                                         lengths[position + 1:], lookahead)
         free[start:start + length] -= 1
         if use_cap:
             share[d.account][start:start + length] -= 1
