@@ -84,6 +84,84 @@ def fallback_requests(instance: DagsterInstance, shards: dict[str, dict], pendin
     return [_render_request(c.key, shards[c.key], "fallback", why, 0.0) for c in launch[:idle]]
 
 
+def _pending_shards(instance: DagsterInstance, shards: dict[str, dict],
+                    warehouse: ParquetWarehouse | str) -> tuple[set[str], set[str]]:
+    """(pending, active): shards with no published ledger, no active run and no failed run; and those with an
+    active run. A succeeded run is a published shard, so only active and failed runs are asked for."""
+    active_keys = shards_with_runs(instance, ACTIVE)
+    published = published_shards(warehouse)
+    unpublished = sorted(k for k in shards if k not in published and k not in active_keys)
+    done = published | active_keys | shards_with_runs(instance, [DagsterRunStatus.FAILURE], unpublished)
+    return {key for key in shards if key not in done}, active_keys
+
+
+def _walk_plan(plan: dict, planned: dict[str, dict], shards: dict[str, dict], pending: set[str], now: datetime,
+               grace: timedelta) -> tuple[list[str], list[RunRequest], list[str], set[str]]:
+    """(due, no-GPU requests, reasons, changes) over the pending shards in key order: a shard planned with
+    nothing to render is published now; one whose planned start passed by more than `grace` without a run
+    makes the plan stale for it; one whose start has arrived is due."""
+    due: list[str] = []
+    requests: list[RunRequest] = []
+    reasons: list[str] = []
+    changed: set[str] = set()
+    for key in sorted(pending):
+        assignment = planned.get(key)
+        if assignment is None:
+            if key in plan["estimates"]:  # nothing to render (all cached or rejected): publish now
+                requests.append(_render_request(key, shards[key], "no-gpu", plan["plan_id"], 0.0))
+            continue
+        start = datetime.fromisoformat(assignment["start"])
+        if start > now:
+            continue
+        if now - start > grace:  # its window passed without a run: the plan is stale for it
+            reasons.append(f"{key} missed its planned start {assignment['start']}")
+            changed.add(f"{key}@{assignment['start']}")
+            continue
+        due.append(key)
+    return due, requests, reasons, changed
+
+
+def _follow_plan(plan: dict, shards: dict[str, dict], pending: set[str], active_keys: set[str],
+                 planner: PlannerResource, now: datetime) -> tuple[list[RunRequest], list[str], set[str]]:
+    """(requests, reasons, changes) under a plan: launches for due shards within fair share, and the
+    changes (shards registered after it, missed starts) that call for a re-plan."""
+    planned = {a["shard"]: a for a in plan["assignments"]}
+    reasons: list[str] = []
+    changed: set[str] = set()
+    unplanned = sorted(pending - set(planned) - set(plan["estimates"]))
+    if unplanned:
+        reasons.append(f"{len(unplanned)} shard(s) registered after the plan")
+        changed |= set(unplanned)
+    due, requests, missed, missed_changes = _walk_plan(plan, planned, shards, pending, now,
+                                                       timedelta(minutes=planner.step_minutes))
+    reasons += missed
+    changed |= missed_changes
+    # fair share: the plan keeps each account's free shards under the cap while others wait; runs that
+    # overrun their estimate could still stack up, so the launch counts what is in progress now
+    active = [_candidate(k, shards[k]) for k in active_keys if k in shards]
+    due.sort(key=lambda k: (planned[k]["start"], k))
+    launch, _held = select_within_cap([_candidate(k, shards[k]) for k in due], active, planner.free_share_cap,
+                                      idle_gpus=max(0, planner.gpus - len(active)))
+    requests += [_render_request(c.key, shards[c.key], planned[c.key]["start"], plan["plan_id"],
+                                 float(planned[c.key].get("est_gpu_seconds") or 0.0)) for c in launch]
+    return requests, reasons, changed
+
+
+def _replan_request(instance: DagsterInstance, now: datetime, reasons: list[str],
+                    changed: set[str]) -> RunRequest | None:
+    """The plan run for these changes, or None (and a reason) while failed plan runs back off. The run key
+    names the change, so one change asks for one plan; after a failure the same change may be asked again."""
+    wait, why = plan_backoff(instance, now)
+    if wait:
+        reasons.append(f"re-plan waits: {why}")
+        return None
+    digest = hashlib.sha256("|".join(sorted(changed)).encode()).hexdigest()
+    failures = why.split(" ")[0] if why else "0"
+    return RunRequest(run_key=f"plan:{digest[:16]}:{failures}", job_name=PLAN_JOB,
+                      run_config={"ops": {"render_plan": {"config": {"now": now.isoformat()}}}},
+                      tags={"sora_assets/replan": "; ".join(reasons)[:200]})
+
+
 def due_runs(instance: DagsterInstance, home: HomeResource, planner: PlannerResource,
              warehouse: ParquetWarehouse | str, now: datetime) -> tuple[list[RunRequest], list[str]]:
     """Run requests for shards whose planned start has arrived, plus a re-plan request when needed.
@@ -94,12 +172,7 @@ def due_runs(instance: DagsterInstance, home: HomeResource, planner: PlannerReso
     """
     layout = home.home
     shards = {s["key"]: s for s in registered_shards(layout)}
-    # a succeeded run is a published shard (its ledger file exists): only active and failed runs are asked for
-    active_keys = shards_with_runs(instance, ACTIVE)
-    published = published_shards(warehouse)
-    unpublished = sorted(k for k in shards if k not in published and k not in active_keys)
-    done = published | active_keys | shards_with_runs(instance, [DagsterRunStatus.FAILURE], unpublished)
-    pending = {key for key in shards if key not in done}
+    pending, active_keys = _pending_shards(instance, shards, warehouse)
     plan = latest_plan(layout)
     reasons: list[str] = []
     changed: set[str] = set()  # the shards a re-plan is about
@@ -109,45 +182,11 @@ def due_runs(instance: DagsterInstance, home: HomeResource, planner: PlannerReso
             reasons.append(f"{len(pending)} shard(s) and no plan yet")
             changed |= set(shards)  # registered shards: launches in the meantime are not a change
     else:
-        planned = {a["shard"]: a for a in plan["assignments"]}
-        unplanned = sorted(pending - set(planned) - set(plan["estimates"]))
-        if unplanned:
-            reasons.append(f"{len(unplanned)} shard(s) registered after the plan")
-            changed |= set(unplanned)
-        grace = timedelta(minutes=planner.step_minutes)
-        due: list[str] = []
-        for key in sorted(pending):
-            assignment = planned.get(key)
-            if assignment is None:
-                if key in plan["estimates"]:  # nothing to render (all cached or rejected): publish now
-                    requests.append(_render_request(key, shards[key], "no-gpu", plan["plan_id"], 0.0))
-                continue
-            start = datetime.fromisoformat(assignment["start"])
-            if start > now:
-                continue
-            if now - start > grace:  # its window passed without a run: the plan is stale for it
-                reasons.append(f"{key} missed its planned start {assignment['start']}")
-                changed.add(f"{key}@{assignment['start']}")
-                continue
-            due.append(key)
-        # fair share: the plan keeps each account's free shards under the cap while others wait; runs that
-        # overrun their estimate could still stack up, so the launch counts what is in progress now
-        active = [_candidate(k, shards[k]) for k in active_keys if k in shards]
-        due.sort(key=lambda k: (planned[k]["start"], k))
-        launch, _held = select_within_cap([_candidate(k, shards[k]) for k in due], active, planner.free_share_cap,
-                                          idle_gpus=max(0, planner.gpus - len(active)))
-        requests += [_render_request(c.key, shards[c.key], planned[c.key]["start"], plan["plan_id"],
-                                     float(planned[c.key].get("est_gpu_seconds") or 0.0)) for c in launch]
+        requests, reasons, changed = _follow_plan(plan, shards, pending, active_keys, planner, now)
     if reasons:
-        wait, why = plan_backoff(instance, now)
-        if wait:
-            reasons.append(f"re-plan waits: {why}")
-        else:
-            digest = hashlib.sha256("|".join(sorted(changed)).encode()).hexdigest()
-            failures = why.split(" ")[0] if why else "0"  # after a failure the same change may be asked again
-            requests.append(RunRequest(run_key=f"plan:{digest[:16]}:{failures}", job_name=PLAN_JOB,
-                                       run_config={"ops": {"render_plan": {"config": {"now": now.isoformat()}}}},
-                                       tags={"sora_assets/replan": "; ".join(reasons)[:200]}))
+        replan = _replan_request(instance, now, reasons, changed)
+        if replan is not None:
+            requests.append(replan)
     if pending and (plan is None or last_plan_failed(instance)):
         launched = {r.partition_key for r in requests if r.partition_key}
         requests += fallback_requests(instance, shards, pending - launched, planner, active_keys | launched,

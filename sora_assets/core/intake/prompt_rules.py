@@ -215,42 +215,60 @@ class RowPlan:
     warnings: list[str]
 
 
-def plan_row(typed: dict[str, Any], profile: ModelProfile, tiers: TierPolicy) -> RowPlan:
-    """Fill defaults, snap sizes to the model grid and clamp to the tier's budget, with warnings."""
-    warnings: list[str] = []
-    tier = typed.get("tier") or "free"
-    width = typed.get("width") or profile.default_width
-    height = typed.get("height") or profile.default_height
-    num_frames = typed.get("num_frames") or profile.default_num_frames
-
+def _capped_size(width: int, height: int, tier: str, profile: ModelProfile, tiers: TierPolicy,
+                 warnings: list[str]) -> tuple[int, int]:
+    """Scale down to the tier's short-side cap (kept on the model grid), warning when it does."""
     cap = tiers.max_short_side.get(tier)
-    if cap is not None and min(width, height) > cap:
-        scale = cap / min(width, height)
-        capped_w, capped_h = (max(profile.size_multiple, int(v * scale) // profile.size_multiple
-                                  * profile.size_multiple) for v in (width, height))
-        warnings.append(f"size {width}x{height} above the {tier} tier's {cap}p cap; "
-                        f"scaled to {capped_w}x{capped_h}")
-        width, height = capped_w, capped_h
+    if cap is None or min(width, height) <= cap:
+        return width, height
+    scale = cap / min(width, height)
+    capped_w, capped_h = (max(profile.size_multiple, int(v * scale) // profile.size_multiple
+                              * profile.size_multiple) for v in (width, height))
+    warnings.append(f"size {width}x{height} above the {tier} tier's {cap}p cap; "
+                    f"scaled to {capped_w}x{capped_h}")
+    return capped_w, capped_h
 
+
+def _snapped_size(width: int, height: int, profile: ModelProfile, warnings: list[str]) -> tuple[int, int]:
+    """Snap to the family's size multiple (the model's latent grid), warning when it moves."""
     snapped_w = _snap(width, profile.size_multiple, profile.size_multiple)
     snapped_h = _snap(height, profile.size_multiple, profile.size_multiple)
     if (snapped_w, snapped_h) != (width, height):
         warnings.append(f"size {width}x{height} snapped to {snapped_w}x{snapped_h} "
                         f"(multiples of {profile.size_multiple})")
-    width, height = snapped_w, snapped_h
+    return snapped_w, snapped_h
 
+
+def _snapped_frames(num_frames: int, profile: ModelProfile, warnings: list[str]) -> int:
+    """Snap to the family's frame_step*k+1 frame counts, never above its maximum, warning when it moves."""
     snapped_frames = _snap_frames(num_frames, profile.frame_step)
     if snapped_frames > profile.max_num_frames:
         snapped_frames -= profile.frame_step
     if snapped_frames != num_frames:
         warnings.append(f"num_frames {num_frames} snapped to {snapped_frames} "
                         f"({profile.frame_step}k+1)")
+    return snapped_frames
 
+
+def _clamped_steps(typed: dict[str, Any], tier: str, tiers: TierPolicy, warnings: list[str]) -> int:
+    """The row's steps, or the tier's budget when missing or above it (with a warning)."""
     budget = tiers.steps[tier]
     steps = typed.get("steps") or budget
     if steps > budget:
         warnings.append(f"steps {steps} above the {tier} tier's budget; clamped to {budget}")
         steps = budget
+    return steps
+
+
+def plan_row(typed: dict[str, Any], profile: ModelProfile, tiers: TierPolicy) -> RowPlan:
+    """Fill defaults, snap sizes to the model grid and clamp to the tier's budget, with warnings."""
+    warnings: list[str] = []
+    tier = typed.get("tier") or "free"
+    width, height = _capped_size(typed.get("width") or profile.default_width,
+                                 typed.get("height") or profile.default_height, tier, profile, tiers, warnings)
+    width, height = _snapped_size(width, height, profile, warnings)
+    num_frames = _snapped_frames(typed.get("num_frames") or profile.default_num_frames, profile, warnings)
+    steps = _clamped_steps(typed, tier, tiers, warnings)
 
     negative = typed.get("negative_prompt") or ""
     seed = typed.get("seed")
@@ -267,7 +285,7 @@ def plan_row(typed: dict[str, Any], profile: ModelProfile, tiers: TierPolicy) ->
         steps=int(steps),
         width=int(width),
         height=int(height),
-        num_frames=int(snapped_frames),
+        num_frames=int(num_frames),
         fps=int(typed.get("fps") or profile.default_fps),
         guidance_scale=float(typed["guidance_scale"] if typed.get("guidance_scale") is not None
                              else profile.default_guidance_scale),

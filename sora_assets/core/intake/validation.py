@@ -115,21 +115,10 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else (None if value is None else str(value))
 
 
-def validate_rows(raw: pd.DataFrame, batch_id: str, profile: ModelProfile,
-                  tiers: TierPolicy | None = None, limits: PromptLimits | None = None,
-                  prefilter: TextPrefilter | None = None,
-                  progress: Callable[[int, int], None] | None = None,
-                  family_profile: FamilyProfiles | None = None) -> ValidationOutcome:
-    """Every row's contract, expectations, shot rules and pre-filter decision. `progress(done, total)` is
-    called as the pre-filter (the long part) works through the prompts. A row's `model` column picks its
-    family (its grid, defaults and model) through `family_profile`; without one only `profile`'s family."""
-    tiers = tiers or TierPolicy()
-    profiles = RowProfiles(profile, family_profile)
-    prefilter = prefilter or default_prefilter()
-    limits = limits or PromptLimits()
-    outcome = ValidationOutcome()
-    records = raw.to_dict(orient="records")
-
+def _typed_rows(records: list[dict[str, Any]],
+                profiles: RowProfiles) -> tuple[list[dict[str, Any]], list[list[tuple[str, str]]]]:
+    """Each record coerced to the known columns, with its (stage, reason) problems: a parse error, type
+    errors, an unknown or unavailable model family."""
     typed_rows: list[dict[str, Any]] = []
     errors: list[list[tuple[str, str]]] = []
     for record in records:
@@ -145,7 +134,12 @@ def validate_rows(raw: pd.DataFrame, batch_id: str, profile: ModelProfile,
                 problems.append(("schema", model_error))
         typed_rows.append(typed)
         errors.append(problems)
+    return typed_rows, errors
 
+
+def _check_expectations(typed_rows: list[dict[str, Any]], errors: list[list[tuple[str, str]]],
+                        profile: ModelProfile, limits: PromptLimits, outcome: ValidationOutcome) -> None:
+    """The GE suite over the typed shard: its counts go on the outcome, its reasons on rows that parsed."""
     typed_frame = pd.DataFrame.from_records(typed_rows, columns=sorted(KNOWN_COLUMNS)).astype(object)
     expectations = run_expectations(typed_frame, profile, limits)
     outcome.expectations_evaluated = expectations.evaluated
@@ -153,11 +147,12 @@ def validate_rows(raw: pd.DataFrame, batch_id: str, profile: ModelProfile,
     for index, reasons in expectations.row_reasons.items():
         if not any(stage == "parse" for stage, _ in errors[index]):
             errors[index].extend(("expectations", r) for r in reasons)
-    shot_refs = apply_shot_rules(typed_rows, [int(r[ROW_COLUMN]) for r in records], errors, {
-        "width": profile.default_width, "height": profile.default_height, "fps": profile.default_fps,
-        "tier": "free"})
 
-    # one batched pass: the semantic layer embeds every prompt of the shard at once
+
+def _prefilter_decisions(typed_rows: list[dict[str, Any]], prefilter: TextPrefilter,
+                         progress: Callable[[int, int], None] | None) -> dict[int, PrefilterDecision]:
+    """One batched pass per chunk (the semantic layer embeds a chunk's prompts at once), reporting progress
+    between chunks because this is the long part of validation."""
     texts = [(i, t["prompt"]) for i, t in enumerate(typed_rows) if isinstance(t.get("prompt"), str)]
     decisions: dict[int, PrefilterDecision] = {}
     for start in range(0, len(texts), PREFILTER_CHUNK):
@@ -165,53 +160,98 @@ def validate_rows(raw: pd.DataFrame, batch_id: str, profile: ModelProfile,
         decisions.update(zip([i for i, _ in chunk], prefilter.check_many([p for _, p in chunk]), strict=True))
         if progress is not None:
             progress(start + len(chunk), len(texts))
+    return decisions
+
+
+def _rejected_for_errors(row: int, source_id: str | None, problems: list[tuple[str, str]], prompt: Any,
+                         decision: PrefilterDecision | None) -> RejectedRow:
+    """A row rejected at its first failing stage, all reasons joined; unsafe text never reaches the warehouse,
+    even on rows rejected for other reasons."""
+    unsafe = decision is not None and (decision.blocked or decision.held)
+    return RejectedRow(
+        row=row, source_id=source_id, stage=problems[0][0],
+        reason="; ".join(reason for _, reason in problems),
+        category=decision.category if unsafe else None,
+        prompt_sha256=prompt_fingerprint(prompt) if isinstance(prompt, str) else None,
+        prompt_excerpt=prompt[:PROMPT_EXCERPT_CHARS] if isinstance(prompt, str) and not unsafe else None)
+
+
+def _rejected_by_prefilter(row: int, source_id: str | None, prompt: str,
+                           decision: PrefilterDecision) -> RejectedRow:
+    """A row the pre-filter blocked or held for review, with its evidence and no prompt excerpt."""
+    verb = "blocked by" if decision.blocked else f"{HELD_PREFIX} by"
+    return RejectedRow(
+        row=row, source_id=source_id, stage="prefilter",
+        reason=f"{verb} text pre-filter: {decision.category} ({decision.method} {decision.rule}, "
+               f"score {decision.score:.2f}, policy {decision.policy_version})",
+        category=decision.category, prompt_sha256=prompt_fingerprint(prompt), prompt_excerpt=None,
+        rule=decision.rule, score=decision.score)
+
+
+def _row_metadata(record: dict[str, Any], typed: dict[str, Any]) -> dict[str, Any]:
+    """Columns the contract does not know, passed through, plus the shot and scheduling fields (typed when
+    they coerced, else as given)."""
+    metadata = {k: v for k, v in record.items() if v is not None
+                and k not in KNOWN_COLUMNS and k not in (ROW_COLUMN, PARSE_ERROR_COLUMN)}
+    for key in ("shot_group", "anchor", "deadline", "shot", "camera", "continue_from", "image"):
+        if typed.get(key) is not None or record.get(key) is not None:
+            metadata[key] = typed.get(key) if typed.get(key) is not None else record.get(key)
+    return metadata
+
+
+def _note_duplicate_id(source_id: str | None, row: int, seen_ids: dict[str, int],
+                       problems: list[tuple[str, str]]) -> None:
+    """A source id seen on an earlier row is a schema error naming that row."""
+    if source_id is None:
+        return
+    if source_id in seen_ids:
+        problems.append(("schema", f"duplicate id {source_id[:40]!r} (first on row {seen_ids[source_id]})"))
+    else:
+        seen_ids[source_id] = row
+
+
+def validate_rows(raw: pd.DataFrame, batch_id: str, profile: ModelProfile,
+                  tiers: TierPolicy | None = None, limits: PromptLimits | None = None,
+                  prefilter: TextPrefilter | None = None,
+                  progress: Callable[[int, int], None] | None = None,
+                  family_profile: FamilyProfiles | None = None) -> ValidationOutcome:
+    """Every row's contract, expectations, shot rules and pre-filter decision. `progress(done, total)` is
+    called as the pre-filter (the long part) works through the prompts. A row's `model` column picks its
+    family (its grid, defaults and model) through `family_profile`; without one only `profile`'s family."""
+    tiers = tiers or TierPolicy()
+    profiles = RowProfiles(profile, family_profile)
+    prefilter = prefilter or default_prefilter()
+    limits = limits or PromptLimits()
+    outcome = ValidationOutcome()
+    records = raw.to_dict(orient="records")
+    typed_rows, errors = _typed_rows(records, profiles)
+    _check_expectations(typed_rows, errors, profile, limits, outcome)
+    shot_refs = apply_shot_rules(typed_rows, [int(r[ROW_COLUMN]) for r in records], errors, {
+        "width": profile.default_width, "height": profile.default_height, "fps": profile.default_fps,
+        "tier": "free"})
+    decisions = _prefilter_decisions(typed_rows, prefilter, progress)
     outcome.policy_version = prefilter.policy.version
     seen_ids: dict[str, int] = {}
     for index, (record, typed) in enumerate(zip(records, typed_rows, strict=True)):
         row = int(record[ROW_COLUMN])
         source_id = _text(typed.get("id"))
-        if source_id is not None:
-            if source_id in seen_ids:
-                errors[index].append(("schema", f"duplicate id {source_id[:40]!r} (first on row "
-                                                f"{seen_ids[source_id]})"))
-            else:
-                seen_ids[source_id] = row
+        _note_duplicate_id(source_id, row, seen_ids, errors[index])
         prompt = typed.get("prompt")
         decision = decisions.get(index)
         if errors[index]:
-            # unsafe text never reaches the warehouse, even on rows rejected for other reasons
-            unsafe = decision is not None and (decision.blocked or decision.held)
-            outcome.rejected.append(RejectedRow(
-                row=row, source_id=source_id, stage=errors[index][0][0],
-                reason="; ".join(reason for _, reason in errors[index]),
-                category=decision.category if unsafe else None,
-                prompt_sha256=prompt_fingerprint(prompt) if isinstance(prompt, str) else None,
-                prompt_excerpt=prompt[:PROMPT_EXCERPT_CHARS] if isinstance(prompt, str) and not unsafe else None))
+            outcome.rejected.append(_rejected_for_errors(row, source_id, errors[index], prompt, decision))
             continue
-
         if decision.blocked or decision.held:  # a held row is not rendered until reviewed
-            verb = "blocked by" if decision.blocked else f"{HELD_PREFIX} by"
-            outcome.rejected.append(RejectedRow(
-                row=row, source_id=source_id, stage="prefilter",
-                reason=f"{verb} text pre-filter: {decision.category} ({decision.method} {decision.rule}, "
-                       f"score {decision.score:.2f}, policy {decision.policy_version})",
-                category=decision.category, prompt_sha256=prompt_fingerprint(prompt), prompt_excerpt=None,
-                rule=decision.rule, score=decision.score))
+            outcome.rejected.append(_rejected_by_prefilter(row, source_id, prompt, decision))
             continue
         if decision.flagged:
             outcome.flagged.append((row, decision))
-
         plan = plan_row(typed, profiles.for_row(typed.get("model"))[0], tiers)
-        metadata = {k: v for k, v in record.items() if v is not None
-                    and k not in KNOWN_COLUMNS and k not in (ROW_COLUMN, PARSE_ERROR_COLUMN)}
-        for key in ("shot_group", "anchor", "deadline", "shot", "camera", "continue_from", "image"):
-            if typed.get(key) is not None or record.get(key) is not None:
-                metadata[key] = typed.get(key) if typed.get(key) is not None else record.get(key)
         ref = shot_refs.get(index)
         outcome.accepted.append(AcceptedRow(
             row=row, clip_id=clip_id_for(batch_id, row), source_id=source_id, tier=plan.tier,
             complexity=plan.complexity, spec=plan.spec.to_dict(), seed_derived=plan.seed_derived,
-            warnings=plan.warnings, metadata=metadata, shot=ref.to_dict() if ref else None))
+            warnings=plan.warnings, metadata=_row_metadata(record, typed), shot=ref.to_dict() if ref else None))
     reject_orphaned_shots(outcome)
     return outcome
 

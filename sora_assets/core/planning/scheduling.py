@@ -29,6 +29,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -228,6 +229,55 @@ def _unit(members: list[ShardDemand]) -> ShardDemand:
                        first.account)
 
 
+def _within(members: list[ShardDemand], step_s: int, max_inflation: float) -> bool:
+    """Whether a pack's rounding to whole grid steps stays within the bound."""
+    return _inflation(sum(m.gpu_seconds for m in members), step_s) <= max_inflation
+
+
+def _fill(members: list[ShardDemand], step_s: int,
+          max_inflation: float) -> tuple[list[list[ShardDemand]], list[ShardDemand]]:
+    """Packs closed as soon as they meet the bound; a remainder is merged backwards into the last
+    packs until the merged pack meets it too (always, once it spans ten steps)."""
+    packs, current = [], []
+    for d in members:
+        current.append(d)
+        if _within(current, step_s, max_inflation):
+            packs.append(current)
+            current = []
+    while current and packs and not _within(current, step_s, max_inflation):
+        current = packs.pop() + current
+    if current and _within(current, step_s, max_inflation):
+        packs.append(current)
+        current = []
+    return packs, current
+
+
+def _pack_remainders(units: dict[str, list[ShardDemand]], remainders: dict[tuple, list[ShardDemand]],
+                     step_s: int, max_inflation: float) -> None:
+    """What no deadline group could pack: packed across the tier and account's deadlines, and what still
+    misses the bound rides along with that tier and account's longest units (`units` is updated in place)."""
+    for (tier, account), members in remainders.items():
+        if not members:
+            continue
+        members.sort(key=lambda d: (d.deadline, d.key))
+        packs, rest = _fill(members, step_s, max_inflation)
+        for pack in packs:
+            units[_unit(pack).key] = pack
+        if not rest:
+            continue
+        # still outside the bound: ride along with the tier and account's longest units until within it
+        # (always, once the merged pack spans ten steps), or else the caller refines the grid
+        hosts = sorted((k for k, ms in units.items() if ms[0].tier == tier and ms[0].account == account),
+                       key=lambda k: (-sum(m.gpu_seconds for m in units[k]), k))
+        merged = list(rest)
+        for host in hosts:
+            if _within(merged, step_s, max_inflation):
+                break
+            merged += units.pop(host)
+        merged.sort(key=lambda d: (d.deadline, d.key))  # due first, run first
+        units[_unit(merged).key] = merged
+
+
 def pack_demands(demands: Sequence[ShardDemand], step_s: int,
                  max_inflation: float = MAX_INFLATION) -> dict[str, list[ShardDemand]]:
     """Units of work for the grid: unit key -> its shards, in the order they run.
@@ -245,52 +295,13 @@ def pack_demands(demands: Sequence[ShardDemand], step_s: int,
             units[d.key] = [d]
         else:
             groups.setdefault((d.tier, d.account, d.deadline), []).append(d)
-
-    def within(members: list[ShardDemand]) -> bool:
-        return _inflation(sum(m.gpu_seconds for m in members), step_s) <= max_inflation
-
-    def fill(members: list[ShardDemand]) -> tuple[list[list[ShardDemand]], list[ShardDemand]]:
-        """Packs closed as soon as they meet the bound; a remainder is merged backwards into the last
-        packs until the merged pack meets it too (always, once it spans ten steps)."""
-        packs, current = [], []
-        for d in members:
-            current.append(d)
-            if within(current):
-                packs.append(current)
-                current = []
-        while current and packs and not within(current):
-            current = packs.pop() + current
-        if current and within(current):
-            packs.append(current)
-            current = []
-        return packs, current
-
     remainders: dict[tuple, list[ShardDemand]] = {}
     for (tier, account, _), members in groups.items():
-        packs, rest = fill(members)
+        packs, rest = _fill(members, step_s, max_inflation)
         remainders.setdefault((tier, account), []).extend(rest)
         for pack in packs:
             units[_unit(pack).key] = pack
-    for (tier, account), members in remainders.items():  # what no deadline group could pack
-        if not members:
-            continue
-        members.sort(key=lambda d: (d.deadline, d.key))
-        packs, rest = fill(members)
-        for pack in packs:
-            units[_unit(pack).key] = pack
-        if not rest:
-            continue
-        # still outside the bound: ride along with the tier and account's longest units until within it
-        # (always, once the merged pack spans ten steps), or else the caller refines the grid
-        hosts = sorted((k for k, ms in units.items() if ms[0].tier == tier and ms[0].account == account),
-                       key=lambda k: (-sum(m.gpu_seconds for m in units[k]), k))
-        merged = list(rest)
-        for host in hosts:
-            if within(merged):
-                break
-            merged += units.pop(host)
-        merged.sort(key=lambda d: (d.deadline, d.key))  # due first, run first
-        units[_unit(merged).key] = merged
+    _pack_remainders(units, remainders, step_s, max_inflation)
     return units
 
 
@@ -450,6 +461,32 @@ class _NoRoom(Exception):
     """The horizon is too short for greedy placement: the caller grows it and tries again."""
 
 
+def _under_cap(grid: _Grid, left: np.ndarray, length: int, n: int, account: str, unplaced: dict[str, int],
+               last_start: dict[str, int]) -> np.ndarray:
+    """Start points whose run keeps the account's free shards within its share wherever the cap binds: while
+    another account has work still to place, everywhere; else before the other accounts' last start."""
+    others_waiting = any(c > 0 for a, c in unplaced.items() if a != account)
+    wait_until = grid.points if others_waiting else max(
+        (s for a, s in last_start.items() if a != account), default=0)
+    binding = np.arange(grid.points) < wait_until
+    ok = np.where(binding, left >= 1, True)
+    return np.lib.stride_tricks.sliding_window_view(ok, length).min(axis=1)[:n]
+
+
+def _cheapest_safe_start(grid: _Grid, d: ShardDemand, overhead: float, free: np.ndarray, on_time: np.ndarray,
+                         length: int, rest_ends: np.ndarray, rest_lengths: np.ndarray, lookahead: int) -> int:
+    """The cheapest on-time start (earliest among equal costs) after which the shards still to place can,
+    by fluid capacity, meet their deadlines; the cheapest one when none of the `lookahead` cheapest can."""
+    costs = grid.cost_table(d.gpu_seconds, overhead)[on_time]
+    ranked = on_time[np.argsort(costs, kind="stable")]  # equal costs: earliest first
+    for candidate in ranked[:lookahead]:
+        trial = free.copy()
+        trial[candidate:candidate + length] -= 1
+        if _rest_fits(trial, rest_ends, rest_lengths):
+            return int(candidate)
+    return int(ranked[0])
+
+
 def greedy_starts(grid: _Grid, demands: Sequence[ShardDemand], overhead: float,
                   asap: bool = False, order: Sequence[ShardDemand] | None = None,
                   lookahead: int = 64, free_cap: int | None = None) -> dict[str, int]:
@@ -477,18 +514,12 @@ def greedy_starts(grid: _Grid, demands: Sequence[ShardDemand], overhead: float,
         n = grid.points - length + 1
         if n <= 0:
             raise _NoRoom(d.key)
-        window_min = np.lib.stride_tricks.sliding_window_view(free, length).min(axis=1)[:n]
-        fits = window_min >= 1
+        fits = np.lib.stride_tricks.sliding_window_view(free, length).min(axis=1)[:n] >= 1
         capped = fits.copy()
         use_cap = free_cap is not None and d.tier != "paid"
         if use_cap:
             left = share.setdefault(d.account, np.full(grid.points, free_cap, dtype=int))
-            others_waiting = any(c > 0 for a, c in unplaced.items() if a != d.account)
-            wait_until = grid.points if others_waiting else max(
-                (s for a, s in last_start.items() if a != d.account), default=0)
-            binding = np.arange(grid.points) < wait_until
-            ok = np.where(binding, left >= 1, True)
-            capped &= np.lib.stride_tricks.sliding_window_view(ok, length).min(axis=1)[:n]
+            capped &= _under_cap(grid, left, length, n, d.account, unplaced, last_start)
         candidates = np.flatnonzero(capped)
         if use_cap and not (candidates[candidates <= latest[position]]).size:
             candidates = np.flatnonzero(fits)  # work-conserving: the cap never makes a shard late
@@ -497,16 +528,8 @@ def greedy_starts(grid: _Grid, demands: Sequence[ShardDemand], overhead: float,
         start = int(candidates[0])  # ASAP, and the fallback when no start meets the deadline
         on_time = candidates[candidates <= latest[position]]
         if not asap and len(on_time):
-            costs = grid.cost_table(d.gpu_seconds, overhead)[on_time]
-            ranked = on_time[np.argsort(costs, kind="stable")]  # equal costs: earliest first
-            start = int(ranked[0])
-            rest = slice(position + 1, None)
-            for candidate in ranked[:lookahead]:
-                trial = free.copy()
-                trial[candidate:candidate + length] -= 1
-                if _rest_fits(trial, ends[rest], lengths[rest]):
-                    start = int(candidate)
-                    break
+            start = _cheapest_safe_start(grid, d, overhead, free, on_time, length, ends[position + 1:],
+                                         lengths[position + 1:], lookahead)
         free[start:start + length] -= 1
         if use_cap:
             share[d.account][start:start + length] -= 1
@@ -547,6 +570,229 @@ def cap_regions(grid: _Grid, demands: Sequence[ShardDemand], starts: dict[str, i
     return regions
 
 
+@dataclass
+class _Columns:
+    """The MIP's integer columns, one per (class, start point): the arrays every row and the objective index."""
+
+    cost: np.ndarray  # dollars of one shard of the class starting at the point
+    late: np.ndarray  # weighted grid steps past the class's latest on-time start
+    owner: np.ndarray  # the class
+    point: np.ndarray  # the start point
+    upper: np.ndarray  # the class's shard count: the most that may start at one point
+
+    @property
+    def n(self) -> int:
+        return len(self.cost)
+
+
+class _Rows:
+    """Constraint rows collected as (indices, values) with bounds, so HiGHS gets them in one `addRows` call."""
+
+    def __init__(self) -> None:
+        self.lo: list[float] = []
+        self.hi: list[float] = []
+        self.rows: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def add(self, idx: np.ndarray, values: np.ndarray, lo: float, hi: float) -> None:
+        self.rows.append((np.asarray(idx), np.asarray(values, dtype=float)))
+        self.lo.append(lo)
+        self.hi.append(hi)
+
+    def load(self, h: Any) -> None:
+        """Hand every row to HiGHS as one compressed-row matrix (one call instead of one per row)."""
+        rows = self.rows
+        starts = np.cumsum([0] + [len(r[0]) for r in rows])[:-1]
+        h.addRows(len(rows), np.array(self.lo), np.array(self.hi), int(sum(len(r[0]) for r in rows)),
+                  starts.astype(np.int32), np.concatenate([r[0] for r in rows]).astype(np.int32),
+                  np.concatenate([r[1] for r in rows]).astype(float))
+
+
+class _MilpModel:
+    """The time-indexed MIP of one grid and its units, and the fair-share regions that grow between solves.
+
+    A class rather than closures so that each part of the model (columns, rows, the solve passes) is a
+    named method that reads the shared state (grid, classes, regions) explicitly."""
+
+    def __init__(self, grid: _Grid, demands: Sequence[ShardDemand], overhead: float, time_limit_s: float | None,
+                 threads: int, free_cap: int | None, node_limit: int | None, cap_until: dict[str, int] | None):
+        self.grid, self.demands, self.overhead = grid, demands, overhead
+        self.time_limit_s, self.threads, self.free_cap, self.node_limit = time_limit_s, threads, free_cap, node_limit
+        self.classes = _classes(grid, demands)
+        self.class_paid = np.array([m[0].tier == "paid" for m in self.classes])
+        self.regions = dict(cap_until or {})
+
+    def _highs(self) -> Any:
+        """A quiet HiGHS instance with the limits asked for."""
+        import highspy
+
+        with native_stdout_to_stderr():  # highspy 1.16 prints a banner to fd 1 when constructed
+            h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        if self.time_limit_s is not None:  # wall clock: the same instance may stop at another point under load
+            h.setOptionValue("time_limit", float(self.time_limit_s))
+        if self.node_limit is not None:  # a deterministic bound: the same work on every machine
+            h.setOptionValue("mip_max_nodes", int(self.node_limit))
+        h.setOptionValue("threads", int(self.threads))
+        h.setOptionValue("mip_rel_gap", 1e-6)
+        return h
+
+    def _columns(self, allow_late: bool) -> _Columns | None:
+        """The start points each class may use (up to its deadline unless lateness is allowed); None when a
+        class has none, i.e. the model is infeasible before HiGHS is asked."""
+        cost, late, owner, point, upper_count = [], [], [], [], []
+        for c, members in enumerate(self.classes):
+            d = members[0]
+            table = self.grid.cost_table(d.gpu_seconds, self.overhead)
+            latest = self.grid.latest_start(d.gpu_seconds, d.deadline)
+            upper = len(table) - 1 if allow_late else min(len(table) - 1, latest)
+            if upper < 0:
+                return None
+            ks = np.arange(upper + 1)
+            cost.append(table[: upper + 1])
+            weight = PAID_LATENESS_WEIGHT if d.tier == "paid" else 1
+            late.append(np.maximum(0, ks - latest) * weight)
+            owner.append(np.full(upper + 1, c))
+            point.append(ks)
+            upper_count.append(np.full(upper + 1, len(members)))
+        return _Columns(np.concatenate(cost), np.concatenate(late).astype(float), np.concatenate(owner),
+                        np.concatenate(point), np.concatenate(upper_count))
+
+    def _running(self, cols: _Columns) -> tuple[np.ndarray, np.ndarray]:
+        """(columns, bounds): the columns running in grid step tau are columns[bounds[tau]:bounds[tau + 1]]."""
+        grid = self.grid
+        lengths = np.array([grid.duration_points(m[0].gpu_seconds) for m in self.classes])[cols.owner]
+        running = np.repeat(np.arange(cols.n), lengths)
+        taus = np.repeat(cols.point, lengths) + (np.arange(len(running)) - np.repeat(np.cumsum(lengths) - lengths,
+                                                                                     lengths))
+        order = np.argsort(taus, kind="stable")
+        taus, running = taus[order], running[order]
+        return running, np.searchsorted(taus, np.arange(grid.points + 1))
+
+    def _rows(self, cols: _Columns, allow_late: bool, lateness_cap: float | None,
+              cost_cap: float | None) -> _Rows:
+        """Each shard starts once; GPUs per step; the fair-share cap in its regions; the lateness and cost caps
+        of the second and third passes."""
+        import highspy
+
+        inf = highspy.kHighsInf
+        grid, rows = self.grid, _Rows()
+        for c, members in enumerate(self.classes):  # every shard of a class starts exactly once
+            idx = np.flatnonzero(cols.owner == c)
+            rows.add(idx, np.ones(len(idx)), len(members), len(members))
+        # capacity: the shards running during grid step tau use at most gpus[tau] GPUs
+        running, bounds = self._running(cols)
+        for tau in range(grid.points):
+            idx = running[bounds[tau]:bounds[tau + 1]]
+            if cols.upper[idx].sum() > int(grid.gpus[tau]):
+                rows.add(idx, np.ones(len(idx)), -inf, float(grid.gpus[tau]))
+        class_account = np.array([m[0].account for m in self.classes], dtype=object)
+        class_free = np.array([m[0].tier != "paid" for m in self.classes])
+        capped_accounts = sorted(self.regions) if self.free_cap is not None else []
+        for account in capped_accounts:  # fair share where another account's work waits
+            mine = (class_account[cols.owner] == account) & class_free[cols.owner]
+            for tau in range(min(grid.points, self.regions[account])):
+                idx = running[bounds[tau]:bounds[tau + 1]]
+                idx = idx[mine[idx]]
+                if cols.upper[idx].sum() > self.free_cap:
+                    rows.add(idx, np.ones(len(idx)), -inf, float(self.free_cap))
+        if allow_late and lateness_cap is not None:
+            idx = np.flatnonzero(cols.late)
+            rows.add(idx, cols.late[idx], -inf, lateness_cap + 0.5)
+        if cost_cap is not None:
+            rows.add(np.arange(cols.n), cols.cost, -inf, cost_cap)
+        return rows
+
+    def solve(self, allow_late: bool, lateness_cap: float | None, cost_cap: float | None = None,
+              ) -> tuple[dict[str, int] | None, str, float | None, float]:
+        """One HiGHS solve: (starts by shard key, status, dual bound, objective value)."""
+        import highspy
+
+        h = self._highs()
+        cols = self._columns(allow_late)
+        if cols is None:
+            return None, "infeasible", None, 0.0
+        n = cols.n
+        h.addVars(n, np.zeros(n), cols.upper.astype(float))
+        objective = cols.late if allow_late and lateness_cap is None else cols.cost
+        if cost_cap is not None:  # paid first among plans as cheap as the best: paid start points, summed
+            objective = np.where(self.class_paid[cols.owner], cols.point.astype(float), 0.0)
+        h.changeColsCost(n, np.arange(n, dtype=np.int32), objective)
+        h.changeColsIntegrality(n, np.arange(n, dtype=np.int32), np.full(n, highspy.HighsVarType.kInteger))
+        self._rows(cols, allow_late, lateness_cap, cost_cap).load(h)
+        h.run()
+        return self._solution(h, cols)
+
+    def _solution(self, h: Any, cols: _Columns) -> tuple[dict[str, int] | None, str, float | None, float]:
+        """HiGHS's answer as starts per shard: each class's starts go to its shards, earliest first."""
+        import highspy
+
+        status = h.getModelStatus()
+        info = h.getInfo()
+        if status == highspy.HighsModelStatus.kInfeasible:
+            return None, "infeasible", None, 0.0
+        if info.primal_solution_status != 2:  # no feasible solution found in the time limit
+            return None, "unknown", None, 0.0
+        y = np.rint(np.asarray(h.getSolution().col_value[:cols.n])).astype(int)
+        found: dict[str, int] = {}
+        queues = {c: list(members) for c, members in enumerate(self.classes)}
+        for col in np.flatnonzero(y > 0):
+            for _ in range(int(y[col])):
+                found[queues[int(cols.owner[col])].pop(0).key] = int(cols.point[col])
+        label = "optimal" if status == highspy.HighsModelStatus.kOptimal else "feasible"
+        return found, label, float(info.mip_dual_bound), float(info.objective_function_value)
+
+    def paid_first(self, found: dict[str, int], status: str, bound: float | None, allow_late: bool,
+                   lateness_cap: float | None, cost: float) -> tuple[dict[str, int], str, float | None]:
+        """Among plans no dearer (and no later) than the one found, the one that starts paid work earliest:
+        paid before free as a priority that never costs a GPU-hour."""
+        paid = {d.key for m, is_paid in zip(self.classes, self.class_paid, strict=True) if is_paid for d in m}
+        paid_starts = [k for key, k in found.items() if key in paid]
+        free_starts = [k for key, k in found.items() if key not in paid]
+        if not paid_starts or not free_starts or min(free_starts) >= max(paid_starts):
+            return found, status, bound  # already paid first (or only one tier)
+        earlier, _, _, _ = self.solve(allow_late, lateness_cap, cost_cap=cost + max(1e-9, 1e-9 * abs(cost)))
+        return (earlier if earlier is not None else found), status, bound
+
+    def cheapest(self) -> tuple[dict[str, int] | None, str, float | None, bool, float | None, float]:
+        """The least-cost plan (least late first when deadlines cannot all be met) under the current regions."""
+        found, status, bound, value = self.solve(allow_late=False, lateness_cap=None)
+        if found is not None or status == "unknown":
+            return found, status, bound, False, None, value
+        # deadlines cannot all be met: least (weighted) lateness first, then least cost at that lateness
+        found, status, _, least_late = self.solve(allow_late=True, lateness_cap=None)
+        if found is None:
+            return None, status, None, True, None, 0.0
+        best, status2, bound2, value = self.solve(allow_late=True, lateness_cap=least_late)
+        if best is None:
+            return found, "feasible", None, True, least_late, float("nan")
+        return best, status2 if status == "optimal" else "feasible", bound2, True, least_late, value
+
+    def holds(self, starts: dict[str, int]) -> bool:
+        """The cap held wherever another account waited on this solution; else the regions grow."""
+        measured = cap_regions(self.grid, self.demands, starts, self.free_cap)
+        if all(measured.get(a, 0) <= self.regions.get(a, 0) for a in measured):
+            return True
+        self.regions.update({a: max(self.regions.get(a, 0), measured.get(a, 0)) for a in measured})
+        return False
+
+    def starts(self, rounds: int) -> tuple[dict[str, int] | None, str, float | None]:
+        """Solve, measure where the cap binds, re-solve with the grown regions (at most `rounds` times), then
+        the paid-first pass on a solution that holds the cap."""
+        for round_ in range(max(1, rounds)):
+            last = round_ == max(1, rounds) - 1
+            found, status, bound, allow_late, lateness_cap, value = self.cheapest()
+            if found is None:
+                return found, status, bound
+            if not self.holds(found) and not last:
+                continue
+            if value != value:  # a late plan HiGHS could not make cheaper: kept as found
+                return found, status, bound
+            ordered, status, bound = self.paid_first(found, status, bound, allow_late, lateness_cap, value)
+            if last or ordered is found or self.holds(ordered):
+                return ordered, status, bound
+        return found, status, bound  # not reached: the last round returns
+
+
 def _milp_starts(grid: _Grid, demands: Sequence[ShardDemand], overhead: float, time_limit_s: float | None,
                  threads: int, free_cap: int | None = None, node_limit: int | None = None,
                  cap_until: dict[str, int] | None = None, rounds: int = 1,
@@ -563,153 +809,8 @@ def _milp_starts(grid: _Grid, demands: Sequence[ShardDemand], overhead: float, t
     inside the MIP (a binary "others still wait" profile per account) the same cap took 10 s instead of
     0.5 s on 315 shards.
     """
-    import highspy
-
-    classes = _classes(grid, demands)
-    class_paid = np.array([m[0].tier == "paid" for m in classes])
-    regions = dict(cap_until or {})
-
-    def solve(allow_late: bool, lateness_cap: float | None, cost_cap: float | None = None,
-              ) -> tuple[dict[str, int] | None, str, float | None, float]:
-        capped_accounts = sorted(regions) if free_cap is not None else []
-        with native_stdout_to_stderr():  # highspy 1.16 prints a banner to fd 1 when constructed
-            h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
-        if time_limit_s is not None:  # wall clock: the same instance may stop at another point under load
-            h.setOptionValue("time_limit", float(time_limit_s))
-        if node_limit is not None:  # a deterministic bound: the same work on every machine
-            h.setOptionValue("mip_max_nodes", int(node_limit))
-        h.setOptionValue("threads", int(threads))
-        h.setOptionValue("mip_rel_gap", 1e-6)
-        cost, late, owner, point, upper_count = [], [], [], [], []
-        for c, members in enumerate(classes):
-            d = members[0]
-            table = grid.cost_table(d.gpu_seconds, overhead)
-            latest = grid.latest_start(d.gpu_seconds, d.deadline)
-            upper = len(table) - 1 if allow_late else min(len(table) - 1, latest)
-            if upper < 0:
-                return None, "infeasible", None, 0.0
-            ks = np.arange(upper + 1)
-            cost.append(table[: upper + 1])
-            weight = PAID_LATENESS_WEIGHT if d.tier == "paid" else 1
-            late.append(np.maximum(0, ks - latest) * weight)
-            owner.append(np.full(upper + 1, c))
-            point.append(ks)
-            upper_count.append(np.full(upper + 1, len(members)))
-        cost_v, late_v = np.concatenate(cost), np.concatenate(late).astype(float)
-        owner_v, point_v = np.concatenate(owner), np.concatenate(point)
-        n = len(cost_v)
-        h.addVars(n, np.zeros(n), np.concatenate(upper_count).astype(float))
-        objective = late_v if allow_late and lateness_cap is None else cost_v
-        if cost_cap is not None:  # paid first among plans as cheap as the best: paid start points, summed
-            objective = np.where(class_paid[owner_v], point_v.astype(float), 0.0)
-        h.changeColsCost(n, np.arange(n, dtype=np.int32), objective)
-        h.changeColsIntegrality(n, np.arange(n, dtype=np.int32), np.full(n, highspy.HighsVarType.kInteger))
-        rows_lo, rows_hi, rows = [], [], []  # each row: (indices, values)
-
-        def row(idx: np.ndarray, values: np.ndarray, lo: float, hi: float) -> None:
-            rows.append((np.asarray(idx), np.asarray(values, dtype=float)))
-            rows_lo.append(lo)
-            rows_hi.append(hi)
-
-        inf = highspy.kHighsInf
-        for c, members in enumerate(classes):  # every shard of a class starts exactly once
-            idx = np.flatnonzero(owner_v == c)
-            row(idx, np.ones(len(idx)), len(members), len(members))
-        # capacity: the shards running during grid step tau use at most gpus[tau] GPUs
-        lengths = np.array([grid.duration_points(m[0].gpu_seconds) for m in classes])[owner_v]
-        cols = np.repeat(np.arange(n), lengths)
-        taus = np.repeat(point_v, lengths) + (np.arange(len(cols)) - np.repeat(np.cumsum(lengths) - lengths,
-                                                                               lengths))
-        order = np.argsort(taus, kind="stable")
-        taus, cols = taus[order], cols[order]
-        bounds = np.searchsorted(taus, np.arange(grid.points + 1))
-        counts = np.concatenate(upper_count)
-        for tau in range(grid.points):
-            idx = cols[bounds[tau]:bounds[tau + 1]]
-            if counts[idx].sum() > int(grid.gpus[tau]):
-                row(idx, np.ones(len(idx)), -inf, float(grid.gpus[tau]))
-        class_account = np.array([m[0].account for m in classes], dtype=object)
-        class_free = np.array([m[0].tier != "paid" for m in classes])
-        for account in capped_accounts:  # fair share where another account's work waits
-            mine = (class_account[owner_v] == account) & class_free[owner_v]
-            for tau in range(min(grid.points, regions[account])):
-                idx = cols[bounds[tau]:bounds[tau + 1]]
-                idx = idx[mine[idx]]
-                if counts[idx].sum() > free_cap:
-                    row(idx, np.ones(len(idx)), -inf, float(free_cap))
-        if allow_late and lateness_cap is not None:
-            idx = np.flatnonzero(late_v)
-            row(idx, late_v[idx], -inf, lateness_cap + 0.5)
-        if cost_cap is not None:
-            row(np.arange(n), cost_v, -inf, cost_cap)
-        starts = np.cumsum([0] + [len(r[0]) for r in rows])[:-1]
-        h.addRows(len(rows), np.array(rows_lo), np.array(rows_hi), int(sum(len(r[0]) for r in rows)),
-                  starts.astype(np.int32), np.concatenate([r[0] for r in rows]).astype(np.int32),
-                  np.concatenate([r[1] for r in rows]).astype(float))
-        h.run()
-        status = h.getModelStatus()
-        info = h.getInfo()
-        if status == highspy.HighsModelStatus.kInfeasible:
-            return None, "infeasible", None, 0.0
-        if info.primal_solution_status != 2:  # no feasible solution found in the time limit
-            return None, "unknown", None, 0.0
-        y = np.rint(np.asarray(h.getSolution().col_value[:n])).astype(int)
-        found: dict[str, int] = {}
-        queues = {c: list(members) for c, members in enumerate(classes)}
-        for col in np.flatnonzero(y > 0):  # hand each class's starts to its shards, earliest first
-            for _ in range(int(y[col])):
-                found[queues[int(owner_v[col])].pop(0).key] = int(point_v[col])
-        label = "optimal" if status == highspy.HighsModelStatus.kOptimal else "feasible"
-        return found, label, float(info.mip_dual_bound), float(info.objective_function_value)
-
-    def paid_first(found: dict[str, int], status: str, bound: float | None, allow_late: bool,
-                   lateness_cap: float | None, cost: float) -> tuple[dict[str, int], str, float | None]:
-        """Among plans no dearer (and no later) than the one found, the one that starts paid work earliest:
-        paid before free as a priority that never costs a GPU-hour."""
-        paid = {d.key for m, is_paid in zip(classes, class_paid, strict=True) if is_paid for d in m}
-        paid_starts = [k for key, k in found.items() if key in paid]
-        free_starts = [k for key, k in found.items() if key not in paid]
-        if not paid_starts or not free_starts or min(free_starts) >= max(paid_starts):
-            return found, status, bound  # already paid first (or only one tier)
-        earlier, _, _, _ = solve(allow_late, lateness_cap, cost_cap=cost + max(1e-9, 1e-9 * abs(cost)))
-        return (earlier if earlier is not None else found), status, bound
-
-    def cheapest() -> tuple[dict[str, int] | None, str, float | None, bool, float | None, float]:
-        """The least-cost plan (least late first when deadlines cannot all be met) under the current regions."""
-        found, status, bound, value = solve(allow_late=False, lateness_cap=None)
-        if found is not None or status == "unknown":
-            return found, status, bound, False, None, value
-        # deadlines cannot all be met: least (weighted) lateness first, then least cost at that lateness
-        found, status, _, least_late = solve(allow_late=True, lateness_cap=None)
-        if found is None:
-            return None, status, None, True, None, 0.0
-        best, status2, bound2, value = solve(allow_late=True, lateness_cap=least_late)
-        if best is None:
-            return found, "feasible", None, True, least_late, float("nan")
-        return best, status2 if status == "optimal" else "feasible", bound2, True, least_late, value
-
-    def holds(starts: dict[str, int]) -> bool:
-        """The cap held wherever another account waited on this solution; else the regions grow."""
-        measured = cap_regions(grid, demands, starts, free_cap)
-        if all(measured.get(a, 0) <= regions.get(a, 0) for a in measured):
-            return True
-        regions.update({a: max(regions.get(a, 0), measured.get(a, 0)) for a in measured})
-        return False
-
-    for round_ in range(max(1, rounds)):
-        last = round_ == max(1, rounds) - 1
-        found, status, bound, allow_late, lateness_cap, value = cheapest()
-        if found is None:
-            return found, status, bound
-        if not holds(found) and not last:
-            continue
-        if value != value:  # a late plan HiGHS could not make cheaper: kept as found
-            return found, status, bound
-        ordered, status, bound = paid_first(found, status, bound, allow_late, lateness_cap, value)
-        if last or ordered is found or holds(ordered):
-            return ordered, status, bound
-    return found, status, bound  # not reached: the last round returns
+    model = _MilpModel(grid, demands, overhead, time_limit_s, threads, free_cap, node_limit, cap_until)
+    return model.starts(rounds)
 
 
 def _greedy_grown(prepared: _Prepared, now: datetime, overhead: float,
