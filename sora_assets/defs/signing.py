@@ -90,7 +90,7 @@ SIGNATURES_TRUSTED = "signed_clips_verify_trusted"
 @clip_stage("signed_clips", "screened_clips", PROVENANCE, {"c2pa"},
             "Clips signed with a C2PA manifest (c2pa.created, trainedAlgorithmicMedia) and verified Trusted; cache "
             "hits are re-verified. Blocked or unscanned clips are never signed.",
-            {SIGNATURES_TRUSTED: "Every clip that passed the safety gate verifies C2PA Trusted under the signing root."})
+            {SIGNATURES_TRUSTED: "Every clip that passed the safety gate verifies C2PA Trusted under the signing root"})
 def signed_clips(context: AssetExecutionContext, screened_clips: list[ClipRecord], signer: C2paSignerResource,
                  store: ClipStore, home: HomeResource, frame_safety: FrameSafetyResource) -> Iterator[Any]:
     clips = ClipRecord.coerce(screened_clips)
