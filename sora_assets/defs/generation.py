@@ -282,7 +282,10 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
     area = home.work_area(key, store.checkpoint_mirror())
     triaged = triage(validated_prompts, key, store.lookup, known_dead_letters(warehouse), known_quarantine(warehouse),
                      booked=set(warehouse.read("cost_ledger", key).clip_id), finished=area.finished_render)
-    render_shard(ShardRenderer(context, fence, video_model, warehouse, area, triaged), triaged, store)
+    try:
+        render_shard(ShardRenderer(context, fence, video_model, warehouse, area, triaged), triaged, store)
+    finally:  # the step's renders and spend records, durable before any output or retry names them
+        area.make_durable()
     settle_duplicates(triaged)
     fence.check("writing dead letters or the step's output")
     record_dead_letters(context, warehouse, key, triaged.clips)

@@ -48,7 +48,8 @@ class StepClock:
 
 
 class StepTimer(PipelineCallback):
-    """Times each step and replaces each clip's spend record with its share of the time so far."""
+    """Times each step and appends each clip's share of the time so far to its spend journal (one small
+    unbuffered write per clip and step: `core/render/spend.py`)."""
 
     tensor_inputs: list[str] = []
 

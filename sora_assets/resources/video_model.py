@@ -270,8 +270,9 @@ class VideoModelResource(ConfigurableResource):
     keep_checkpoints: int = Field(default=2, description="Checkpoints kept per clip (newest first).")
     batch_size: int = Field(default=1, description="Clips of identical shape denoised together (1: off).")
     progress_log_seconds: float = Field(
-        default=2.0, description="Log a clip's progress at a checkpoint only if this long passed since its last "
-                                 "progress line (each run-log line is a stored event, ~10 ms).")
+        default=30.0, description="Log a clip's progress at a checkpoint only if this long passed since its last "
+                                  "progress line (each run-log line is a stored event with its own SQLite "
+                                  "commit: 10-55 ms on a loaded VM, measured 2026-12-01).")
 
     def family(self, name: str | None = None) -> ModelFamily:
         """The plug-in of a family name (None: this deployment's `model_family`)."""

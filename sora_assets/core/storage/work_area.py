@@ -2,13 +2,19 @@
 
 `work/<shard>/` holds what a shard's attempts leave for the next one: encoded renders with their
 `.render.json` record (written last: it marks the render done), the spend journal (`core/render/spend.py`)
-and signed copies. `checkpoints/<shard>/` holds step checkpoints, `quarantine/<shard>/` blocked clips.
+and signed copies. A render and its record are written without fsync (atomic rename only) and made durable
+together by `make_durable` once per step, before the step's output names them (one journal commit for the
+shard instead of four fsyncs per clip: ~6-9 ms each on a loaded VM). A power cut before that can tear them;
+that is safe because the record carries the MP4's SHA-256 and `finished_render` reuses a render only over
+an intact file (a torn one is rendered again, never published).
+`checkpoints/<shard>/` holds step checkpoints, `quarantine/<shard>/` blocked clips.
 The assets ask this object for every file effect instead of moving and removing files themselves.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -32,6 +38,7 @@ class WorkArea:
     def __init__(self, home: Home, key: str, mirror: BlobStore | None = None):
         self.home, self.key, self.mirror = home, key, mirror
         self.folder = home.work / key
+        self.deferred: list[Path] = []  # written without fsync since the last `make_durable`
 
     def video_path(self, cache_key: str) -> Path:
         return self.folder / f"{cache_key}.mp4"
@@ -52,14 +59,29 @@ class WorkArea:
 
     def save_render(self, cache_key: str, mp4: bytes, record: dict[str, Any]) -> None:
         """The MP4 first, then its record: a record only ever describes a whole file."""
-        atomic_write_bytes(self.video_path(cache_key), mp4)
-        atomic_write_json(self.folder / f"{cache_key}.render.json", record)
+        video = atomic_write_bytes(self.video_path(cache_key), mp4, durable=False)
+        self.deferred += [video, atomic_write_json(self.folder / f"{cache_key}.render.json", record, durable=False)]
+
+    def make_durable(self) -> int:
+        """fsync every file written without it since the last call, then their folders: on ext4 the first
+        fsync commits the others' data with it, so the rest are nearly free. Returns the files synced."""
+        paths, self.deferred = list(dict.fromkeys(self.deferred)), []
+        for path in [*paths, *dict.fromkeys(p.parent for p in paths)]:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue  # replaced or cleared since: nothing of it left to lose
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        return len(paths)
 
     def checkpoints(self, clip_id: str, keep: int) -> ClipCheckpoints:
         return ClipCheckpoints(self.home.checkpoints, self.key, clip_id, keep, mirror=self.mirror)
 
     def spend_journal(self, clip_id: str, run_id: str, step_key: str) -> SpendJournal:
-        return SpendJournal(self.home.work, self.key, clip_id, run_id, step_key)
+        return SpendJournal(self.home.work, self.key, clip_id, run_id, step_key, deferred=self.deferred)
 
     def spend_records(self) -> list[SpendRecord]:
         return read_records(shard_folder(self.home.work, self.key))

@@ -38,3 +38,20 @@ def test_an_unreadable_record_is_skipped_not_guessed(tmp_path: Path) -> None:
     journal.begin("k").record(2, 0.2)
     (journal.folder / "zz-garbage.json").write_text("{not json")
     assert [r.steps_done for r in journal.records()] == [2]
+
+
+def test_steps_are_appended_lines_a_torn_last_line_is_ignored_and_the_final_record_replaces_them(
+        tmp_path: Path) -> None:
+    deferred: list[Path] = []
+    journal = SpendJournal(tmp_path, "s", "c", deferred=deferred)
+    attempt = journal.begin("k")
+    for step in range(1, 5):
+        attempt.record(step, 0.25 * step)
+    with open(attempt.steps_path, "ab") as handle:  # a power cut tore the newest line
+        handle.write(b"5 1.2")
+    (record,) = journal.records("k")
+    assert (record.steps_done, record.gpu_seconds, record.finished) == (4, 1.0, False)
+    attempt.record(20, 5.0, finished=True)
+    assert not attempt.steps_path.exists() and deferred == [attempt.path]  # fsync left to the work area
+    (record,) = journal.records("k")
+    assert (record.steps_done, record.gpu_seconds, record.finished) == (20, 5.0, True)

@@ -13,6 +13,7 @@ def test_a_finished_render_counts_only_while_its_mp4_is_intact(tmp_path: Path) -
     mp4 = b"\x00\x00\x00\x18ftypisom" + b"x" * 64
     area.save_render("k1", mp4, {"work_path": str(area.video_path("k1")), "mp4_sha256": sha256_bytes(mp4)})
     assert area.finished_render("k1")["mp4_sha256"] == sha256_bytes(mp4)
+    assert area.make_durable() == 2 and area.make_durable() == 0  # the MP4 and its record, synced once
     area.video_path("k1").write_bytes(mp4[:-1])  # torn or altered after the record: render again
     assert area.finished_render("k1") is None
     assert area.finished_render("never-rendered") is None
