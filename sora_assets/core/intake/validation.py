@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -110,6 +110,13 @@ class RowProfiles:
         found = self._known[family]
         return (self.default, found) if isinstance(found, str) else (found, None)
 
+    def contract(self) -> ModelProfile:
+        """The profile the shard's GE contract checks against: the default one, with the frame limit of the
+        most generous family the rows use (LTX-Video allows 257 frames, Wan 161); each row's own family limit
+        is then checked by `_check_family_frames`."""
+        resolved = [p for p in self._known.values() if not isinstance(p, str)]
+        return replace(self.default, max_num_frames=max(p.max_num_frames for p in resolved))
+
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else (None if value is None else str(value))
@@ -135,6 +142,19 @@ def _typed_rows(records: list[dict[str, Any]],
         typed_rows.append(typed)
         errors.append(problems)
     return typed_rows, errors
+
+
+def _check_family_frames(typed_rows: list[dict[str, Any]], errors: list[list[tuple[str, str]]],
+                         profiles: RowProfiles, contract: ModelProfile) -> None:
+    """A row whose family allows fewer frames than the shard's contract: the contract cannot say so."""
+    for typed, problems in zip(typed_rows, errors, strict=True):
+        frames = typed.get("num_frames")
+        if problems or not isinstance(frames, int):
+            continue
+        row_profile = profiles.for_row(typed.get("model"))[0]
+        if row_profile.max_num_frames < contract.max_num_frames and frames > row_profile.max_num_frames:
+            problems.append(("expectations", f"num_frames must be 1-{row_profile.max_num_frames} "
+                                             f"for {row_profile.family}"))
 
 
 def _check_expectations(typed_rows: list[dict[str, Any]], errors: list[list[tuple[str, str]]],
@@ -225,7 +245,9 @@ def validate_rows(raw: pd.DataFrame, batch_id: str, profile: ModelProfile,
     outcome = ValidationOutcome()
     records = raw.to_dict(orient="records")
     typed_rows, errors = _typed_rows(records, profiles)
-    _check_expectations(typed_rows, errors, profile, limits, outcome)
+    contract = profiles.contract()
+    _check_expectations(typed_rows, errors, contract, limits, outcome)
+    _check_family_frames(typed_rows, errors, profiles, contract)
     shot_refs = apply_shot_rules(typed_rows, [int(r[ROW_COLUMN]) for r in records], errors, {
         "width": profile.default_width, "height": profile.default_height, "fps": profile.default_fps,
         "tier": "free"})

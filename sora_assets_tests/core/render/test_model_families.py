@@ -61,6 +61,21 @@ def test_a_rows_model_picks_its_familys_grid_model_and_defaults() -> None:
     assert unknown.row == 3 and unknown.stage == "schema" and "unknown model family 'sora'" in unknown.reason
 
 
+def test_each_row_is_held_to_its_own_familys_frame_limit_in_a_mixed_shard() -> None:
+    rows = [{"prompt": "a long fox shot", "num_frames": 257, "model": "ltx"},   # 1 within LTX's 257
+            {"prompt": "a long fox shot", "num_frames": 201},                  # 2 over Wan's 161
+            {"prompt": "a long fox shot", "num_frames": 300, "model": "ltx"}]  # 3 over every family's limit
+    content = ("\n".join(json.dumps(r) for r in rows) + "\n").encode()
+    outcome = validate_rows(parse_batch(content, "jsonl"), batch_id_for("f.jsonl", content), WAN_PROFILE,
+                            family_profile={LTX: LTX_PROFILE}.__getitem__)
+    assert [GenerationSpec.from_dict(a.spec).num_frames for a in outcome.accepted] == [257]
+    reasons = {r.row: r.reason for r in outcome.rejected}
+    assert "num_frames must be 1-161 for wan" in reasons[2] and "num_frames must be 1-257" in reasons[3]
+    alone = validate_rows(parse_batch(content, "jsonl"), batch_id_for("f.jsonl", content), WAN_PROFILE)
+    assert not alone.accepted  # without LTX in the deployment, Wan's contract (161) holds for the Wan row too
+    assert "num_frames must be 1-161" in {r.row: r.reason for r in alone.rejected}[2]
+
+
 def test_a_family_the_deployment_cannot_serve_rejects_its_rows_with_the_reason() -> None:
     outcome = _validate(None)
     reasons = {r.row: r.reason for r in outcome.rejected}
