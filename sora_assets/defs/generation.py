@@ -290,6 +290,8 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
     fence.check("writing dead letters or the step's output")
     record_dead_letters(context, warehouse, key, triaged.clips)
     context.add_output_metadata({
-        **render_summary(triaged.clips), "model": video_model.model_id, "batch_size": video_model.batch_size,
+        **render_summary(triaged.clips), "batch_size": video_model.batch_size,
+        # every model the shard's clips name (a mixed shard renders Wan and LTX-Video rows)
+        "model": ", ".join(sorted({c.spec["model_id"] for c in triaged.clips})) or video_model.model_id,
         "renders": MetadataValue.md(render_table(triaged.clips))})
     return triaged.clips
