@@ -27,7 +27,7 @@ from sora_assets.services.runner import submit_file
 from sora_assets_tests.defs.test_dagster_dev import running_dagster_dev
 from sora_assets_tests.test_backfill_e2e import runs, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.chaos]  # ~7 min on 2 shared cores: run with -m chaos
+pytestmark = pytest.mark.slow  # the in-process case runs by default; the multiprocess one (~3-7 min) with -m chaos
 
 ROWS = [  # two tiers: two shards, one gpu slot between them
     {"prompt": "a red fox running through a forest", "tier": "paid", "steps": 20, "seed": 5},
@@ -41,6 +41,7 @@ def step_events(instance: DagsterInstance, run_id: str, kind: DagsterEventType, 
     return [e for e in instance.all_logs(run_id, of_type=kind) if e.step_key == step]
 
 
+@pytest.mark.chaos
 def test_a_killed_run_coordinator_frees_its_gpu_slot_and_its_orphan_publishes_nothing(
         tmp_path: Path, tiny_model_dir: Path) -> None:
     home = Home.from_env(tmp_path / "home").ensure()

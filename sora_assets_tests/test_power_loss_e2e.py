@@ -23,7 +23,7 @@ from sora_assets_tests.defs.test_dagster_dev import running_dagster_dev
 from sora_assets_tests.processes import power_loss
 from sora_assets_tests.test_backfill_e2e import ROWS, runs, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.chaos]  # ~7 min on 2 shared cores: run with -m chaos
+pytestmark = pytest.mark.slow  # in the default run since the shard job runs in process (~1-2 min)
 
 
 def test_after_a_power_loss_recover_finishes_the_batch(tmp_path: Path, tiny_model_dir: Path) -> None:
