@@ -41,6 +41,26 @@ def step_events(instance: DagsterInstance, run_id: str, kind: DagsterEventType, 
     return [e for e in instance.all_logs(run_id, of_type=kind) if e.step_key == step]
 
 
+def backfill_the_killed_shard(instance: DagsterInstance, url: str, env: dict[str, str], process: subprocess.Popen,
+                              key: str) -> None:
+    """`sora-assets backfill --failed` relaunches exactly the killed shard; wait for it and for every slot."""
+    result = subprocess.run(["sora-assets", "backfill", "--failed", "--url", url, "--format", "json"],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert [r["partition_key"] for r in json.loads(result.stdout)["rows"]] == [key]
+    wait_for(lambda: len(runs(instance, DagsterRunStatus.SUCCESS)) == 2, 300, process, "the backfill's run")
+    wait_for(lambda: not instance.event_log_storage.get_concurrency_info("gpu").claimed_slots, 120,
+             process, "every gpu slot to be free once every run ended")
+
+
+def assert_each_clip_published_once(home: Home, warehouse: ParquetWarehouse) -> None:
+    clips = warehouse.query("SELECT partition_key, status FROM clips")
+    assert len(clips) == 2 and set(clips.status) == {"published"}
+    ledger = warehouse.query("SELECT clip_id, gpu_seconds FROM cost_ledger")
+    assert len(ledger) == 2 and ledger.clip_id.is_unique and (ledger.gpu_seconds > 0).all()
+    assert len(list(home.store.glob("*/*.mp4"))) == 2  # each clip published exactly once
+
+
 @pytest.mark.chaos
 def test_a_killed_run_coordinator_frees_its_gpu_slot_and_its_orphan_publishes_nothing(
         tmp_path: Path, tiny_model_dir: Path) -> None:
@@ -80,21 +100,11 @@ def test_a_killed_run_coordinator_frees_its_gpu_slot_and_its_orphan_publishes_no
             warehouse = ParquetWarehouse(root=str(home.warehouse), db_path=str(home.warehouse_db))
             assert warehouse.read("cost_ledger", key).empty
 
-            result = subprocess.run(["sora-assets", "backfill", "--failed", "--url", url, "--format", "json"],
-                                    capture_output=True, text=True, env=env, timeout=60)
-            assert result.returncode == 0, result.stderr
-            assert [r["partition_key"] for r in json.loads(result.stdout)["rows"]] == [key]
-            wait_for(lambda: len(runs(instance, DagsterRunStatus.SUCCESS)) == 2, 300, process, "the backfill's run")
-            marks.append(("backfill done", time.monotonic()))
-            wait_for(lambda: not instance.event_log_storage.get_concurrency_info("gpu").claimed_slots, 120,
-                     process, "every gpu slot to be free once every run ended")
+            backfill_the_killed_shard(instance, url, env, process, key)
+            marks.append(("backfill done and every slot free", time.monotonic()))
 
         print("timeline:", [(name, round(at - marks[0][1], 1)) for name, at in marks])
-        clips = warehouse.query("SELECT partition_key, status FROM clips")
-        assert len(clips) == 2 and set(clips.status) == {"published"}
-        ledger = warehouse.query("SELECT clip_id, gpu_seconds FROM cost_ledger")
-        assert len(ledger) == 2 and ledger.clip_id.is_unique and (ledger.gpu_seconds > 0).all()
-        assert len(list(home.store.glob("*/*.mp4"))) == 2  # each clip published exactly once
+        assert_each_clip_published_once(home, warehouse)
 
 
 def test_a_killed_in_process_run_is_marked_failed_and_frees_its_gpu_slot(tmp_path: Path, tiny_model_dir: Path) -> None:
@@ -127,16 +137,6 @@ def test_a_killed_in_process_run_is_marked_failed_and_frees_its_gpu_slot(tmp_pat
             warehouse = ParquetWarehouse(root=str(home.warehouse), db_path=str(home.warehouse_db))
             assert warehouse.read("cost_ledger", key).empty
 
-            result = subprocess.run(["sora-assets", "backfill", "--failed", "--url", url, "--format", "json"],
-                                    capture_output=True, text=True, env=env, timeout=60)
-            assert result.returncode == 0, result.stderr
-            assert [r["partition_key"] for r in json.loads(result.stdout)["rows"]] == [key]
-            wait_for(lambda: len(runs(instance, DagsterRunStatus.SUCCESS)) == 2, 300, process, "the backfill's run")
-            wait_for(lambda: not instance.event_log_storage.get_concurrency_info("gpu").claimed_slots, 120,
-                     process, "every gpu slot to be free once every run ended")
+            backfill_the_killed_shard(instance, url, env, process, key)
 
-        clips = warehouse.query("SELECT partition_key, status FROM clips")
-        assert len(clips) == 2 and set(clips.status) == {"published"}
-        ledger = warehouse.query("SELECT clip_id, gpu_seconds FROM cost_ledger")
-        assert len(ledger) == 2 and ledger.clip_id.is_unique and (ledger.gpu_seconds > 0).all()
-        assert len(list(home.store.glob("*/*.mp4"))) == 2  # each clip published exactly once
+        assert_each_clip_published_once(home, warehouse)
