@@ -114,13 +114,111 @@ def worker_pair(home, instance, warehouse, clips: int, round_: int, quiet: bool)
     return rows
 
 
+def warm_profile(dagster_home: Path, queue: str) -> None:
+    """The repo's dagster.yaml (SQLite) with the warm-worker launcher, one run at a time, 1 s dequeue: the
+    settings infra/dagster-warm-worker.yaml gives a Postgres deployment."""
+    import yaml
+
+    profile = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    warm = yaml.safe_load((REPO / "infra" / "dagster-warm-worker.yaml").read_text())
+    profile["run_coordinator"] = warm["run_coordinator"]
+    profile["run_launcher"] = {**warm["run_launcher"], "config": {"redis_url": {"env": "SORA_ASSETS_WORKER_REDIS"},
+                                                                  "queue": queue}}
+    profile["concurrency"]["runs"]["max_concurrent_runs"] = 1
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(profile))
+
+
+def wait_runs(instance, count: int, procs: list[subprocess.Popen], timeout_s: float = 600) -> list:  # noqa: ANN001
+    from dagster import RunsFilter
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        runs = [r for r in instance.get_runs(RunsFilter(job_name="render_shard")) if r.is_finished]
+        if len(runs) >= count:
+            return list(reversed(runs))
+        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            raise RuntimeError(f"{len(runs)} of {count} runs finished; daemon/worker exit codes "
+                               f"{[p.poll() for p in procs]}")
+        time.sleep(0.5)  # a benchmark's poll of another process's progress, not a test's synchronisation
+
+
+def warm_daemon_pair(tmp: Path, model_folder: Path, clips: int, round_: int, quiet: bool) -> list[dict]:
+    """The production path with a warm worker: `dagster-daemon` (inbox sensor, queue, run monitoring) and one
+    `sora-assets worker`, WarmWorkerRunLauncher over Redis on 127.0.0.1. A one-clip warm-up shard first (the
+    worker's own cold start), then two shards dropped together: the second waits in Dagster's queue while the
+    first renders and is handed to the worker when it ends. Launch = the run's launch time (the coordinator
+    handing it to the launcher)."""
+    import uuid
+
+    from dagster import DagsterInstance
+
+    from sora_assets.core.storage.home import Home
+    from sora_assets.resources.warehouse import ParquetWarehouse
+    from sora_assets.services.runner import submit_file
+
+    root = tmp / f"warm-{round_}"
+    home = Home.from_env(root / "home").ensure()
+    shutil.copytree(model_folder, home.default_model_path, dirs_exist_ok=True)
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    warm_profile(root / "dagster", queue)
+    env = {**os.environ, "SORA_ASSETS_HOME": str(home.root), "DAGSTER_HOME": str(root / "dagster"),
+           "SORA_ASSETS_WORKER_REDIS": "redis://127.0.0.1:6379/14", "PYTHONPATH": str(REPO)}
+    logs = [(root / name).open("w") for name in ("daemon.log", "worker.log")]
+    procs = [subprocess.Popen(["dagster-daemon", "run", "-m", "sora_assets.definitions"], cwd=REPO, env=env,
+                              stdout=logs[0], stderr=subprocess.STDOUT, start_new_session=True),
+             subprocess.Popen([sys.executable, "-m", "sora_assets.cli", "worker"], cwd=REPO, env=env,
+                              stdout=logs[1], stderr=subprocess.STDOUT, start_new_session=True)]
+    warehouse = ParquetWarehouse(root=str(home.warehouse), db_path=str(home.warehouse_db))
+    try:
+        with DagsterInstance.from_config(str(root / "dagster")) as instance:
+            warm_up = root / "warm-up.jsonl"
+            warm_up.write_text(shard_rows(1, f"warmup{round_}"))
+            submit_file(home, warm_up)
+            wait_runs(instance, 1, procs)
+            for shard in range(2):
+                batch = root / f"pair-{shard}.jsonl"
+                batch.write_text(shard_rows(clips, f"warm{round_}{shard}"))
+                submit_file(home, batch)
+            runs = wait_runs(instance, 3, procs)[1:]
+            rows, spans = [], []
+            for i, run in enumerate(sorted(runs, key=lambda r: instance.get_run_stats(r.run_id).launch_time)):
+                stats = instance.get_run_stats(run.run_id)
+                key = run.tags["dagster/partition"]
+                render = float(warehouse.read("cost_ledger", key)["gpu_seconds"].sum())
+                start, end = step_times(instance, run.run_id)["rendered_clips"]
+                spans.append((start, end))
+                rows.append({"executor": "daemon + warm worker", "round": round_, "shard": i, "exit": 0,
+                             "status": str(run.status.value),
+                             "launch_to_success_s": round(stats.end_time - stats.launch_time, 2),
+                             "process_user_cpu_s": None, "render_s": round(render, 2),
+                             "fixed_s": round(stats.end_time - stats.launch_time - render, 2),
+                             "launch_to_render_step_s": round(start - stats.launch_time, 2),
+                             "render_step_overhead_s": round(end - start - render, 2),
+                             "render_step_end_to_success_s": round(stats.end_time - end, 2)})
+            rows[1]["gpu_idle_between_shards_s"] = round(spans[1][0] - spans[0][1] + rows[1]["render_step_overhead_s"],
+                                                         2)
+    finally:
+        from sora_assets.services.supervise import stop_group
+
+        for proc in procs:
+            stop_group(proc, 20)
+        for log in logs:
+            log.close()
+    if not quiet:
+        for row in rows:
+            print(row, flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clips", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--executors", default="multiprocess,in_process,worker",
+    parser.add_argument("--executors", default="multiprocess,in_process,worker,warm_daemon",
                         help="multiprocess / in_process: a new process per shard (as the daemon launches runs); "
-                             "worker: both shards in this one process")
+                             "worker: both shards in this one process; warm_daemon: dagster-daemon + "
+                             "`sora-assets worker` (WarmWorkerRunLauncher, Redis on 127.0.0.1:6379)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -142,6 +240,10 @@ def main() -> None:
         with DagsterInstance.from_config(str(dagster_home)) as instance:
             for round_ in range(args.rounds):
                 for executor in args.executors.split(","):
+                    if executor == "warm_daemon":
+                        results.extend(warm_daemon_pair(Path(tmp), home.default_model_path, args.clips, round_,
+                                                        args.json))
+                        continue
                     if executor == "worker":
                         results.extend(worker_pair(home, instance, warehouse, args.clips, round_, args.json))
                         continue

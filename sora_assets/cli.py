@@ -646,6 +646,36 @@ def ui(home: HomeOption = None, port: int = 3000) -> None:
     raise typer.Exit(run_group(command, env))  # SIGTERM to us stops the webserver, daemon and code server too
 
 
+@app.command()
+def worker(queue: Annotated[str | None, typer.Option("--queue", help="Redis list to serve (default: the "
+                                                     "launcher's)")] = None,
+           redis_url: Annotated[str | None, typer.Option("--redis", help="Default: the instance's run_launcher "
+                                                         "redis_url")] = None,
+           max_runs: Annotated[int | None, typer.Option("--max-runs", help="Exit after this many runs")] = None,
+           idle_exit: Annotated[float | None, typer.Option("--idle-exit", help="Exit after this many idle "
+                                                           "seconds")] = None,
+           heartbeat_ttl: Annotated[int, typer.Option("--heartbeat-ttl", help="Seconds a dead worker's runs "
+                                                      "look alive to run monitoring")] = 20) -> None:
+    """A warm GPU worker: execute the runs WarmWorkerRunLauncher queues, keeping models loaded between them."""
+    from dagster import DagsterInstance
+
+    from sora_assets.run_launcher import WarmWorkerRunLauncher
+    from sora_assets.services.warm_worker import serve
+
+    with DagsterInstance.get() as instance:
+        launcher = instance.run_launcher
+        warm = launcher if isinstance(launcher, WarmWorkerRunLauncher) else None
+        url = redis_url or (warm.redis_url if warm else None)
+        if url is None:
+            raise fail("no Redis URL: pass --redis or configure WarmWorkerRunLauncher in dagster.yaml")
+        try:
+            report = serve(instance, url, queue or (warm.queue if warm else "gpu"), max_runs=max_runs,
+                           idle_exit_seconds=idle_exit, heartbeat_ttl=heartbeat_ttl)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+    err.print(f"worker {report.worker_id}: executed {len(report.executed)} run(s), skipped {len(report.skipped)}")
+
+
 def main() -> None:
     if _machine_format(sys.argv[1:]):
         _guard_stdout()

@@ -50,6 +50,7 @@ from sora_assets.executors import gpu_step_tags
 from sora_assets.resources.home import HomeResource
 from sora_assets.resources.store import ClipStore
 from sora_assets.resources.video_model import (
+    LOAD_COUNT,
     PROGRESS_LISTENERS,
     NonFiniteLatentsError,
     RenderJob,
@@ -293,5 +294,7 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
         **render_summary(triaged.clips), "batch_size": video_model.batch_size,
         # every model the shard's clips name (a mixed shard renders Wan and LTX-Video rows)
         "model": ", ".join(sorted({c.spec["model_id"] for c in triaged.clips})) or video_model.model_id,
+        # pipelines this process has loaded so far: stays 1 across the runs of a warm worker
+        "pipeline_loads_in_process": LOAD_COUNT["loads"], "process_id": os.getpid(),
         "renders": MetadataValue.md(render_table(triaged.clips))})
     return triaged.clips
