@@ -186,7 +186,8 @@ def warm_daemon_pair(tmp: Path, model_folder: Path, clips: int, round_: int, qui
                 stats = instance.get_run_stats(run.run_id)
                 key = run.tags["dagster/partition"]
                 render = float(warehouse.read("cost_ledger", key)["gpu_seconds"].sum())
-                start, end = step_times(instance, run.run_id)["rendered_clips"]
+                steps = step_times(instance, run.run_id)
+                start, end = steps["rendered_clips"]
                 spans.append((start, end))
                 rows.append({"executor": "daemon + warm worker", "round": round_, "shard": i, "exit": 0,
                              "status": str(run.status.value),
@@ -195,7 +196,9 @@ def warm_daemon_pair(tmp: Path, model_folder: Path, clips: int, round_: int, qui
                              "fixed_s": round(stats.end_time - stats.launch_time - render, 2),
                              "launch_to_render_step_s": round(start - stats.launch_time, 2),
                              "render_step_overhead_s": round(end - start - render, 2),
-                             "render_step_end_to_success_s": round(stats.end_time - end, 2)})
+                             "render_step_end_to_success_s": round(stats.end_time - end, 2),
+                             "steps_s": {k: round(b - a, 2) for k, (a, b) in sorted(steps.items(),
+                                                                                    key=lambda kv: kv[1])}})
             rows[1]["gpu_idle_between_shards_s"] = round(spans[1][0] - spans[0][1] + rows[1]["render_step_overhead_s"],
                                                          2)
     finally:

@@ -190,3 +190,32 @@ def test_a_killed_worker_fails_its_run_and_a_new_worker_finishes_the_shard(tmp_p
     assert len(ledger) == 1 and len(attempts) == 2  # the killed attempt (7 steps) and the resumed one
     assert ((attempts.steps_done == 7) & ~attempts.finished).sum() == 1
     assert float(ledger.gpu_seconds.sum()) == pytest.approx(float(attempts.gpu_seconds.sum()), rel=1e-9)
+
+
+def test_terminating_a_hung_run_interrupts_it_and_the_worker_takes_the_next(tmp_path: Path, tiny_model_dir: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from dagster import DagsterInstance
+
+    with warm_deployment(tmp_path, tiny_model_dir, monkeypatch, ONE_ROW) as deployment:
+        home = deployment["home"]
+        # the render wedges after step 3 (a hung GPU); the UI's Terminate goes through the launcher
+        worker = start_worker(deployment, "worker", {ENV_VAR: "generate.after_step=3:hang"})
+        try:
+            (hung,) = render_runs(1, [worker], deployment)
+            deadline = time.monotonic() + 240
+            while not (home.failpoints.exists() and any(home.failpoints.iterdir())):  # the hang has begun
+                assert worker.poll() is None and time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    worker.wait(timeout=0.5)  # paces the poll
+            with DagsterInstance.get() as instance:
+                assert instance.run_launcher.terminate(hung)
+            assert wait_for([hung], FINISHED, [worker], deployment)[hung] in ("CANCELED", "FAILURE")
+            assert worker.poll() is None  # the worker survives its run's termination
+            with DagsterInstance.get() as instance:
+                key = instance.get_run_by_id(hung).tags["dagster/partition"]
+            rerun = launch(deployment, key)  # the marker keeps the hang from firing again
+            assert wait_for([rerun], FINISHED, [worker], deployment)[rerun] == "SUCCESS"
+            assert render_metadata(rerun)["process_id"] == worker.pid
+        finally:
+            stop_process_group(worker)
+    assert len(list(home.store.glob("*/*.mp4"))) == 1
