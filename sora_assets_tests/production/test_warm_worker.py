@@ -192,6 +192,7 @@ def test_a_killed_worker_fails_its_run_and_a_new_worker_finishes_the_shard(tmp_p
     assert float(ledger.gpu_seconds.sum()) == pytest.approx(float(attempts.gpu_seconds.sum()), rel=1e-9)
 
 
+@pytest.mark.chaos  # run by name with the chaos matrix (`-m chaos`): the default run has the kill drill above
 def test_terminating_a_hung_run_interrupts_it_and_the_worker_takes_the_next(tmp_path: Path, tiny_model_dir: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     from dagster import DagsterInstance
