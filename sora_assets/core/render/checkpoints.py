@@ -83,7 +83,7 @@ class ClipCheckpoints:
             "bytes": len(data), "cache_key": checkpoint.cache_key, "next_step": checkpoint.next_step,
             "total_steps": checkpoint.total_steps, "gpu_seconds": checkpoint.gpu_seconds,
             "step_seconds": checkpoint.step_seconds, "written_at": datetime.now(UTC).isoformat(),
-        }, durable=False)
+        }, durable=False, indent=None)
         if self.mirror is not None:  # sidecar last, as on disk: a mirrored tensor without one never counts
             self.mirror.put(self.remote_prefix + tensor_path.name, data)
             self.mirror.put(self.remote_prefix + f"{stem}.json", (self.folder / f"{stem}.json").read_bytes())

@@ -56,8 +56,11 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None, durable
     return path
 
 
-def atomic_write_json(path: Path, payload: Any, mode: int | None = None, durable: bool = True) -> Path:
-    text = json.dumps(payload, indent=2, sort_keys=True, default=str)
+def atomic_write_json(path: Path, payload: Any, mode: int | None = None, durable: bool = True,
+                      indent: int | None = 2) -> Path:
+    """`indent=None` for files written in a hot loop: the json module's C encoder serves only compact output
+    (with an indent it falls back to pure Python, ~10x slower: a step checkpoint's sidecar was half its cost)."""
+    text = json.dumps(payload, indent=indent, sort_keys=True, default=str)
     return atomic_write_bytes(path, text.encode(), mode=mode, durable=durable)
 
 
