@@ -23,6 +23,7 @@ from sora_assets.core.render.model_families import resolve_family
 from sora_assets.core.render.sequences import SHOT_STAGE, apply_shot_rules
 from sora_assets.core.render.spec import GenerationSpec
 from sora_assets.core.safety.prefilter import PrefilterDecision, TextPrefilter, default_prefilter, prompt_fingerprint
+from sora_assets.core.safety.prefilter_pool import parallel_check, shareable, worker_count
 
 PROMPT_EXCERPT_CHARS = 120
 HELD_PREFIX = "held for review"
@@ -174,12 +175,26 @@ def _prefilter_decisions(typed_rows: list[dict[str, Any]], prefilter: TextPrefil
     """One batched pass per chunk (the semantic layer embeds a chunk's prompts at once), reporting progress
     between chunks because this is the long part of validation."""
     texts = [(i, t["prompt"]) for i, t in enumerate(typed_rows) if isinstance(t.get("prompt"), str)]
+    chunks = [texts[start:start + PREFILTER_CHUNK] for start in range(0, len(texts), PREFILTER_CHUNK)]
     decisions: dict[int, PrefilterDecision] = {}
-    for start in range(0, len(texts), PREFILTER_CHUNK):
-        chunk = texts[start:start + PREFILTER_CHUNK]
+    workers = worker_count(len(texts))
+    if workers > 1 and len(chunks) > 1 and shareable(prefilter):  # a 50,000-row file: one process per core
+        finished = [0]
+
+        def done(count: int) -> None:
+            finished[0] += count
+            if progress is not None:
+                progress(finished[0], len(texts))
+
+        results = parallel_check([[p for _, p in chunk] for chunk in chunks], prefilter.policy.source,
+                                 min(workers, len(chunks)), done)
+        for chunk, result in zip(chunks, results, strict=True):
+            decisions.update(zip([i for i, _ in chunk], result, strict=True))
+        return decisions
+    for number, chunk in enumerate(chunks):
         decisions.update(zip([i for i, _ in chunk], prefilter.check_many([p for _, p in chunk]), strict=True))
         if progress is not None:
-            progress(start + len(chunk), len(texts))
+            progress(min((number + 1) * PREFILTER_CHUNK, len(texts)), len(texts))
     return decisions
 
 
