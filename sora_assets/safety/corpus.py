@@ -106,10 +106,13 @@ def reframe(frame: Frame, split: str) -> str:
     return frames[(index - 1) % len(frames)].format(x=inner)
 
 
+CORPUS_FIGURES = 1424  # the list's first 1,424 people (the list of 2026-12-01.3): growing it never moves the corpus
+
+
 def _names() -> list[str]:
     from sora_assets.core.safety.names import load_public_figures
 
-    return [figure.name for figure in load_public_figures()]
+    return [figure.name for figure in load_public_figures()][:CORPUS_FIGURES]
 
 
 # The corpus's blocks, in generation order (each draws from the shared random stream in turn, so the order is
