@@ -80,9 +80,9 @@ def _old_prefilter(ref: str, embedder):  # noqa: ANN001, ANN202
     # laid out like the package, so files the module reads beside itself (../safety/given_names.txt)
     # are the ref's own; the classifier model is still this tree's (imported from the package)
     folder = Path(tempfile.mkdtemp(prefix="old_prefilter_"))
-    (folder / "core").mkdir()
+    (folder / "core" / "safety").mkdir(parents=True)  # sora_assets/core/safety/prefilter.py
     (folder / "safety").mkdir()
-    module_path = folder / "core" / "prefilter.py"
+    module_path = folder / "core" / "safety" / "prefilter.py"
     module_path.write_text(source, encoding="utf-8")
     names = subprocess.run(["git", "-C", root, "show", f"{ref}:sora_assets/safety/given_names.txt"],
                            capture_output=True, text=True)

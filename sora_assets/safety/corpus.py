@@ -9,6 +9,13 @@ hold | allow), lang, style (plain | code_switch | slang | indirect | native | le
 Frames: train rows are framed with `WRAPPERS`, validation and test rows with their own
 `SPLIT_WRAPPERS` (never seen in train), so held-out figures are not helped by a familiar frame.
 
+Authored rows (`authored/*.jsonl`, one file per independent author, written by people who did not write
+the rules or the generator): appended after the generated rows, validated on load (`load_authored`; a
+malformed row raises with file:line and the reason), deduplicated against every earlier prompt, kept
+exactly as written (prompt and style; never reframed), split by intent within (category, author) groups
+the same way (SHA-256 rank, 3/1/1), and tagged with `source` (the file's stem). A file is read only once
+its author has marked it finished (`<stem>.done` beside it) or when it is listed in `AUTHORED_FINISHED`.
+
 Honesty rules: every paraphrase, translation, wrapper and obfuscation of one concept shares one
 `intent`, and the split is decided per intent (by the rank of its SHA-256 within its category), so no
 test intent has a sibling in train or validation. Generation is seeded: the same code writes the same
@@ -20,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +43,11 @@ _LATIN_LOOKALIKES = str.maketrans({"а": "a", "е": "e", "о": "o", "р": "p", "
 _LEET = str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"})
 _STYLES = ("leet", "spaced", "punct", "homoglyph", "zero_width", "masked", "upper")
 _CJK_STYLES = ("spaced", "zero_width", "punct")
+AUTHORED_DIR = Path(__file__).resolve().parent / "authored"
+# authored files copied finished (their author's `.done` marker is not copied with them)
+AUTHORED_FINISHED = ("a1", "a2", "a3")
+AUTHORED_KEYS = ("prompt", "label", "category", "expected", "lang", "style", "intent")
+CATEGORIES = ("sexual_minors", "sexual_explicit", "violence_gore", "self_harm", "hate", "real_person_likeness")
 
 
 def split_of(rank: int) -> str:
@@ -179,7 +192,95 @@ def _likeness_rows(rng: random.Random) -> Iterator[dict[str, Any]]:
         yield _row(context, "benign", None, "allow", _context_lang(context), "plain", f"benign/likeness{n:02d}")
 
 
-def generate() -> list[dict[str, Any]]:
+class AuthoredRowError(ValueError):
+    """A malformed authored row: the message names the file, the line and the reason."""
+
+
+def _check_authored(raw: Any, where: str) -> dict[str, Any]:
+    def fail(reason: str) -> AuthoredRowError:
+        return AuthoredRowError(f"{where}: {reason}")
+
+    if not isinstance(raw, dict):
+        raise fail("not a JSON object")
+    if set(raw) != set(AUTHORED_KEYS):
+        missing, unknown = sorted(set(AUTHORED_KEYS) - set(raw)), sorted(set(raw) - set(AUTHORED_KEYS))
+        raise fail(f"keys: missing {missing}, unknown {unknown}")
+    for key in ("prompt", "lang", "style", "intent"):
+        if not isinstance(raw[key], str) or not raw[key].strip():
+            raise fail(f"{key} must be a non-empty string, got {raw[key]!r}")
+    if raw["label"] not in ("unsafe", "benign"):
+        raise fail(f"label must be unsafe or benign, got {raw['label']!r}")
+    if raw["lang"] not in d.LANGS:
+        raise fail(f"lang {raw['lang']!r} is not a covered language {d.LANGS}")
+    if raw["label"] == "benign":
+        if raw["category"] is not None or raw["expected"] != "allow":
+            raise fail(f"a benign row has category null and expected allow, got {raw['category']!r} / "
+                       f"{raw['expected']!r}")
+    else:
+        if raw["category"] not in CATEGORIES:
+            raise fail(f"category {raw['category']!r} is not one of {CATEGORIES}")
+        if raw["expected"] not in ("block", "hold"):
+            raise fail(f"an unsafe row's expected is block or hold, got {raw['expected']!r}")
+    return {key: raw[key] for key in AUTHORED_KEYS}
+
+
+def authored_files(folder: Path = AUTHORED_DIR) -> list[Path]:
+    """The finished authored files, in name order."""
+    return [p for p in sorted(folder.glob("*.jsonl"))
+            if p.stem in AUTHORED_FINISHED or p.with_suffix(".done").exists()]
+
+
+def load_authored(paths: list[Path] | None = None) -> list[dict[str, Any]]:
+    """Authored rows, validated (raises AuthoredRowError with file:line and the reason), each tagged with its
+    `source` (the file's stem: one author a file)."""
+    rows = []
+    for path in authored_files() if paths is None else paths:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            where = f"{path.name}:{number}"
+            try:
+                raw = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise AuthoredRowError(f"{where}: not JSON ({error.msg})") from None
+            rows.append({**_check_authored(raw, where), "source": path.stem})
+    return rows
+
+
+def _dedup_key(prompt: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", prompt).casefold().split())
+
+
+def _authored_rows(existing: list[dict[str, Any]], authored: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Authored rows not already in the corpus (compared case- and space-insensitively), split by intent:
+    within each (category, author) group intents are ranked by SHA-256 and dealt 3/1/1. An intent id is
+    scoped to its author; an intent that appears under two categories takes the split of its first."""
+    seen = {_dedup_key(r["prompt"]) for r in existing}
+    rows = []
+    for row in authored:
+        key = _dedup_key(row["prompt"])
+        if key not in seen:
+            seen.add(key)
+            rows.append(dict(row))
+    groups: dict[tuple[str, str], list[str]] = {}
+    group_of: dict[tuple[str, str], tuple[str, str]] = {}
+    for row in rows:
+        intent = (row["source"], row["intent"])
+        if intent not in group_of:
+            group_of[intent] = (row["category"] or "benign", row["source"])
+            groups.setdefault(group_of[intent], []).append(row["intent"])
+    split: dict[tuple[str, str], str] = {}
+    for (_, source), intents in groups.items():
+        ranked = sorted(intents, key=lambda i: hashlib.sha256(f"{source}/{i}".encode()).hexdigest())
+        split.update({(source, intent): split_of(rank) for rank, intent in enumerate(ranked)})
+    for row in rows:
+        row["split"] = split[(row["source"], row["intent"])]
+    return rows
+
+
+def generate(authored: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The generated rows (byte-identical to before the authored files), then the authored rows (the
+    finished files under `authored/` unless given)."""
     rng, native_rng = random.Random(SEED), random.Random(SEED + 3)
     rows = [row for block in _BLOCKS for row in _block_rows(block, rng)]
     rows += _likeness_rows(rng)
@@ -194,6 +295,7 @@ def generate() -> list[dict[str, Any]]:
             row["prompt"] = reframe(frame, row["split"])
         held_out.setdefault(row["prompt"], row)  # a duplicate the reframing makes is dropped
     rows = list(held_out.values())
+    rows += _authored_rows(rows, load_authored() if authored is None else authored)
     for index, row in enumerate(rows):
         row["id"] = f"s{index:05d}"
     return rows
@@ -228,8 +330,9 @@ def write(path: Path = CORPUS_PATH) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as out:
         for row in generate():
-            out.write(json.dumps({k: row[k] for k in ("id", "split", "label", "category", "expected", "lang",
-                                                     "style", "intent", "prompt")}, ensure_ascii=False) + "\n")
+            keys = ("id", "split", "label", "category", "expected", "lang", "style", "intent", "prompt")
+            out.write(json.dumps({k: row[k] for k in keys + (("source",) if "source" in row else ())},
+                                 ensure_ascii=False) + "\n")
     return path
 
 
