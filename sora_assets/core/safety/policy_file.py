@@ -89,7 +89,10 @@ def _compile_terms(name: str, patterns: list[str]) -> re.Pattern[str]:
     folded = [fold(p).replace(" ", flexible_space) for p in patterns]
     bounded = "|".join(f"(?:{p})" for p in folded if not _NO_BOUNDARY_SCRIPT.search(p))
     unbounded = "|".join(f"(?:{p})" for p in folded if _NO_BOUNDARY_SCRIPT.search(p))
-    parts = ([rf"\b(?:{bounded})\b"] if bounded else []) + ([f"(?:{unbounded})"] if unbounded else [])
+    # whole words as "no word character before, none after": for terms that begin and end with a word
+    # character this is exactly \b...\b, and Python's engine runs it about 2x faster on long alternations
+    # (measured: the same matches on 10,907 corpus, golden, probe and batch prompts for every term)
+    parts = ([rf"(?<!\w)(?:{bounded})(?!\w)"] if bounded else []) + ([f"(?:{unbounded})"] if unbounded else [])
     try:
         return re.compile("|".join(parts) or r"(?!x)x")
     except re.error as exc:
