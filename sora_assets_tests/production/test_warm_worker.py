@@ -106,6 +106,29 @@ def wait_for(run_ids: list[str], statuses: tuple[str, ...], watched: list[subpro
                 watched[0].wait(timeout=0.5)  # paces the poll; returns at once if that process ended
 
 
+def worker_with_failpoint(deployment: dict, name: str, failpoint: str) -> tuple[subprocess.Popen, str]:
+    """A worker that hits `failpoint`, and the render run of the one-row batch the daemon hands it."""
+    worker = start_worker(deployment, name, {ENV_VAR: failpoint})
+    try:
+        (run_id,) = render_runs(1, [worker], deployment)
+    except BaseException:
+        stop_process_group(worker)
+        raise
+    return worker, run_id
+
+
+def relaunch(deployment: dict, run_id: str, worker: subprocess.Popen) -> dict:
+    """Launch the run's shard again (what `sora-assets backfill --failed` does); its render metadata once it
+    succeeded."""
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        key = instance.get_run_by_id(run_id).tags["dagster/partition"]
+    rerun = launch(deployment, key)
+    assert wait_for([rerun], FINISHED, [worker], deployment)[rerun] == "SUCCESS"
+    return render_metadata(rerun)
+
+
 def render_runs(count: int, watched: list[subprocess.Popen], deployment: dict, timeout_s: float = 300) -> list[str]:
     """The ids of the first `count` render_shard runs the daemon created (oldest first)."""
     from dagster import DagsterInstance, RunsFilter
@@ -157,9 +180,8 @@ def test_a_killed_worker_fails_its_run_and_a_new_worker_finishes_the_shard(tmp_p
     with warm_deployment(tmp_path, tiny_model_dir, monkeypatch, ONE_ROW) as deployment:
         home = deployment["home"]
         # the worker SIGKILLs itself after the 7th denoising step of the shard's clip (a lost GPU node)
-        doomed = start_worker(deployment, "doomed", {ENV_VAR: "generate.after_step=7:kill"})
+        doomed, killed_run = worker_with_failpoint(deployment, "doomed", "generate.after_step=7:kill")
         try:
-            (killed_run,) = render_runs(1, [doomed], deployment)
             assert doomed.wait(timeout=240) == -9, (tmp_path / "doomed.log").read_text()[-3000:]
             # run monitoring sees the worker's heartbeat expire and fails the run
             assert wait_for([killed_run], FINISHED, [doomed], deployment)[killed_run] == "FAILURE"
@@ -168,11 +190,7 @@ def test_a_killed_worker_fails_its_run_and_a_new_worker_finishes_the_shard(tmp_p
             assert any("stopped heartbeating" in (m or "") for m in messages), messages[-10:]
             worker = start_worker(deployment, "worker")
             try:
-                with DagsterInstance.get() as instance:
-                    key = instance.get_run_by_id(killed_run).tags["dagster/partition"]
-                rerun = launch(deployment, key)  # what `sora-assets backfill --failed` launches
-                assert wait_for([rerun], FINISHED, [worker], deployment)[rerun] == "SUCCESS"
-                metadata = render_metadata(rerun)
+                metadata = relaunch(deployment, killed_run, worker)
             finally:
                 stop_process_group(worker)
             with DagsterInstance.get() as instance:
@@ -200,9 +218,8 @@ def test_terminating_a_hung_run_interrupts_it_and_the_worker_takes_the_next(tmp_
     with warm_deployment(tmp_path, tiny_model_dir, monkeypatch, ONE_ROW) as deployment:
         home = deployment["home"]
         # the render wedges after step 3 (a hung GPU); the UI's Terminate goes through the launcher
-        worker = start_worker(deployment, "worker", {ENV_VAR: "generate.after_step=3:hang"})
+        worker, hung = worker_with_failpoint(deployment, "worker", "generate.after_step=3:hang")
         try:
-            (hung,) = render_runs(1, [worker], deployment)
             deadline = time.monotonic() + 240
             while not (home.failpoints.exists() and any(home.failpoints.iterdir())):  # the hang has begun
                 assert worker.poll() is None and time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
@@ -212,11 +229,8 @@ def test_terminating_a_hung_run_interrupts_it_and_the_worker_takes_the_next(tmp_
                 assert instance.run_launcher.terminate(hung)
             assert wait_for([hung], FINISHED, [worker], deployment)[hung] in ("CANCELED", "FAILURE")
             assert worker.poll() is None  # the worker survives its run's termination
-            with DagsterInstance.get() as instance:
-                key = instance.get_run_by_id(hung).tags["dagster/partition"]
-            rerun = launch(deployment, key)  # the marker keeps the hang from firing again
-            assert wait_for([rerun], FINISHED, [worker], deployment)[rerun] == "SUCCESS"
-            assert render_metadata(rerun)["process_id"] == worker.pid
+            # the marker keeps the hang from firing again
+            assert relaunch(deployment, hung, worker)["process_id"] == worker.pid
         finally:
             stop_process_group(worker)
     assert len(list(home.store.glob("*/*.mp4"))) == 1
