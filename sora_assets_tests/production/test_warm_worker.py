@@ -171,33 +171,39 @@ def test_two_shards_run_in_one_warm_worker_that_loads_the_model_once(tmp_path: P
     assert len(list(home.store.glob("*/*.mp4"))) == 2
 
 
-def test_a_killed_worker_fails_its_run_and_a_new_worker_finishes_the_shard(tmp_path: Path, tiny_model_dir: Path,
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def one_row(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
+    """The warm deployment with a one-row batch in the inbox."""
+    with warm_deployment(tmp_path, tiny_model_dir, monkeypatch, ONE_ROW) as deployment:
+        yield deployment
+
+
+def test_a_killed_worker_fails_its_run_and_a_new_worker_finishes_the_shard(one_row: dict) -> None:
     from dagster import DagsterInstance
 
     from sora_assets.resources.warehouse import ParquetWarehouse
 
-    with warm_deployment(tmp_path, tiny_model_dir, monkeypatch, ONE_ROW) as deployment:
-        home = deployment["home"]
-        # the worker SIGKILLs itself after the 7th denoising step of the shard's clip (a lost GPU node)
-        doomed, killed_run = worker_with_failpoint(deployment, "doomed", "generate.after_step=7:kill")
+    deployment = one_row
+    home = deployment["home"]
+    # the worker SIGKILLs itself after the 7th denoising step of the shard's clip (a lost GPU node)
+    doomed, killed_run = worker_with_failpoint(deployment, "doomed", "generate.after_step=7:kill")
+    try:
+        assert doomed.wait(timeout=240) == -9, (deployment["logs"] / "doomed.log").read_text()[-3000:]
+        # run monitoring sees the worker's heartbeat expire and fails the run
+        assert wait_for([killed_run], FINISHED, [doomed], deployment)[killed_run] == "FAILURE"
+        with DagsterInstance.get() as instance:
+            messages = [r.message for r in instance.all_logs(killed_run)]
+        assert any("stopped heartbeating" in (m or "") for m in messages), messages[-10:]
+        worker = start_worker(deployment, "worker")
         try:
-            assert doomed.wait(timeout=240) == -9, (tmp_path / "doomed.log").read_text()[-3000:]
-            # run monitoring sees the worker's heartbeat expire and fails the run
-            assert wait_for([killed_run], FINISHED, [doomed], deployment)[killed_run] == "FAILURE"
-            with DagsterInstance.get() as instance:
-                messages = [r.message for r in instance.all_logs(killed_run)]
-            assert any("stopped heartbeating" in (m or "") for m in messages), messages[-10:]
-            worker = start_worker(deployment, "worker")
-            try:
-                metadata = relaunch(deployment, killed_run, worker)
-            finally:
-                stop_process_group(worker)
-            with DagsterInstance.get() as instance:
-                # the dead run's gpu slot was freed: nothing holds the pool once both runs ended
-                assert not instance.event_log_storage.get_concurrency_info("gpu").claimed_slots
+            metadata = relaunch(deployment, killed_run, worker)
         finally:
-            stop_process_group(doomed)
+            stop_process_group(worker)
+        with DagsterInstance.get() as instance:
+            # the dead run's gpu slot was freed: nothing holds the pool once both runs ended
+            assert not instance.event_log_storage.get_concurrency_info("gpu").claimed_slots
+    finally:
+        stop_process_group(doomed)
     assert metadata["process_id"] == worker.pid and metadata["rendered"] == 1
     warehouse = ParquetWarehouse(root=str(home.warehouse), db_path=str(home.warehouse_db))
     clips = warehouse.query("SELECT status, resumed_from_step FROM clips")
@@ -211,26 +217,26 @@ def test_a_killed_worker_fails_its_run_and_a_new_worker_finishes_the_shard(tmp_p
 
 
 @pytest.mark.chaos  # run by name with the chaos matrix (`-m chaos`): the default run has the kill drill above
-def test_terminating_a_hung_run_interrupts_it_and_the_worker_takes_the_next(tmp_path: Path, tiny_model_dir: Path,
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_terminating_a_hung_run_interrupts_it_and_the_worker_takes_the_next(one_row: dict) -> None:
     from dagster import DagsterInstance
 
-    with warm_deployment(tmp_path, tiny_model_dir, monkeypatch, ONE_ROW) as deployment:
-        home = deployment["home"]
-        # the render wedges after step 3 (a hung GPU); the UI's Terminate goes through the launcher
-        worker, hung = worker_with_failpoint(deployment, "worker", "generate.after_step=3:hang")
-        try:
-            deadline = time.monotonic() + 240
-            while not (home.failpoints.exists() and any(home.failpoints.iterdir())):  # the hang has begun
-                assert worker.poll() is None and time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    worker.wait(timeout=0.5)  # paces the poll
-            with DagsterInstance.get() as instance:
-                assert instance.run_launcher.terminate(hung)
-            assert wait_for([hung], FINISHED, [worker], deployment)[hung] in ("CANCELED", "FAILURE")
-            assert worker.poll() is None  # the worker survives its run's termination
-            # the marker keeps the hang from firing again
-            assert relaunch(deployment, hung, worker)["process_id"] == worker.pid
-        finally:
-            stop_process_group(worker)
+    deployment = one_row
+    home = deployment["home"]
+    # the render wedges after step 3 (a hung GPU); the UI's Terminate goes through the launcher
+    worker, hung = worker_with_failpoint(deployment, "worker", "generate.after_step=3:hang")
+    try:
+        deadline = time.monotonic() + 240
+        while not (home.failpoints.exists() and any(home.failpoints.iterdir())):  # the hang has begun
+            log = deployment["logs"] / "worker.log"
+            assert worker.poll() is None and time.monotonic() < deadline, log.read_text()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.wait(timeout=0.5)  # paces the poll
+        with DagsterInstance.get() as instance:
+            assert instance.run_launcher.terminate(hung)
+        assert wait_for([hung], FINISHED, [worker], deployment)[hung] in ("CANCELED", "FAILURE")
+        assert worker.poll() is None  # the worker survives its run's termination
+        # the marker keeps the hang from firing again
+        assert relaunch(deployment, hung, worker)["process_id"] == worker.pid
+    finally:
+        stop_process_group(worker)
     assert len(list(home.store.glob("*/*.mp4"))) == 1
