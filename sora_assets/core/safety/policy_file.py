@@ -50,6 +50,8 @@ def fold(text: str) -> str:
     """The native reading every term is matched on: compatibility forms (fullwidth), no zero-width
     characters, lower case, accents dropped from Latin letters only ("niña" -> "nina"), every other
     script as written (Cyrillic stays Cyrillic, Hangul stays composed, kana keep their voicing marks)."""
+    if text.isascii():  # every step below leaves ASCII as it is, but lower case
+        return text.lower()
     text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH).lower()
     out: list[str] = []
     for char in unicodedata.normalize("NFD", text):
@@ -81,14 +83,136 @@ class SafetyPolicy:
         return next(c for c in self.categories if c.name == name)
 
 
+_META = frozenset("\\.^$*+?{}[]|()")
+_FLEXIBLE_SPACE = r"\s*"
+
+
+def _top_level_alternatives(pattern: str) -> list[str]:
+    """`a|b(?:c|d)|[|]` -> ["a", "b(?:c|d)", "[|]"]: the pattern split on its top-level bars only."""
+    parts, depth, in_class, start, i = [], 0, False, 0, 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            if pattern[i + 1:i + 2] == "]" or pattern[i + 1:i + 3] == "^]":  # "[]...]": a literal ] first
+                i += 2 if pattern[i + 1] == "]" else 3
+                continue
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            parts.append(pattern[start:i])
+            start = i + 1
+        i += 1
+    parts.append(pattern[start:])
+    return parts
+
+
+_QUANTIFIER = re.compile(r"(?:[*+?]|\{\d*(?:,\d*)?\})[?+]?")
+
+
+def _atoms(alternative: str) -> list[str] | None:
+    """A regex as its top-level atoms, each with its quantifier ("ab(?:c|d)+\\w*" -> a, b, (?:c|d)+, \\w*),
+    or None where it uses something whose meaning depends on context (backreferences, inline flags)."""
+    if re.search(r"\\[1-9]|\(\?P=|\(\?[aiLmsux]", alternative):
+        return None
+    atoms, i = [], 0
+    while i < len(alternative):
+        char, start = alternative[i], i
+        if char == "\\":
+            i += 2
+        elif char == "[":
+            i += 1
+            if alternative[i:i + 1] == "^":
+                i += 1
+            if alternative[i:i + 1] == "]":  # a literal ] first in the class
+                i += 1
+            while i < len(alternative) and alternative[i] != "]":
+                i += 2 if alternative[i] == "\\" else 1
+            i += 1
+        elif char == "(":
+            depth, in_class = 0, False
+            while i < len(alternative):
+                c = alternative[i]
+                if c == "\\":
+                    i += 2
+                    continue
+                if in_class:
+                    in_class = c != "]"
+                elif c == "[":
+                    in_class = True
+                elif c == "(":
+                    depth += 1
+                elif c == ")":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                i += 1
+            i += 1
+        elif char in "|)":
+            return None  # not one alternative
+        else:
+            i += 1
+        if i > len(alternative):
+            return None
+        quantifier = _QUANTIFIER.match(alternative, i)
+        if quantifier:
+            i = quantifier.end()
+        atoms.append(alternative[start:i])
+    return atoms or None
+
+
+def _trie_regex(alternatives: list[list[str]]) -> str:
+    """One regex for many alternatives with their shared leading atoms factored out ("nud(?:e|ity)",
+    "(?:jews|muslims)\\s*(?:are|should)...|(?:jews|muslims)\\s*(?:out|...)" -> one group then a choice).
+
+    Hand-written (no maintained package factors regex atoms): Python's engine tries every branch of an
+    alternation at each word start, so a few hundred branches cost a few hundred tries; factored, a few
+    dozen. AB|AC and A(?:B|C) match the same strings, so whether a term matches a text never changes;
+    which of two overlapping matches a `sub` would replace could, so `allow_phrases` is not factored."""
+    trie: dict = {}
+    for atoms in alternatives:
+        node = trie
+        for atom in atoms:
+            node = node.setdefault(atom, {})
+        node[""] = {}
+
+    def render(node: dict) -> str:
+        branches = [atom + render(child) for atom, child in node.items() if atom]
+        if not branches:
+            return ""
+        if "" in node:
+            return "(?:" + "|".join(branches) + ")?"
+        return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    return render(trie)
+
+
+def _alternation(patterns: list[str], factor: bool) -> str:
+    if not factor:
+        return "|".join(f"(?:{p})" for p in patterns)
+    factored, kept = [], []
+    for pattern in patterns:
+        for alternative in _top_level_alternatives(pattern):
+            atoms = _atoms(alternative)
+            (factored.append(atoms) if atoms else kept.append(alternative))
+    parts = ([f"(?:{_trie_regex(factored)})"] if factored else []) + [f"(?:{p})" for p in kept]
+    return "|".join(parts)
+
+
 def _compile_terms(name: str, patterns: list[str]) -> re.Pattern[str]:
     # spaces inside a term also match nothing: "white power" catches "whitepower" and "w h i t e p o w e r".
     # Terms are folded like the readings they match; CJK/kana/Hangul terms have no word boundaries
     # (those scripts do not put spaces between words), every other term is matched as whole words.
-    flexible_space = r"\s*"
-    folded = [fold(p).replace(" ", flexible_space) for p in patterns]
-    bounded = "|".join(f"(?:{p})" for p in folded if not _NO_BOUNDARY_SCRIPT.search(p))
-    unbounded = "|".join(f"(?:{p})" for p in folded if _NO_BOUNDARY_SCRIPT.search(p))
+    folded = [fold(p).replace(" ", _FLEXIBLE_SPACE) for p in patterns]
+    factor = name != "allow_phrases"  # allow_phrases is used with .sub: keep its alternatives' order
+    bounded = _alternation([p for p in folded if not _NO_BOUNDARY_SCRIPT.search(p)], factor)
+    unbounded = _alternation([p for p in folded if _NO_BOUNDARY_SCRIPT.search(p)], factor)
     # whole words as "no word character before, none after": for terms that begin and end with a word
     # character this is exactly \b...\b, and Python's engine runs it about 2x faster on long alternations
     # (measured: the same matches on 10,907 corpus, golden, probe and batch prompts for every term)
@@ -97,6 +221,12 @@ def _compile_terms(name: str, patterns: list[str]) -> re.Pattern[str]:
         return re.compile("|".join(parts) or r"(?!x)x")
     except re.error as exc:
         raise PolicyError(f"terms.{name}: bad regular expression ({exc})") from None
+
+
+def union_of_terms(policy: SafetyPolicy, names: list[str] | tuple[str, ...]) -> re.Pattern[str]:
+    """One regex that matches a text exactly when at least one of the term lists `names` does (their
+    patterns in one factored alternation): a single search clears a text no rule can fire on."""
+    return _compile_terms("+".join(names), [p for name in names for p in policy.raw_terms.get(name, ())])
 
 
 def parse_policy(data: dict[str, Any], source: str = "") -> SafetyPolicy:

@@ -30,7 +30,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from sora_assets.core.safety.policy_file import SafetyPolicy, fold, load_policy
+from sora_assets.core.safety.policy_file import SafetyPolicy, fold, load_policy, union_of_terms
 
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad"
                                      "\u034f\u180e"), None)
@@ -63,6 +63,8 @@ _LETTERS = str.maketrans({"ı": "i", "ł": "l", "ø": "o", "đ": "d", "ħ": "h",
 
 
 def _plain(text: str) -> str:
+    if text.isascii():  # nothing to normalise, no confusables, no accents: the same result, 20x faster
+        return text.lower()
     text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
     text = "".join(_latin(c) for c in text).lower().translate(_LETTERS)
     return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
@@ -309,6 +311,10 @@ class TextPrefilter:
         stems = {w for name, patterns in policy.raw_terms.items() if name not in ("allow_phrases", "given_names")
                  for p in patterns for w in re.findall(r"(?<![\\\w])([a-z]{5,})\\w\*", p)}
         self._lexicon = MaskLexicon.build([*policy.lexicon, *sorted(words)], sorted(stems))
+        # every term a rule reads, as one regex: most prompts match none of them, and then no rule can fire
+        # (a rule needs one of its any_of terms or all of its all_of terms), so one search replaces a dozen
+        self._any_rule_term = union_of_terms(policy, sorted({t for c in policy.categories for r in c.rules
+                                                             for t in (*r.any_of, *r.all_of)}))
         raw_allow = policy.raw_terms.get("allow_phrases") or ()
         self._allow = policy.terms["allow_phrases"] if raw_allow else None
         self._exemplars: list[tuple[str, str, float]] = [
@@ -338,6 +344,8 @@ class TextPrefilter:
         return joined, variants
 
     def _rule_match(self, joined: str) -> tuple[str, str] | None:
+        if self._any_rule_term.search(joined) is None:
+            return None
         terms, hits = self.policy.terms, {}
 
         def hit(term: str) -> bool:
