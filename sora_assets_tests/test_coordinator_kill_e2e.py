@@ -33,7 +33,7 @@ ROWS = [  # two tiers: two shards, one gpu slot between them
     {"prompt": "a red fox running through a forest", "tier": "paid", "steps": 20, "seed": 5},
     {"prompt": "slow motion waves crashing on rocks", "tier": "free", "steps": 20, "seed": 6},
 ]
-# free_slots_after_run_end_seconds (30) + the monitoring poll (15) + run start-up on 2 busy cores, with room
+# free_slots_after_run_end_seconds + the monitoring poll (30 + 15 as shipped) + run start-up on 2 busy cores
 NEXT_SHARD_BOUND_S = 240
 
 
@@ -69,7 +69,8 @@ def test_a_killed_run_coordinator_frees_its_gpu_slot_and_its_orphan_publishes_no
     # the multiprocess executor (in process is the default): a coordinator with step processes to orphan
     env = {**os.environ, "SORA_ASSETS_HOME": str(home.root), "SORA_ASSETS_CHECKPOINT_EVERY": "5",
            "SORA_ASSETS_FAILPOINTS": "generate.after_step=6:killparent", "SORA_ASSETS_EXECUTOR": "multiprocess"}
-    with running_dagster_dev(tmp_path, env) as (process, port, dagster_home):
+    # the shipped monitoring clock: the orphaned step must be fenced within the real grace period
+    with running_dagster_dev(tmp_path, env, monitoring=None) as (process, port, dagster_home):
         url = f"http://127.0.0.1:{port}"
         env["DAGSTER_HOME"] = str(dagster_home)
         wait_for(lambda: shard_statuses(url), 120, process, "the webserver")

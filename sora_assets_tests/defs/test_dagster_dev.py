@@ -21,6 +21,9 @@ from sora_assets_tests.processes import stop_process_group
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 QUERY = "{ assetNodes { assetKey { path } dependencyKeys { path } groupName } }"
+# a drill's clock: run monitoring every 2 s and a dead run's slots freed 3 s after it ended, instead of the
+# shipped 15 s and 30 s (test_run_monitoring.py checks those), so a kill drill waits seconds, not a minute
+DRILL_MONITORING = {"poll_interval_seconds": 2, "free_slots_after_run_end_seconds": 3}
 
 
 def free_port() -> int:
@@ -38,13 +41,22 @@ def graphql(port: int, query: str) -> dict:
 
 @contextlib.contextmanager
 def running_dagster_dev(tmp_path: Path, env: dict[str, str], dagster_home: Path | None = None,
+                        monitoring: dict[str, int] | None = DRILL_MONITORING,
                         ) -> Iterator[tuple[subprocess.Popen, int, Path]]:
     """`dagster dev` on 127.0.0.1 with a temporary DAGSTER_HOME (or `dagster_home`, e.g. one a demo already ran
-    in, so the UI shows its materialisations); it imports this checkout; stopped by its process group's PID."""
+    in, so the UI shows its materialisations) holding the repo's dagster.yaml with `monitoring` (None: as
+    shipped) in its run_monitoring; it imports this checkout; stopped by its process group's PID."""
+    import yaml
+
     port = free_port()
     dagster_home = dagster_home or tmp_path / "dagster_home"
     dagster_home.mkdir(parents=True, exist_ok=True)
-    (dagster_home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    profile = (REPO / "dagster.yaml").read_text()
+    if monitoring:
+        config = yaml.safe_load(profile)
+        config["run_monitoring"].update(monitoring)
+        profile = yaml.safe_dump(config)
+    (dagster_home / "dagster.yaml").write_text(profile)
     log_path = tmp_path / "dagster_dev.log"
     log = log_path.open("w")  # noqa: SIM115 - outlives the Popen; closed in finally
     pythonpath = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
