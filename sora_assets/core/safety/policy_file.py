@@ -83,38 +83,54 @@ class SafetyPolicy:
         return next(c for c in self.categories if c.name == name)
 
 
-_META = frozenset("\\.^$*+?{}[]|()")
 _FLEXIBLE_SPACE = r"\s*"
+_QUANTIFIER = re.compile(r"(?:[*+?]|\{\d*(?:,\d*)?\})[?+]?")
+
+
+def _class_end(pattern: str, i: int) -> int:
+    """The index after the character class opening at `i` ("[^]a-z\\]]": a ] first is a literal)."""
+    i += 1
+    if pattern[i:i + 1] == "^":
+        i += 1
+    if pattern[i:i + 1] == "]":
+        i += 1
+    while i < len(pattern) and pattern[i] != "]":
+        i += 2 if pattern[i] == "\\" else 1
+    return i + 1
+
+
+def _atom_end(pattern: str, i: int) -> int:
+    """The index after the atom starting at `i`: an escape, a class, a group (to its matching parenthesis), or
+    one character."""
+    if pattern[i] == "\\":
+        return i + 2
+    if pattern[i] == "[":
+        return _class_end(pattern, i)
+    if pattern[i] != "(":
+        return i + 1
+    depth = 0
+    while i < len(pattern):
+        if pattern[i] in "\\[":
+            i = _atom_end(pattern, i)
+            continue
+        depth += {"(": 1, ")": -1}.get(pattern[i], 0)
+        i += 1
+        if depth == 0:
+            break
+    return i
 
 
 def _top_level_alternatives(pattern: str) -> list[str]:
     """`a|b(?:c|d)|[|]` -> ["a", "b(?:c|d)", "[|]"]: the pattern split on its top-level bars only."""
-    parts, depth, in_class, start, i = [], 0, False, 0, 0
+    parts, start, i = [], 0, 0
     while i < len(pattern):
-        char = pattern[i]
-        if char == "\\":
-            i += 2
-            continue
-        if in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-            if pattern[i + 1:i + 2] == "]" or pattern[i + 1:i + 3] == "^]":  # "[]...]": a literal ] first
-                i += 2 if pattern[i + 1] == "]" else 3
-                continue
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "|" and depth == 0:
+        if pattern[i] == "|":
             parts.append(pattern[start:i])
-            start = i + 1
-        i += 1
+            start = i = i + 1
+        else:
+            i = _atom_end(pattern, i)
     parts.append(pattern[start:])
     return parts
-
-
-_QUANTIFIER = re.compile(r"(?:[*+?]|\{\d*(?:,\d*)?\})[?+]?")
 
 
 def _atoms(alternative: str) -> list[str] | None:
@@ -124,47 +140,14 @@ def _atoms(alternative: str) -> list[str] | None:
         return None
     atoms, i = [], 0
     while i < len(alternative):
-        char, start = alternative[i], i
-        if char == "\\":
-            i += 2
-        elif char == "[":
-            i += 1
-            if alternative[i:i + 1] == "^":
-                i += 1
-            if alternative[i:i + 1] == "]":  # a literal ] first in the class
-                i += 1
-            while i < len(alternative) and alternative[i] != "]":
-                i += 2 if alternative[i] == "\\" else 1
-            i += 1
-        elif char == "(":
-            depth, in_class = 0, False
-            while i < len(alternative):
-                c = alternative[i]
-                if c == "\\":
-                    i += 2
-                    continue
-                if in_class:
-                    in_class = c != "]"
-                elif c == "[":
-                    in_class = True
-                elif c == "(":
-                    depth += 1
-                elif c == ")":
-                    depth -= 1
-                    if depth == 0:
-                        break
-                i += 1
-            i += 1
-        elif char in "|)":
+        if alternative[i] in "|)":
             return None  # not one alternative
-        else:
-            i += 1
-        if i > len(alternative):
+        end = _atom_end(alternative, i)
+        if end > len(alternative):
             return None
-        quantifier = _QUANTIFIER.match(alternative, i)
-        if quantifier:
-            i = quantifier.end()
-        atoms.append(alternative[start:i])
+        quantifier = _QUANTIFIER.match(alternative, end)
+        atoms.append(alternative[i:quantifier.end() if quantifier else end])
+        i = quantifier.end() if quantifier else end
     return atoms or None
 
 
