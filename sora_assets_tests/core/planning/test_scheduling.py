@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -62,6 +63,17 @@ def test_default_curve_defers_work_to_off_peak_and_saves_against_fcfs() -> None:
     assert_valid(plan, windows, demands)
 
 
+# Found on 2026-12-01: an instance whose grid the plan refined to a few minutes had ~10^8 start combinations for
+# three units, and the enumeration ran for minutes (the old guard counted units only)
+MAX_ENUMERATIONS = 200_000
+
+
+def enumerations(demands, windows, step_minutes: int) -> int:
+    """How many start combinations `brute_force` would try on this grid."""
+    prepared = _prepare(demands, windows, NOW, step_minutes, MAX_INFLATION)
+    return math.prod(len(prepared.grid.cost_table(d.gpu_seconds, 0.3)) for d in prepared.demands)
+
+
 def brute_force(demands, windows, step_minutes: int):
     """Every start combination of the plan's units (shards, or short shards packed back to back), on the
     grid the plan uses; capacity and deadlines checked directly."""
@@ -99,8 +111,8 @@ def test_exact_plan_matches_brute_force(shards, hourly, gpus) -> None:
     plan = plan_shards(demands, windows, now, step_minutes=30, **BOUNDED)  # never raises: the horizon grows
     # Enumerate on the grid the plan actually used: short shards refine it (15 min instead of 30), and a
     # coarser brute force can miss on-time plans that the finer grid allows.
-    if len(_prepare(demands, windows, now, plan.step_minutes, MAX_INFLATION).demands) > 3:
-        return  # a refined grid with many units: too many combinations to enumerate
+    if enumerations(demands, windows, plan.step_minutes) > MAX_ENUMERATIONS:
+        return  # a refined grid with many units or start points: too many combinations to enumerate
     best = brute_force(demands, windows, plan.step_minutes)
     if best is None:
         # No on-time start for the packed units on the grid (a unit is due at its earliest member's deadline and
