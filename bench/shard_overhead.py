@@ -114,8 +114,8 @@ def worker_pair(home, instance, warehouse, clips: int, round_: int, quiet: bool)
     return rows
 
 
-def warm_profile(dagster_home: Path, queue: str) -> None:
-    """The repo's dagster.yaml (SQLite) with the warm-worker launcher, one run at a time, 1 s dequeue: the
+def warm_profile(dagster_home: Path, queue: str, workers: int = 1) -> None:
+    """The repo's dagster.yaml (SQLite) with the warm-worker launcher, one run per worker, 1 s dequeue: the
     settings infra/dagster-warm-worker.yaml gives a Postgres deployment."""
     import yaml
 
@@ -124,9 +124,33 @@ def warm_profile(dagster_home: Path, queue: str) -> None:
     profile["run_coordinator"] = warm["run_coordinator"]
     profile["run_launcher"] = {**warm["run_launcher"], "config": {"redis_url": {"env": "SORA_ASSETS_WORKER_REDIS"},
                                                                   "queue": queue}}
-    profile["concurrency"]["runs"]["max_concurrent_runs"] = 1
+    profile["concurrency"]["runs"]["max_concurrent_runs"] = workers
+    profile["concurrency"]["pools"]["default_limit"] = workers  # the GPU lock, not the pool, serialises renders
     dagster_home.mkdir(parents=True, exist_ok=True)
     (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(profile))
+
+
+def render_hold(instance, run_id: str) -> tuple[float, float, float]:  # noqa: ANN001
+    """(held from, held until, waited) of the run's GPU lock, from its rendered_clips metadata."""
+    from dagster import AssetKey
+
+    (record,) = [r for r in instance.fetch_materializations(AssetKey("rendered_clips"), limit=50).records
+                 if r.run_id == run_id]
+    meta = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+    return meta.get("gpu_held_from", 0.0), meta.get("gpu_held_until", 0.0), meta.get("gpu_lock_wait_s", 0.0)
+
+
+def wait_serving(redis_url: str, procs: list[subprocess.Popen], timeout_s: float = 300) -> None:
+    """Until every worker (procs[1:]) has its heartbeat key: it is about to block on the queue."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + timeout_s
+    while not all(any(f"-{p.pid}-" in k.decode() for k in client.scan_iter(match="sora_assets:warm:worker:*"))
+                  for p in procs[1:]):
+        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            raise RuntimeError(f"workers not serving; exit codes {[p.poll() for p in procs]}")
+        time.sleep(0.5)  # a benchmark's poll of another process's progress, not a test's synchronisation
 
 
 def wait_runs(instance, count: int, procs: list[subprocess.Popen], timeout_s: float = 600) -> list:  # noqa: ANN001
@@ -143,12 +167,15 @@ def wait_runs(instance, count: int, procs: list[subprocess.Popen], timeout_s: fl
         time.sleep(0.5)  # a benchmark's poll of another process's progress, not a test's synchronisation
 
 
-def warm_daemon_pair(tmp: Path, model_folder: Path, clips: int, round_: int, quiet: bool) -> list[dict]:
-    """The production path with a warm worker: `dagster-daemon` (inbox sensor, queue, run monitoring) and one
-    `sora-assets worker`, WarmWorkerRunLauncher over Redis on 127.0.0.1. A one-clip warm-up shard first (the
-    worker's own cold start), then two shards dropped together: the second waits in Dagster's queue while the
-    first renders and is handed to the worker when it ends. Launch = the run's launch time (the coordinator
-    handing it to the launcher)."""
+def warm_daemon_pair(tmp: Path, model_folder: Path, clips: int, round_: int, quiet: bool,
+                     workers: int = 1) -> list[dict]:
+    """The production path with warm workers: `dagster-daemon` (inbox sensor, queue, run monitoring) and
+    `workers` `sora-assets worker` processes on one GPU, WarmWorkerRunLauncher over Redis on 127.0.0.1. A one-clip
+    warm-up shard per worker first (each worker's own cold start), then two shards dropped together. One worker:
+    the second shard waits in Dagster's queue while the first renders and is handed over when it ends. Two
+    workers (`--gpu-lock` on one file): each takes a shard, and the second's render waits on the lock while the
+    first renders, then starts as the first releases it; GPU idle = lock handover + the second's hold minus its
+    render seconds. Launch = the run's launch time (the coordinator handing it to the launcher)."""
     import uuid
 
     from dagster import DagsterInstance
@@ -157,31 +184,37 @@ def warm_daemon_pair(tmp: Path, model_folder: Path, clips: int, round_: int, qui
     from sora_assets.resources.warehouse import ParquetWarehouse
     from sora_assets.services.runner import submit_file
 
-    root = tmp / f"warm-{round_}"
+    root = tmp / f"warm{workers}-{round_}"
     home = Home.from_env(root / "home").ensure()
     shutil.copytree(model_folder, home.default_model_path, dirs_exist_ok=True)
     queue = f"bench-{uuid.uuid4().hex[:8]}"
-    warm_profile(root / "dagster", queue)
+    warm_profile(root / "dagster", queue, workers)
     env = {**os.environ, "SORA_ASSETS_HOME": str(home.root), "DAGSTER_HOME": str(root / "dagster"),
            "SORA_ASSETS_WORKER_REDIS": "redis://127.0.0.1:6379/14", "PYTHONPATH": str(REPO)}
-    logs = [(root / name).open("w") for name in ("daemon.log", "worker.log")]
+    lock = ["--gpu-lock", str(root / "gpu0.lock")] if workers > 1 else []
+    with DagsterInstance.from_config(str(root / "dagster")):
+        pass  # the SQLite storage created here, once: processes creating it together race on its schema
+    logs = [(root / name).open("w") for name in ("daemon.log", *(f"worker{i}.log" for i in range(workers)))]
     procs = [subprocess.Popen(["dagster-daemon", "run", "-m", "sora_assets.definitions"], cwd=REPO, env=env,
                               stdout=logs[0], stderr=subprocess.STDOUT, start_new_session=True),
-             subprocess.Popen([sys.executable, "-m", "sora_assets.cli", "worker"], cwd=REPO, env=env,
-                              stdout=logs[1], stderr=subprocess.STDOUT, start_new_session=True)]
+             *(subprocess.Popen([sys.executable, "-m", "sora_assets.cli", "worker", *lock], cwd=REPO, env=env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True) for log in logs[1:])]
     warehouse = ParquetWarehouse(root=str(home.warehouse), db_path=str(home.warehouse_db))
+    label = "daemon + warm worker" if workers == 1 else f"daemon + {workers} warm workers, one GPU lock"
     try:
         with DagsterInstance.from_config(str(root / "dagster")) as instance:
-            warm_up = root / "warm-up.jsonl"
-            warm_up.write_text(shard_rows(1, f"warmup{round_}"))
-            submit_file(home, warm_up)
-            wait_runs(instance, 1, procs)
+            wait_serving(env["SORA_ASSETS_WORKER_REDIS"], procs)
+            for worker in range(workers):  # every worker blocks on the queue: each takes one and pays its loads
+                warm_up = root / f"warm-up-{worker}.jsonl"
+                warm_up.write_text(shard_rows(1, f"warmup{round_}-{worker}"))
+                submit_file(home, warm_up)
+            wait_runs(instance, workers, procs)
             for shard in range(2):
                 batch = root / f"pair-{shard}.jsonl"
-                batch.write_text(shard_rows(clips, f"warm{round_}{shard}"))
+                batch.write_text(shard_rows(clips, f"warm{workers}{round_}{shard}"))
                 submit_file(home, batch)
-            runs = wait_runs(instance, 3, procs)[1:]
-            rows, spans = [], []
+            runs = wait_runs(instance, workers + 2, procs)[workers:]
+            rows, spans, holds = [], [], []
             for i, run in enumerate(sorted(runs, key=lambda r: instance.get_run_stats(r.run_id).launch_time)):
                 stats = instance.get_run_stats(run.run_id)
                 key = run.tags["dagster/partition"]
@@ -189,7 +222,8 @@ def warm_daemon_pair(tmp: Path, model_folder: Path, clips: int, round_: int, qui
                 steps = step_times(instance, run.run_id)
                 start, end = steps["rendered_clips"]
                 spans.append((start, end))
-                rows.append({"executor": "daemon + warm worker", "round": round_, "shard": i, "exit": 0,
+                holds.append(render_hold(instance, run.run_id))
+                rows.append({"executor": label, "round": round_, "shard": i, "exit": 0,
                              "status": str(run.status.value),
                              "launch_to_success_s": round(stats.end_time - stats.launch_time, 2),
                              "process_user_cpu_s": None, "render_s": round(render, 2),
@@ -199,8 +233,19 @@ def warm_daemon_pair(tmp: Path, model_folder: Path, clips: int, round_: int, qui
                              "render_step_end_to_success_s": round(stats.end_time - end, 2),
                              "steps_s": {k: round(b - a, 2) for k, (a, b) in sorted(steps.items(),
                                                                                     key=lambda kv: kv[1])}})
-            rows[1]["gpu_idle_between_shards_s"] = round(spans[1][0] - spans[0][1] + rows[1]["render_step_overhead_s"],
-                                                         2)
+            if workers == 1:
+                rows[1]["gpu_idle_between_shards_s"] = round(
+                    spans[1][0] - spans[0][1] + rows[1]["render_step_overhead_s"], 2)
+            else:  # the shard that held the GPU second: its wait for the handover plus its hold's non-render time
+                (first, _), (second, index) = sorted((hold, i) for i, hold in enumerate(holds))
+                rows[index]["gpu_lock_wait_s"] = second[2]
+                rows[index]["gpu_idle_between_shards_s"] = round(
+                    max(0.0, second[0] - first[1]) + (second[1] - second[0]) - rows[index]["render_s"], 2)
+    except RuntimeError as exc:  # a process died: say why, from its log
+        for log in logs:
+            log.flush()
+        tails = {Path(log.name).name: Path(log.name).read_text()[-1500:] for log in logs}
+        raise RuntimeError(f"{exc}\n" + "\n".join(f"--- {name}\n{tail}" for name, tail in tails.items())) from None
     finally:
         from sora_assets.services.supervise import stop_group
 
@@ -221,7 +266,8 @@ def main() -> None:
     parser.add_argument("--executors", default="multiprocess,in_process,worker,warm_daemon",
                         help="multiprocess / in_process: a new process per shard (as the daemon launches runs); "
                              "worker: both shards in this one process; warm_daemon: dagster-daemon + "
-                             "`sora-assets worker` (WarmWorkerRunLauncher, Redis on 127.0.0.1:6379)")
+                             "`sora-assets worker` (WarmWorkerRunLauncher, Redis on 127.0.0.1:6379); warm_daemon2: "
+                             "the same with two workers sharing one GPU lock")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -243,9 +289,9 @@ def main() -> None:
         with DagsterInstance.from_config(str(dagster_home)) as instance:
             for round_ in range(args.rounds):
                 for executor in args.executors.split(","):
-                    if executor == "warm_daemon":
+                    if executor in ("warm_daemon", "warm_daemon2"):
                         results.extend(warm_daemon_pair(Path(tmp), home.default_model_path, args.clips, round_,
-                                                        args.json))
+                                                        args.json, workers=2 if executor == "warm_daemon2" else 1))
                         continue
                     if executor == "worker":
                         results.extend(worker_pair(home, instance, warehouse, args.clips, round_, args.json))

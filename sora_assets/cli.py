@@ -655,12 +655,20 @@ def worker(queue: Annotated[str | None, typer.Option("--queue", help="Redis list
            idle_exit: Annotated[float | None, typer.Option("--idle-exit", help="Exit after this many idle "
                                                            "seconds")] = None,
            heartbeat_ttl: Annotated[int, typer.Option("--heartbeat-ttl", help="Seconds a dead worker's runs "
-                                                      "look alive to run monitoring")] = 20) -> None:
+                                                      "look alive to run monitoring")] = 20,
+           gpu_lock: Annotated[str | None, typer.Option("--gpu-lock", help="A lock file per GPU: two workers "
+                                                        "started with the same one share that GPU, one "
+                                                        "rendering while the other finishes its shard")] = None,
+           ) -> None:
     """A warm GPU worker: execute the runs WarmWorkerRunLauncher queues, keeping models loaded between them."""
     from dagster import DagsterInstance
 
+    from sora_assets.core.render.gpu_lock import GPU_LOCK_ENV
     from sora_assets.run_launcher import WarmWorkerRunLauncher
     from sora_assets.services.warm_worker import serve
+
+    if gpu_lock:
+        os.environ[GPU_LOCK_ENV] = str(Path(gpu_lock).resolve())  # read by the render step of every run here
 
     with DagsterInstance.get() as instance:
         launcher = instance.run_launcher

@@ -24,6 +24,7 @@ from sora_assets.core.render.acceleration import EXACT
 from sora_assets.core.render.clip_record import ClipRecord, RenderStatus
 from sora_assets.core.render.denoise_batches import group_by_shape
 from sora_assets.core.render.failures import Verdict, is_out_of_memory
+from sora_assets.core.render.gpu_lock import gpu_lock, gpu_lock_path
 from sora_assets.core.render.queue import PermanentRenderError, RenderQueue
 from sora_assets.core.render.sequences import shot_order
 from sora_assets.core.render.spec import GenerationSpec
@@ -284,7 +285,10 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
     triaged = triage(validated_prompts, key, store.lookup, known_dead_letters(warehouse), known_quarantine(warehouse),
                      booked=set(warehouse.read("cost_ledger", key).clip_id), finished=area.finished_render)
     try:
-        render_shard(ShardRenderer(context, fence, video_model, warehouse, area, triaged), triaged, store)
+        # with two workers on one GPU ($SORA_ASSETS_GPU_LOCK), only the render holds it: this step's reads before
+        # and its writes after overlap the other worker's render; a shard of cache hits never waits for it
+        with gpu_lock(gpu_lock_path() if triaged.to_render else None) as gpu:
+            render_shard(ShardRenderer(context, fence, video_model, warehouse, area, triaged), triaged, store)
     finally:  # the step's renders and spend records, durable before any output or retry names them
         area.make_durable()
     settle_duplicates(triaged)
@@ -296,5 +300,7 @@ def rendered_clips(context: AssetExecutionContext, validated_prompts: list[dict[
         "model": ", ".join(sorted({c.spec["model_id"] for c in triaged.clips})) or video_model.model_id,
         # pipelines this process has loaded so far: stays 1 across the runs of a warm worker
         "pipeline_loads_in_process": LOAD_COUNT["loads"], "process_id": os.getpid(),
+        **({"gpu_lock": gpu.path, "gpu_lock_wait_s": round(gpu.waited_s, 3), "gpu_held_from": gpu.acquired_at,
+            "gpu_held_until": gpu.released_at} if gpu.acquired_at is not None else {}),
         "renders": MetadataValue.md(render_table(triaged.clips))})
     return triaged.clips

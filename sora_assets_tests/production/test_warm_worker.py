@@ -34,9 +34,10 @@ FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
 
 @contextlib.contextmanager
 def warm_deployment(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
-                    rows: str = TWO_TIERS) -> Iterator[dict]:
-    """A batch in the inbox, a Postgres instance on the warm profile and a running daemon, whose inbox sensor
-    registers the batch's shards and launches their runs (through the queue and the warm launcher)."""
+                    rows: str = TWO_TIERS, workers: int = 1) -> Iterator[dict]:
+    """A batch in the inbox (none when `rows` is empty), a Postgres instance on the warm profile sized for
+    `workers` worker processes and a running daemon, whose inbox sensor registers the batch's shards and
+    launches their runs (through the queue and the warm launcher)."""
     home = Home.from_env(tmp_path / "home").ensure()
     shutil.copytree(tiny_model_dir, home.default_model_path)
     queue = f"gpu-{uuid.uuid4().hex[:8]}"
@@ -45,6 +46,9 @@ def warm_deployment(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.Mo
     profile["run_launcher"]["config"]["queue"] = queue
     # the drill's clock: monitoring every 2 s, slots of a dead run freed 2 s after it ended
     profile["run_monitoring"].update(poll_interval_seconds=2, free_slots_after_run_end_seconds=2)
+    # as the profile says for N workers: N runs at once, N render steps in the gpu pool
+    profile["concurrency"]["runs"]["max_concurrent_runs"] = workers
+    profile["concurrency"]["pools"]["default_limit"] = workers
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
     (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(profile))
@@ -56,9 +60,10 @@ def warm_deployment(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.Mo
             monkeypatch.setenv(name, env[name])
         from sora_assets.services.runner import submit_file
 
-        batch = tmp_path / "fog-and-dunes.jsonl"
-        batch.write_text(rows)
-        submit_file(home, batch)
+        if rows:
+            batch = tmp_path / "fog-and-dunes.jsonl"
+            batch.write_text(rows)
+            submit_file(home, batch)
         with (tmp_path / "daemon.log").open("w") as log:
             daemon = subprocess.Popen(["dagster-daemon", "run", "-m", "sora_assets.definitions"], cwd=REPO, env=env,
                                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -73,9 +78,11 @@ def warm_deployment(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.Mo
                 client.delete(key)
 
 
-def start_worker(deployment: dict, name: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+def start_worker(deployment: dict, name: str, extra_env: dict[str, str] | None = None,
+                 gpu_lock: Path | None = None) -> subprocess.Popen:
     with (deployment["logs"] / f"{name}.log").open("w") as log:
-        return subprocess.Popen(["sora-assets", "worker", "--heartbeat-ttl", "4"], cwd=REPO,
+        return subprocess.Popen(["sora-assets", "worker", "--heartbeat-ttl", "4",
+                                 *(["--gpu-lock", str(gpu_lock)] if gpu_lock else [])], cwd=REPO,
                                 env={**deployment["env"], **(extra_env or {})}, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 
@@ -169,6 +176,49 @@ def test_two_shards_run_in_one_warm_worker_that_loads_the_model_once(tmp_path: P
     assert first["rendered"] == second["rendered"] == 1, (first, second)
     home = deployment["home"]
     assert len(list(home.store.glob("*/*.mp4"))) == 2
+
+
+def wait_until_serving(workers: list[subprocess.Popen], deployment: dict, timeout_s: float = 240) -> None:
+    """Until every worker's heartbeat key exists: each is about to block on the queue."""
+    import redis
+
+    client = redis.Redis.from_url(deployment["redis"])
+    deadline = time.monotonic() + timeout_s
+    while not all(any(f"-{w.pid}-" in key.decode() for key in client.scan_iter(match="sora_assets:warm:worker:*"))
+                  for w in workers):
+        logs = {p.name: p.read_text()[-2000:] for p in deployment["logs"].glob("*.log")}
+        assert time.monotonic() < deadline and all(w.poll() is None for w in workers), logs
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            workers[0].wait(timeout=0.5)  # paces the poll; returns at once if that worker died
+
+
+def test_two_workers_sharing_a_gpu_lock_render_one_at_a_time(tmp_path: Path, tiny_model_dir: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two workers per GPU (`--gpu-lock` on one file): each takes one of the two shards, the renders never hold
+    the GPU at the same time, and both shards publish."""
+    from sora_assets.services.runner import submit_file
+
+    lock = tmp_path / "gpu0.lock"
+    with warm_deployment(tmp_path, tiny_model_dir, monkeypatch, rows="", workers=2) as deployment:
+        workers = [start_worker(deployment, f"worker{i}", gpu_lock=lock) for i in range(2)]
+        try:
+            wait_until_serving(workers, deployment)
+            batch = tmp_path / "fog-and-dunes.jsonl"
+            batch.write_text(TWO_TIERS)
+            submit_file(deployment["home"], batch)  # both idle workers are blocked on the queue: one run each
+            run_ids = render_runs(2, workers, deployment)
+            statuses = wait_for(run_ids, FINISHED, workers, deployment)
+            assert set(statuses.values()) == {"SUCCESS"}, statuses
+            renders = [render_metadata(run_id) for run_id in run_ids]
+        finally:
+            for worker in workers:
+                stop_process_group(worker)
+    assert {m["process_id"] for m in renders} == {w.pid for w in workers}
+    assert {m["gpu_lock"] for m in renders} == {str(lock.resolve())} and all(m["rendered"] == 1 for m in renders)
+    (first_from, first_until), (second_from, second_until) = sorted((m["gpu_held_from"], m["gpu_held_until"])
+                                                                    for m in renders)
+    assert first_from < first_until <= second_from < second_until  # one render on the GPU at a time
+    assert len(list(deployment["home"].store.glob("*/*.mp4"))) == 2
 
 
 @pytest.fixture
