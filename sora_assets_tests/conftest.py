@@ -13,29 +13,6 @@ from sora_assets.core.storage.home import Home
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "data" / "samples" / "demo_batch.jsonl"
-# The files that take longest (about a minute or more each on 2 cores, docs/BENCHMARKS.md "The test suite"),
-# longest first. The suite runs on two workers, a file at a time each (`-n 2 --dist loadfile
-# --no-loadscope-reorder`, pyproject's addopts); started first, the long drills overlap each other and the
-# short files fill the gaps, instead of the last drill running alone at the end.
-LONGEST_FIRST = (
-    "sora_assets_tests/test_backfill_e2e.py",
-    "sora_assets_tests/test_power_loss_e2e.py",
-    "sora_assets_tests/test_end_to_end.py",
-    "sora_assets_tests/test_cli_documents.py",
-    "sora_assets_tests/test_coordinator_kill_e2e.py",
-    "sora_assets_tests/production/test_warm_worker.py",
-    "sora_assets_tests/test_chaos_matrix.py",
-    "sora_assets_tests/test_gpu_check.py",
-    "sora_assets_tests/production/test_celery_workers.py",
-    "sora_assets_tests/defs/test_generation.py",
-    "sora_assets_tests/defs/test_ui_browser.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The long files first (in LONGEST_FIRST's order), every other test after them in collection order."""
-    rank = {path: index for index, path in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
 
 
 @pytest.fixture
