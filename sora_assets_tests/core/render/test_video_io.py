@@ -33,6 +33,8 @@ def encoded(clip) -> bytes:
 
 def test_encode_produces_mp4(encoded):
     assert encoded[4:8] == b"ftyp"  # ISO base media file
+    # one encoder thread, as encode_mp4 asks (what a byte mismatch's message reports)
+    assert " threads=1 " in f" {_x264_options(encoded)} "
 
 
 def test_round_trip_keeps_count_shape_and_pixels(clip, encoded):
@@ -51,6 +53,19 @@ def test_round_trip_frames_stay_in_order(clip, encoded):
     # red channel mean grows by ~3 per frame in the source; decoded must follow
     red_means = decoded[..., 0].reshape(decoded.shape[0], -1).mean(axis=1)
     assert np.all(np.diff(red_means) > 0)
+
+
+def _x264_options(data: bytes) -> str:
+    """The settings x264 wrote into the stream's SEI ("... options: cabac=1 ref=3 ... threads=1 ..."): on a byte
+    mismatch, says whether the two encodes ran with different settings (threads, lookahead) or the same ones."""
+    start = data.find(b"x264 - core")
+    return data[start:data.find(b"\x00", start)].decode("latin-1").split(" options: ")[-1] if start >= 0 else ""
+
+
+def _mismatch(a: bytes, b: bytes) -> str:
+    options = (_x264_options(a), _x264_options(b))
+    return (f"differing boxes: {_differing_boxes(a, b)}; x264 options "
+            + ("identical" if options[0] == options[1] else f"differ: {options[0]!r} vs {options[1]!r}"))
 
 
 def _differing_boxes(a: bytes, b: bytes) -> list[str]:
@@ -77,7 +92,7 @@ def _differing_boxes(a: bytes, b: bytes) -> list[str]:
 
 def test_encoding_is_deterministic(clip, encoded):
     again = encode_mp4(clip, fps=8)
-    assert again == encoded, f"differing boxes: {_differing_boxes(again, encoded)}"
+    assert again == encoded, _mismatch(again, encoded)
 
 
 def test_different_frames_give_different_bytes(clip, encoded):
@@ -149,5 +164,5 @@ def test_clips_are_fast_start_and_byte_deterministic(clip, encoded, tmp_path):
     boxes = _top_level_boxes(encoded)
     assert boxes.index("moov") < boxes.index("mdat"), boxes
     for again in (encode_mp4(clip, fps=8), encode_mp4(clip, fps=8, scratch_dir=tmp_path)):
-        assert again == encoded, f"differing boxes: {_differing_boxes(again, encoded)}"
+        assert again == encoded, _mismatch(again, encoded)
     assert list(tmp_path.iterdir()) == []  # the scratch file is gone
