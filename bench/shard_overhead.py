@@ -142,12 +142,10 @@ def render_hold(instance, run_id: str) -> tuple[float, float, float]:  # noqa: A
 
 def wait_serving(redis_url: str, procs: list[subprocess.Popen], timeout_s: float = 300) -> None:
     """Until every worker (procs[1:]) has its heartbeat key: it is about to block on the queue."""
-    import redis
+    from sora_assets.services.warm_worker import serving_pids
 
-    client = redis.Redis.from_url(redis_url)
     deadline = time.monotonic() + timeout_s
-    while not all(any(f"-{p.pid}-" in k.decode() for k in client.scan_iter(match="sora_assets:warm:worker:*"))
-                  for p in procs[1:]):
+    while not {p.pid for p in procs[1:]} <= serving_pids(redis_url):
         if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
             raise RuntimeError(f"workers not serving; exit codes {[p.poll() for p in procs]}")
         time.sleep(0.5)  # a benchmark's poll of another process's progress, not a test's synchronisation

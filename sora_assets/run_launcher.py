@@ -57,6 +57,12 @@ def heartbeat_key(worker_id: str) -> str:
     return f"{KEY_PREFIX}:worker:{worker_id}:alive"
 
 
+def live_worker_ids(client: Any) -> list[str]:
+    """The ids of the workers whose heartbeat key exists now (each is serving or about to block on its queue)."""
+    head, tail = heartbeat_key("|").split("|")
+    return [k.decode().removeprefix(head).removesuffix(tail) for k in client.scan_iter(match=heartbeat_key("*"))]
+
+
 def redis_client(url: str) -> Any:
     import redis
 

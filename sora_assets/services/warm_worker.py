@@ -20,7 +20,14 @@ from typing import Any
 
 from dagster import DagsterInstance, DagsterRunStatus
 
-from sora_assets.run_launcher import assigned_key, heartbeat_key, queue_key, redis_client, terminate_key
+from sora_assets.run_launcher import (
+    assigned_key,
+    heartbeat_key,
+    live_worker_ids,
+    queue_key,
+    redis_client,
+    terminate_key,
+)
 
 HEARTBEAT_TTL_SECONDS = 20
 TERMINATE_POLL_SECONDS = 0.5
@@ -35,6 +42,12 @@ class WorkerReport:
 
 def new_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def serving_pids(redis_url: str) -> set[int]:
+    """Process ids of the live workers (from their heartbeat keys; the id is host-pid-suffix, the host may hold
+    dashes): who is ready to take a run, for a drill or a benchmark that must not race a worker's start-up."""
+    return {int(worker_id.rsplit("-", 2)[1]) for worker_id in live_worker_ids(redis_client(redis_url))}
 
 
 class _Heartbeat(threading.Thread):

@@ -21,6 +21,7 @@ import yaml
 
 from sora_assets.core.render.failpoints import ENV_VAR
 from sora_assets.core.storage.home import Home
+from sora_assets_tests.defs.test_dagster_dev import DRILL_MONITORING
 from sora_assets_tests.processes import stop_process_group
 from sora_assets_tests.production.services import REPO, postgres_env, scratch_database
 
@@ -44,8 +45,7 @@ def warm_deployment(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.Mo
     redis_url = f"redis://127.0.0.1:6379/{random.randint(8, 15)}"  # noqa: S311 - a private db index
     profile = yaml.safe_load(WARM_PROFILE.read_text())
     profile["run_launcher"]["config"]["queue"] = queue
-    # the drill's clock: monitoring every 2 s, slots of a dead run freed 2 s after it ended
-    profile["run_monitoring"].update(poll_interval_seconds=2, free_slots_after_run_end_seconds=2)
+    profile["run_monitoring"].update(DRILL_MONITORING)  # the drill's clock, as for the dagster dev drills
     # as the profile says for N workers: N runs at once, N render steps in the gpu pool
     profile["concurrency"]["runs"]["max_concurrent_runs"] = workers
     profile["concurrency"]["pools"]["default_limit"] = workers
@@ -180,12 +180,10 @@ def test_two_shards_run_in_one_warm_worker_that_loads_the_model_once(tmp_path: P
 
 def wait_until_serving(workers: list[subprocess.Popen], deployment: dict, timeout_s: float = 240) -> None:
     """Until every worker's heartbeat key exists: each is about to block on the queue."""
-    import redis
+    from sora_assets.services.warm_worker import serving_pids
 
-    client = redis.Redis.from_url(deployment["redis"])
     deadline = time.monotonic() + timeout_s
-    while not all(any(f"-{w.pid}-" in key.decode() for key in client.scan_iter(match="sora_assets:warm:worker:*"))
-                  for w in workers):
+    while not {w.pid for w in workers} <= serving_pids(deployment["redis"]):
         logs = {p.name: p.read_text()[-2000:] for p in deployment["logs"].glob("*.log")}
         assert time.monotonic() < deadline and all(w.poll() is None for w in workers), logs
         with contextlib.suppress(subprocess.TimeoutExpired):
