@@ -14,11 +14,15 @@ from sora_assets.run_launcher import (
     WarmWorkerRunLauncher,
     assigned_key,
     heartbeat_key,
+    live_worker_ids,
     queue_key,
     redis_client,
 )
+from sora_assets.services.warm_worker import serving_pids
 
-REDIS_URL = "redis://127.0.0.1:6379/13"
+# a db index of its own: the fixture clears every warm-worker key in it, and the drills that run beside it on
+# the other xdist worker pick theirs from 8-15
+REDIS_URL = "redis://127.0.0.1:6379/7"
 
 
 @pytest.fixture
@@ -89,3 +93,13 @@ def test_terminate_takes_a_queued_run_off_the_list_and_flags_a_running_one(launc
         assert instance.get_run_by_id(running.run_id).status == DagsterRunStatus.CANCELING
         assert launcher.redis.get(terminate_key(running.run_id)) == b"1"  # its worker's watch interrupts it
         assert not instance.run_launcher.terminate(queued.run_id)  # finished: nothing to do
+
+
+def test_live_workers_are_read_from_their_heartbeat_keys(launcher: WarmWorkerRunLauncher) -> None:
+    workers = ["gpu-node-7-4242-a1b2c3", "gpu-node-7-4343-d4e5f6"]  # host-pid-suffix; the host has dashes
+    for worker in workers:
+        launcher.redis.set(heartbeat_key(worker), "1", ex=30)
+    assert set(workers) <= set(live_worker_ids(launcher.redis))
+    assert {4242, 4343} <= serving_pids(REDIS_URL)
+    launcher.redis.delete(heartbeat_key(workers[0]))  # expired: no longer serving
+    assert 4242 not in serving_pids(REDIS_URL) and 4343 in serving_pids(REDIS_URL)
