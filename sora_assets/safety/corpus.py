@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,7 +46,7 @@ _STYLES = ("leet", "spaced", "punct", "homoglyph", "zero_width", "masked", "uppe
 _CJK_STYLES = ("spaced", "zero_width", "punct")
 AUTHORED_DIR = Path(__file__).resolve().parent / "authored"
 # authored files copied finished (their author's `.done` marker is not copied with them)
-AUTHORED_FINISHED = ("a1", "a2", "a3")
+AUTHORED_FINISHED = ("a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9", "a10")
 AUTHORED_KEYS = ("prompt", "label", "category", "expected", "lang", "style", "intent")
 CATEGORIES = ("sexual_minors", "sexual_explicit", "violence_gore", "self_harm", "hate", "real_person_likeness")
 
@@ -225,8 +226,11 @@ def _check_authored(raw: Any, where: str) -> dict[str, Any]:
 
 
 def authored_files(folder: Path = AUTHORED_DIR) -> list[Path]:
-    """The finished authored files, in name order."""
-    return [p for p in sorted(folder.glob("*.jsonl"))
+    """The finished authored files, in natural name order (a2 before a10: a new author's rows go last, so
+    no earlier row's id moves)."""
+    def natural(path: Path) -> list[int | str]:
+        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.stem)]
+    return [p for p in sorted(folder.glob("*.jsonl"), key=natural)
             if p.stem in AUTHORED_FINISHED or p.with_suffix(".done").exists()]
 
 
