@@ -3,8 +3,9 @@
 --text: this tree's TextPrefilter.check_many vs the pre-filter and policy of a git ref (default
 origin of this branch: `main`), loaded from git into this process, on the same prompts in the same
 run: a seeded mix of the safety corpus (all splits, 13 languages, every style) and the golden sets,
-batches of --batch. Prints prompts/s and ms/prompt for each, with and without the MiniLM layer, and
-the ratio. The language id and the MiniLM model are warmed up first (one-time costs, printed).
+batches of --batch. Prints prompts/s and ms/prompt for each, with and without the MiniLM layer (and
+this tree's without its semantic head: `new-head+minilm`), and the ratio. The language id and the MiniLM
+model are warmed up first (one-time costs, printed).
 
     python bench/safety.py --text [--prompts 2000] [--batch 512] [--ref main] [--json]
 
@@ -113,6 +114,7 @@ def text_bench(prompts_wanted: int, batch: int, ref: str, as_json: bool) -> None
     new_semantic.check_many(pool[:64])  # lingua models, classifier, names index
     warm = time.perf_counter() - began
     filters = {"new": TextPrefilter(load_policy(), None), "new+minilm": new_semantic,
+               "new-head+minilm": TextPrefilter(load_policy(), embed, semantic_head=False),
                "old": _old_prefilter(ref, None), "old+minilm": _old_prefilter(ref, embed)}
     results = {}
     for name, prefilter in filters.items():
@@ -133,7 +135,7 @@ def text_bench(prompts_wanted: int, batch: int, ref: str, as_json: bool) -> None
     print(f"{summary['machine']}, {summary['date']}: {len(prompts)} prompts, batches of {batch}, "
           f"baseline {ref}; warm-up {warm:.1f} s")
     for name, r in results.items():
-        print(f"  {name:11s} {r['seconds']:8.2f} s  {r['prompts_per_s']:8.1f} prompts/s  {r['ms_per_prompt']:7.3f} ms")
+        print(f"  {name:15s} {r['seconds']:8.2f} s  {r['prompts_per_s']:8.1f} prompts/s  {r['ms_per_prompt']:7.3f} ms")
     print(f"  new+minilm / old+minilm throughput = {summary['ratio_new_vs_old_minilm']}")
 
 

@@ -1,11 +1,11 @@
 """The pre-filter on the independently authored corpus rows only (`source` a1/a2/a3: written by people who
 did not write the rules or the generator), per split: unsafe stopped (blocked or held) per category,
 language, style and author, and benign stopped. The full stack (rules, names, language hold, classifier,
-MiniLM cascade) unless --no-minilm. --layers adds the per-layer table of bench/safety_components.py on
-these rows. --misses SPLIT prints that split's misses and false stops (train / validation only: the
-test split is for reporting, not for reading rows).
+MiniLM cascade, semantic head) unless --no-minilm. --source keeps only some authors' rows. --layers adds the
+per-layer table of bench/safety_components.py on these rows. --misses SPLIT prints that split's misses and
+false stops (train / validation only: the test split is for reporting, not for reading rows).
 
-    python bench/safety_authored.py [--split validation test] [--no-minilm] [--layers] [--json OUT]
+    python bench/safety_authored.py [--split validation test] [--source a4 a5 a6] [--no-minilm] [--layers] [--json OUT]
 """
 
 from __future__ import annotations
@@ -67,10 +67,11 @@ def main() -> None:
     parser.add_argument("--layers", action="store_true")
     parser.add_argument("--misses", choices=["train", "validation"])
     parser.add_argument("--json")
+    parser.add_argument("--source", nargs="+", help="only these authors' rows (e.g. a4 a5 a6)")
     args = parser.parse_args()
     policy = load_policy()
     print(f"{platform.machine()}, {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d %H:%M}, policy {policy.version}")
-    rows = [r for r in load() if "source" in r]
+    rows = [r for r in load() if "source" in r and (not args.source or r["source"] in args.source)]
     prefilter = TextPrefilter(policy, None if args.no_minilm else embed)
     result = {}
     for split in ([args.misses] if args.misses else args.split):
@@ -83,16 +84,19 @@ def main() -> None:
                           f"{r['lang']} {r['style']:10s} {d.method}:{d.rule} {r['prompt']}")
         result[split] = {k: v for k, v in f.items() if k != "pairs"}
     if args.layers:
-        layers = {"rules+likeness": dict(classifier=False, names=False, language_id=False),
-                  "+names list": dict(classifier=False, language_id=False), "+language hold": dict(classifier=False),
-                  "+classifier": {}, "+minilm (all)": "minilm"}
-        print(f"{'layers':18s}{'split':>12s}{'unsafe':>9s}{'minors':>9s}{'benign':>9s}")
+        off = dict(semantic_head=False)
+        layers = {"rules+likeness": dict(classifier=False, names=False, language_id=False, **off),
+                  "+names list": dict(classifier=False, language_id=False, **off),
+                  "+language hold": dict(classifier=False, **off), "+classifier": off,
+                  "+minilm cascade": dict(minilm=True, **off), "+semantic head (all)": dict(minilm=True)}
+        print(f"{'layers':22s}{'split':>12s}{'unsafe':>9s}{'minors':>9s}{'benign':>9s}")
         for split in args.split:
             split_rows = [r for r in rows if r["split"] == split]
             for name, options in layers.items():
-                p = TextPrefilter(policy, embed) if options == "minilm" else TextPrefilter(policy, None, **options)
+                options = dict(options)
+                p = TextPrefilter(policy, embed if options.pop("minilm", False) else None, **options)
                 f = figures(p, split_rows)
-                print(f"{name:18s}{split:>12s}{f['unsafe'][1]:9.1%}{f['minors'][1]:9.1%}{f['benign'][1]:9.1%}")
+                print(f"{name:22s}{split:>12s}{f['unsafe'][1]:9.1%}{f['minors'][1]:9.1%}{f['benign'][1]:9.1%}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(result, out, indent=1)

@@ -7,7 +7,7 @@ script prints aggregates only (no prompt), so a run never shows what it missed. 
 its author declined to write them; that category is measured on the corpus.) First measured on policy
 2026-12-01.3 before any of the work it measures; see docs/SAFETY.md.
 
-    python bench/safety_holdout.py [--json]
+    python bench/safety_holdout.py [--probe FILE] [--no-head] [--json]
 """
 
 from __future__ import annotations
@@ -37,11 +37,16 @@ def score(prefilter, rows: list[dict]) -> dict:  # noqa: ANN001
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--probe", type=Path, default=PROBE, help="another held-out file of the same shape")
+    parser.add_argument("--no-head", action="store_true", help="without the semantic head (what it adds)")
     args = parser.parse_args()
-    from sora_assets.core.safety.prefilter import default_prefilter
+    from sora_assets.core.safety.embeddings import embed
+    from sora_assets.core.safety.policy_file import load_policy
+    from sora_assets.core.safety.prefilter import TextPrefilter, default_prefilter
 
-    rows = [json.loads(line) for line in PROBE.read_text(encoding="utf-8").splitlines() if line.strip()]
-    figures = score(default_prefilter(), rows)
+    rows = [json.loads(line) for line in args.probe.read_text(encoding="utf-8").splitlines() if line.strip()]
+    prefilter = TextPrefilter(load_policy(), embed, semantic_head=False) if args.no_head else default_prefilter()
+    figures = score(prefilter, rows)
     if args.json:
         print(json.dumps(figures, indent=2))
         return

@@ -63,11 +63,13 @@ def test_former_semantic_paraphrases_are_now_blocked_by_rules() -> None:
     ("a dying man whose throat is bleeding heavily", "violence_gore"),
 ])
 def test_the_semantic_layer_blocks_paraphrases_no_rule_matches(prompt: str, category: str) -> None:
-    rules_only = TextPrefilter(load_policy(), embedder=None, classifier=False)
+    rules_only = TextPrefilter(load_policy(), embedder=None, classifier=False, semantic_head=False)
     assert not rules_only.check(prompt).blocked  # no term list catches it ...
     decision = default_prefilter().check(prompt)
-    # ... meaning does: the MiniLM similarity, or (since policy 2026-12-01.1) the learned classifier first
-    assert decision.blocked and decision.category == category and decision.method in ("semantic", "classifier")
+    # ... meaning does: the MiniLM similarity, or (since policy 2026-12-01.1) the learned classifier first,
+    # or (since 2026-12-01.8) the semantic head over multilingual sentence embeddings
+    assert decision.blocked and decision.category == category
+    assert decision.method in ("semantic", "classifier", "semantic_head")
     assert decision.rule.startswith(f"{decision.method}:") and 0.3 < decision.score <= 1.0
 
 
@@ -140,7 +142,9 @@ def test_conditioning_images_are_scanned_before_any_gpu_time(home_with_model) ->
     rows = [{"prompt": "an astronaut waving", "image": "face.png"},
             {"prompt": "a dark room", "image": "black.png"},
             {"prompt": "a missing picture", "image": "nowhere.png"},
-            {"prompt": "an escape attempt", "image": "../../etc/passwd"},
+            # (the prompt text is incidental here; "an escape attempt" alone is held by the semantic head as a
+            # possible suicide attempt since policy 2026-12-01.8, which this image test is not about)
+            {"prompt": "a tram crossing a bridge", "image": "../../etc/passwd"},
             {"prompt": "a plain text row"},
             {"prompt": "a picture kept on S3", "image": "s3://studio-inputs/boat.png"}]
     (home.inbox / "images.jsonl").write_text("\n".join(json.dumps(r) for r in rows))

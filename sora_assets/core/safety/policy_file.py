@@ -74,6 +74,7 @@ class SafetyPolicy:
     languages: dict[str, Any] = field(default_factory=dict)  # covered: [...], unsupported_action
     classifier: dict[str, Any] = field(default_factory=dict)  # enabled, model, thresholds
     likeness: dict[str, Any] = field(default_factory=dict)  # names_file, unknown_name_action
+    semantic_head: dict[str, Any] = field(default_factory=dict)  # enabled, model, block_thresholds, hold_threshold
 
     @property
     def covered_languages(self) -> frozenset[str]:
@@ -247,7 +248,7 @@ def parse_policy(data: dict[str, Any], source: str = "") -> SafetyPolicy:
     return SafetyPolicy(version, tuple(categories), {k: _compile_terms(k, list(v)) for k, v in raw_terms.items()},
                         tuple(text.get("lexicon") or ()), dict(text.get("semantic") or {}), frames, source, raw_terms,
                         dict(text.get("languages") or {}), dict(text.get("classifier") or {}),
-                        dict(text.get("likeness") or {}))
+                        dict(text.get("likeness") or {}), dict(text.get("semantic_head") or {}))
 
 
 @lru_cache(maxsize=8)

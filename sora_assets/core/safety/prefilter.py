@@ -1,6 +1,6 @@
 """Text safety pre-filter: blocks before any GPU time is spent, driven by the policy file.
 
-Three layers, each recorded with its evidence:
+Layers, each recorded with its evidence:
 1. Normalisation that undoes easy obfuscation: Unicode compatibility forms (fullwidth), zero-width
    and soft-hyphen characters, confusable letters (Cyrillic/Greek lookalikes, via the Unicode
    confusables data in `confusable_homoglyphs`), case, accents, leetspeak, letters spaced out or
@@ -12,9 +12,11 @@ Three layers, each recorded with its evidence:
    for sexual_minors, to "minor" and "sexual" exemplars separately, so paraphrases are caught.
 4. A learned classifier (core/safety/classifier.py, built by sora_assets/safety/classifier.py: hashed char
    n-grams + words, trained on the corpus's train split, thresholds chosen on validation) over the whole batch at once.
-5. Public figures from the curated names file (block), and an unknown full name in a likeness context
+5. A semantic head (core/safety/semantic_head.py): a linear model over USE multilingual v3 sentence
+   embeddings of every prompt not yet blocked; blocks when confident, holds for review when uncertain.
+6. Public figures from the curated names file (block), and an unknown full name in a likeness context
    (hold); a prompt in a language the policy does not cover is held (`unsupported_language`).
-Order of precedence: block (rules, names, classifier, semantic) > hold > flag > allow. Terms are
+Order of precedence: block (rules, names, classifier, semantic, semantic head) > hold > flag > allow. Terms are
 matched on the Latin-folded readings and on the native reading (policy.fold), so term lists can be
 written in any covered script.
 """
@@ -227,14 +229,23 @@ def classifier_text(text: str, reading: str | None = None) -> str:
     return _DIGITS.sub("", fold(text) + " | " + (normalize_for_policy(text) if reading is None else reading))
 
 
+def head_text(text: str) -> str:
+    """What the semantic head embeds: the native reading (every script kept, letters spaced apart rejoined,
+    lookalikes read in the prompt's script) without digits. The sentence encoder reads the languages itself
+    (measured 2026-12-01 on validation: the raw prompt and the mean with the de-obfuscated reading did the
+    same); digits moved ordinary prompts' scores ("a red fox at dawn, shot 17") and ages are the rules' job."""
+    return _DIGITS.sub("", native_joined(text))
+
+
 @dataclass(frozen=True)
 class PrefilterDecision:
     blocked: bool
     category: str | None  # a policy category, or "unsupported_language" for a language hold
-    rule: str | None  # rule id, "semantic:<exemplar>", "classifier:<category>", "names:<list>", "language:<code>"
+    rule: str | None  # rule id, "semantic:<exemplar>", "classifier:<category>", "semantic_head:[hold:]<category>",
+    #                   "names:<list>", "language:<code>"
     score: float  # 1.0 for a rule match; the cosine similarity or classifier probability otherwise
     policy_version: str = ""
-    method: str = "none"  # rule | names | classifier | semantic | likeness | language | none
+    method: str = "none"  # rule | names | classifier | semantic | semantic_head | likeness | language | none
     action: str = "allow"  # block | hold | flag | allow
     language: str = ""  # ISO 639-1 code the language id found ("und" when too short to tell)
 
@@ -281,9 +292,12 @@ class TextPrefilter:
     """The policy's text rules and exemplars, with exemplar embeddings computed once."""
 
     def __init__(self, policy: SafetyPolicy, embedder: Embedder | None = None, classifier: object | None = None,
-                 names: object | None = None, language_id: bool = True) -> None:
+                 names: object | None = None, language_id: bool = True, semantic_head: object | None = None,
+                 sentence_embedder: Embedder | None = None) -> None:
         """`classifier`: a TextClassifier, None for the policy's (bundled) one, False for none;
-        `names`: anything with .search(folded_text) (None: the policy's names file, False: none)."""
+        `names`: anything with .search(folded_text) (None: the policy's names file, False: none);
+        `semantic_head`: a SemanticHead, None for the policy's (bundled) one, False for none, and
+        `sentence_embedder` the encoder it reads (None: USE multilingual v3)."""
         self.policy = policy
         semantic = policy.semantic
         self.embedder = embedder if semantic.get("enabled", True) else None
@@ -317,6 +331,21 @@ class TextPrefilter:
                                                              for t in (*r.any_of, *r.all_of)}))
         raw_allow = policy.raw_terms.get("allow_phrases") or ()
         self._allow = policy.terms["allow_phrases"] if raw_allow else None
+        head_settings = policy.semantic_head
+        if semantic_head is None and head_settings.get("enabled", False):
+            from sora_assets.core.safety.semantic_head import bundled_semantic_head
+
+            semantic_head = bundled_semantic_head() if head_settings.get("model", "bundled") == "bundled" else \
+                bundled_semantic_head(str(head_settings["model"]))
+        self.semantic_head = semantic_head or None
+        if self.semantic_head is not None and sentence_embedder is None:
+            from sora_assets.core.safety.embeddings import multilingual_embed
+
+            sentence_embedder = multilingual_embed
+        self.sentence_embedder = sentence_embedder
+        self.head_blocks = dict(getattr(self.semantic_head, "block_thresholds", {}) or {})
+        self.head_blocks.update({k: float(v) for k, v in (head_settings.get("block_thresholds") or {}).items()})
+        self.head_hold = float(head_settings.get("hold_threshold", getattr(self.semantic_head, "hold_threshold", 2)))
         self._exemplars: list[tuple[str, str, float]] = [
             (c.name, e, c.semantic_threshold) for c in policy.categories
             if c.semantic_threshold is not None for e in c.exemplars]
@@ -382,6 +411,7 @@ class TextPrefilter:
             joined_all.append(joined)
         uncertain = self._classify(prompts, readings, decisions, version, joined_all)
         self._semantic(readings, decisions, version, uncertain)
+        self._head(prompts, decisions, version)
         languages = self._languages(prompts)
         self._holds(prompts, joined_all, languages, decisions, version)
         return [replace(d, language=lang) if d is not None else
@@ -450,6 +480,33 @@ class TextPrefilter:
                 action = self.policy.category(category).action
                 decisions[index] = PrefilterDecision(action == "block", category, f"semantic:{exemplar}",
                                                      float(similarity[row, best[1]]), version, "semantic", action)
+
+    def _head(self, prompts: Sequence[str], decisions: list[PrefilterDecision | None], version: str) -> None:
+        """The semantic head over every prompt not yet blocked, in one embedding pass: a category's
+        probability over its block threshold blocks (strictest category first); otherwise an unsafe
+        probability (1 - p(benign)) over the hold threshold holds the prompt for review. A hold never
+        replaces an earlier hold or flag's evidence."""
+        pending = [i for i, d in enumerate(decisions) if d is None or not d.blocked]
+        if self.semantic_head is None or not pending:
+            return
+        probabilities = self.semantic_head.probabilities(self.sentence_embedder([head_text(prompts[i])
+                                                                                 for i in pending]))
+        classes = list(self.semantic_head.classes)
+        order = [c for c in (cat.name for cat in self.policy.categories) if c in classes and c in self.head_blocks]
+        unsafe = [j for j, c in enumerate(classes) if c != "benign"]
+        for row, index in enumerate(pending):
+            chosen = next((c for c in order if probabilities[row, classes.index(c)] >= self.head_blocks[c]), None)
+            if chosen is not None:
+                action = self.policy.category(chosen).action
+                decisions[index] = PrefilterDecision(action == "block", chosen, f"semantic_head:{chosen}",
+                                                     round(float(probabilities[row, classes.index(chosen)]), 4),
+                                                     version, "semantic_head", action)
+                continue
+            risk = 1.0 - float(probabilities[row, classes.index("benign")])
+            if risk >= self.head_hold and decisions[index] is None:
+                top = classes[max(unsafe, key=lambda j: probabilities[row, j])]
+                decisions[index] = PrefilterDecision(False, top, f"semantic_head:hold:{top}", round(risk, 4),
+                                                     version, "semantic_head", "hold")
 
     def _languages(self, prompts: Sequence[str]) -> list[str]:
         if not self.language_id:

