@@ -19,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from scipy.special import softmax
 
 MODEL_PATH = Path(__file__).resolve().parents[2] / "safety" / "classifier.npz"  # data: sora_assets/safety/
 N_FEATURES = 2**18
@@ -61,10 +62,7 @@ class TextClassifier:
         """(n, n_classes) softmax probabilities, one batched sparse x dense product."""
         if not texts:
             return np.zeros((0, len(self.classes)), np.float32)
-        logits = features(texts) @ self._dense + self.bias
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        return softmax(features(texts) @ self._dense + self.bias, axis=1)
 
     @classmethod
     def load(cls, path: Path = MODEL_PATH) -> TextClassifier:

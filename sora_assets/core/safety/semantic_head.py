@@ -19,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from scipy.special import softmax
 
 HEAD_PATH = Path(__file__).resolve().parents[2] / "safety" / "semantic_head.npz"  # data: sora_assets/safety/
 
@@ -36,10 +37,7 @@ class SemanticHead:
         """(n, n_classes) softmax probabilities for (n, 512) embeddings."""
         if len(vectors) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
-        logits = vectors.astype(np.float32) @ self.weights + self.bias
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        return softmax(vectors.astype(np.float32) @ self.weights + self.bias, axis=1)
 
     @classmethod
     def load(cls, path: Path = HEAD_PATH) -> SemanticHead:
