@@ -317,6 +317,11 @@ class TextPrefilter:
             chosen = policy.likeness["names_file"]
             names = name_index(str(NAMES_PATH if chosen == "bundled" else chosen), fold)
         self.names = names or None
+        self._non_realistic = bool(policy.likeness.get("exempt_non_realistic")) and \
+            bool(policy.raw_terms.get("non_realistic_cues")) and bool(policy.raw_terms.get("likeness_cues"))
+        # a listed multi-word name misspelt by one letter ("Tylor Swift") is the same person
+        self._fuzzy_names = self.names is not None and bool(policy.likeness.get("one_edit_names")) and \
+            hasattr(self.names, "fuzzy_search")
         self.language_id = language_id and bool(policy.covered_languages)
         # masked words ("g*nitales") are restored against the lexicon plus every plain word of the term
         # lists, so a term added in any Latin-script language is also found masked
@@ -372,7 +377,15 @@ class TextPrefilter:
             joined = self._allow.sub(" ", joined)
         return joined, variants
 
-    def _rule_match(self, joined: str) -> tuple[str, str] | None:
+    def _harmless_mention(self, joined: str) -> bool:
+        """A person named in a plainly non-realistic context (a cartoon, a costume, a statue, a song) with no
+        likeness cue: the names list does not decide it (policy `likeness.exempt_non_realistic`)."""
+        if not self._non_realistic:
+            return False
+        terms = self.policy.terms
+        return terms["non_realistic_cues"].search(joined) is not None and terms["likeness_cues"].search(joined) is None
+
+    def _rule_match(self, joined: str, skip: str | None = None) -> tuple[str, str] | None:
         if self._any_rule_term.search(joined) is None:
             return None
         terms, hits = self.policy.terms, {}
@@ -383,6 +396,8 @@ class TextPrefilter:
             return hits[term]
 
         for category in self.policy.categories:
+            if category.name == skip:
+                continue
             for rule in category.rules:
                 if (rule.any_of and any(hit(t) for t in rule.any_of)) or (rule.all_of and all(hit(t) for t in
                                                                                              rule.all_of)):
@@ -398,9 +413,12 @@ class TextPrefilter:
         joined_all: list[str] = []
         for prompt in prompts:
             joined, variants = self.readings(prompt)
-            hit = self._rule_match(joined)
-            if hit is None and self.names is not None and self.names.search(joined):
+            exempt = self._harmless_mention(joined)
+            hit = self._rule_match(joined, skip="real_person_likeness" if exempt else None)
+            if hit is None and not exempt and self.names is not None and self.names.search(joined):
                 hit = ("real_person_likeness", "names:public_figures")
+            if hit is None and not exempt and self._fuzzy_names and self.names.fuzzy_search(joined):
+                hit = ("real_person_likeness", "names:public_figures:one_edit")
             if hit:
                 action = self.policy.category(hit[0]).action
                 method = "names" if hit[1].startswith("names:") else "rule"
@@ -536,7 +554,9 @@ class TextPrefilter:
                     continue
             language = languages[index]
             if (self.language_id and language_action != "allow" and language not in covered
-                    and language != "und" and (current is None or current.action in ("allow", "flag"))):
+                    and language != "und" and (current is None or current.action in ("allow", "flag")
+                                               # the head was not fitted on this language: its hold is noise
+                                               or (current.method == "semantic_head" and current.held))):
                 decisions[index] = PrefilterDecision(language_action == "block", "unsupported_language",
                                                      f"language:{language}", 1.0, version, "language",
                                                      language_action)
