@@ -45,6 +45,28 @@ def choose_thresholds(probabilities: np.ndarray, labels: Sequence[str],
     return thresholds
 
 
+def threshold_pool() -> tuple[list[dict], list[dict]]:
+    """The train rows and train + validation (train first) of the learned categories: what the text models
+    are fitted on, and the rows their thresholds are chosen on (the test split is never read)."""
+    from sora_assets.safety.corpus import load
+
+    def usable(rows: list[dict]) -> list[dict]:
+        return [r for r in rows if (r["category"] or "benign") in CLASSES]
+
+    train = usable(load(split="train"))
+    return train, train + usable(load(split="validation"))
+
+
+def out_of_fold(x, y: np.ndarray, rows: list[dict], fit: Callable, folds: int = 5) -> np.ndarray:  # noqa: ANN001
+    """Grouped (by intent) K-fold probabilities: every row is scored by a model that never saw its intent."""
+    from sklearn.model_selection import GroupKFold
+
+    scores = np.zeros((len(rows), len(CLASSES)), np.float32)
+    for fit_rows, held_rows in GroupKFold(n_splits=folds).split(x, y, [r["intent"] for r in rows]):
+        scores[held_rows] = fit(fit_rows).predict_proba(x[held_rows])
+    return scores
+
+
 def _fit(x, y: np.ndarray, c: float):  # noqa: ANN001, ANN202 - sparse matrix in, sklearn model out
     from sklearn.linear_model import LogisticRegression
 
@@ -59,22 +81,11 @@ def build(text_of: Callable[[str], str], out: Path = MODEL_PATH, c: float = 5.0,
     Validation alone holds only ~15 benign intents, and thresholds fitted to those did not hold on new
     intents (measured 2026-12-01: 0.4% false blocks on validation, 8% on test). The test split is
     never read here."""
-    from sklearn.model_selection import GroupKFold
-
-    from sora_assets.safety.corpus import load
-
-    def usable(rows: list[dict]) -> list[dict]:
-        return [r for r in rows if (r["category"] or "benign") in CLASSES]
-
-    train, validation = usable(load(split="train")), usable(load(split="validation"))
-    pool = train + validation
+    train, pool = threshold_pool()
     x_pool = features([text_of(r["prompt"]) for r in pool])
     y_pool = np.array([CLASSES.index(r["category"] or "benign") for r in pool])
-    out_of_fold = np.zeros((len(pool), len(CLASSES)), np.float32)
-    for fit_rows, held_rows in GroupKFold(n_splits=folds).split(x_pool, y_pool, [r["intent"] for r in pool]):
-        fold_model = _fit(x_pool[fit_rows], y_pool[fit_rows], c)
-        out_of_fold[held_rows] = fold_model.predict_proba(x_pool[held_rows])
-    thresholds = choose_thresholds(out_of_fold, [r["category"] or "benign" for r in pool])
+    scores = out_of_fold(x_pool, y_pool, pool, lambda rows: _fit(x_pool[rows], y_pool[rows], c), folds)
+    thresholds = choose_thresholds(scores, [r["category"] or "benign" for r in pool])
     model = _fit(x_pool[: len(train)], y_pool[: len(train)], c)  # the shipped model sees train only
     coef = model.coef_.T.astype(np.float32)  # (features, classes)
     columns = np.flatnonzero(np.abs(coef).max(axis=1) > 1e-4).astype(np.int32)

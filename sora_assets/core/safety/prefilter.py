@@ -413,12 +413,14 @@ class TextPrefilter:
         joined_all: list[str] = []
         for prompt in prompts:
             joined, variants = self.readings(prompt)
-            exempt = self._harmless_mention(joined)
-            hit = self._rule_match(joined, skip="real_person_likeness" if exempt else None)
-            if hit is None and not exempt and self.names is not None and self.names.search(joined):
+            hit = self._rule_match(joined)
+            if hit is None and self.names is not None and self.names.search(joined):
                 hit = ("real_person_likeness", "names:public_figures")
-            if hit is None and not exempt and self._fuzzy_names and self.names.fuzzy_search(joined):
+            if hit is None and self._fuzzy_names and self.names.fuzzy_search(joined):
                 hit = ("real_person_likeness", "names:public_figures:one_edit")
+            if hit is not None and hit[0] == "real_person_likeness" and self._harmless_mention(joined):
+                # only the names decided it: the other categories' rules still judge the prompt
+                hit = self._rule_match(joined, skip="real_person_likeness")
             if hit:
                 action = self.policy.category(hit[0]).action
                 method = "names" if hit[1].startswith("names:") else "rule"
