@@ -46,7 +46,8 @@ _STYLES = ("leet", "spaced", "punct", "homoglyph", "zero_width", "masked", "uppe
 _CJK_STYLES = ("spaced", "zero_width", "punct")
 AUTHORED_DIR = Path(__file__).resolve().parent / "authored"
 # authored files copied finished (their author's `.done` marker is not copied with them)
-AUTHORED_FINISHED = ("a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9", "a10", "a11", "a12")
+AUTHORED_FINISHED = ("a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9", "a10", "a11", "a12", "a13", "a14", "a15",
+                     "a16", "a17")
 AUTHORED_KEYS = ("prompt", "label", "category", "expected", "lang", "style", "intent")
 CATEGORIES = ("sexual_minors", "sexual_explicit", "violence_gore", "self_harm", "hate", "real_person_likeness")
 
