@@ -79,7 +79,7 @@ def _old_prefilter(ref: str, embedder):  # noqa: ANN001, ANN202
     policy_text = subprocess.run(["git", "-C", root, "show", f"{ref}:sora_assets/policies/safety.yaml"], check=True,
                                  capture_output=True, text=True).stdout
     # laid out like the package, so files the module reads beside itself (../safety/given_names.txt)
-    # are the ref's own; the classifier model is still this tree's (imported from the package)
+    # are the ref's own, and so are its model files (below)
     folder = Path(tempfile.mkdtemp(prefix="old_prefilter_"))
     (folder / "core" / "safety").mkdir(parents=True)  # sora_assets/core/safety/prefilter.py
     (folder / "safety").mkdir()
@@ -93,7 +93,21 @@ def _old_prefilter(ref: str, embedder):  # noqa: ANN001, ANN202
     module = importlib.util.module_from_spec(spec)
     sys.modules["old_prefilter"] = module
     spec.loader.exec_module(module)
-    return module.TextPrefilter(parse_policy(yaml.safe_load(policy_text), f"{ref}:safety.yaml"), embedder)
+    # the ref's own model files where it has them: this tree's head is stacked on this tree's classifier
+    models = {}
+    for key, name in (("classifier", "classifier.npz"), ("semantic_head", "semantic_head.npz")):
+        blob = subprocess.run(["git", "-C", root, "show", f"{ref}:sora_assets/safety/{name}"], capture_output=True)
+        if blob.returncode == 0:
+            (folder / "safety" / name).write_bytes(blob.stdout)
+            if key == "classifier":
+                from sora_assets.core.safety.classifier import TextClassifier
+
+                models[key] = TextClassifier.load(folder / "safety" / name)
+            else:
+                from sora_assets.core.safety.semantic_head import SemanticHead
+
+                models[key] = SemanticHead.load(folder / "safety" / name)
+    return module.TextPrefilter(parse_policy(yaml.safe_load(policy_text), f"{ref}:safety.yaml"), embedder, **models)
 
 
 def text_bench(prompts_wanted: int, batch: int, ref: str, as_json: bool) -> None:

@@ -67,8 +67,9 @@ def test_the_semantic_layer_blocks_paraphrases_no_rule_matches(prompt: str, cate
     assert not rules_only.check(prompt).blocked  # no term list catches it ...
     decision = default_prefilter().check(prompt)
     # ... meaning does: the MiniLM similarity, or (since policy 2026-12-01.1) the learned classifier first,
-    # or (since 2026-12-01.8) the semantic head over multilingual sentence embeddings
-    assert decision.blocked and decision.category == category
+    # or (since 2026-12-01.8) the semantic head over multilingual sentence embeddings, which since 2026-12-01.9
+    # blocks only at 0.95 and holds for review below that (a held prompt is not rendered either)
+    assert (decision.blocked or decision.held) and decision.category == category
     assert decision.method in ("semantic", "classifier", "semantic_head")
     assert decision.rule.startswith(f"{decision.method}:") and 0.3 < decision.score <= 1.0
 
@@ -146,7 +147,8 @@ def test_conditioning_images_are_scanned_before_any_gpu_time(home_with_model) ->
             # possible suicide attempt since policy 2026-12-01.8, which this image test is not about)
             {"prompt": "a tram crossing a bridge", "image": "../../etc/passwd"},
             {"prompt": "a plain text row"},
-            {"prompt": "a picture kept on S3", "image": "s3://studio-inputs/boat.png"}]
+            # (likewise "a picture kept on S3": five content-free words the head holds since 2026-12-01.9)
+            {"prompt": "a sailing boat at sea, the picture kept on S3", "image": "s3://studio-inputs/boat.png"}]
     (home.inbox / "images.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     (key,) = ingest_file(home, home.inbox / "images.jsonl", 64).shard_keys
     with DagsterInstance.ephemeral() as instance:

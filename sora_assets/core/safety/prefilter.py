@@ -351,6 +351,9 @@ class TextPrefilter:
         self.head_blocks = dict(getattr(self.semantic_head, "block_thresholds", {}) or {})
         self.head_blocks.update({k: float(v) for k, v in (head_settings.get("block_thresholds") or {}).items()})
         self.head_hold = float(head_settings.get("hold_threshold", getattr(self.semantic_head, "hold_threshold", 2)))
+        veto = head_settings.get("veto") or {}
+        self.veto_rules = frozenset(veto.get("rules") or ()) if self.semantic_head is not None else frozenset()
+        self.veto_min_benign = float(veto.get("min_benign", 2))
         self._exemplars: list[tuple[str, str, float]] = [
             (c.name, e, c.semantic_threshold) for c in policy.categories
             if c.semantic_threshold is not None for e in c.exemplars]
@@ -429,24 +432,36 @@ class TextPrefilter:
                 decisions.append(None)
             readings.append(variants[-1] if variants else "")
             joined_all.append(joined)
-        uncertain = self._classify(prompts, readings, decisions, version, joined_all)
+        char_scores = self.classifier.probabilities([classifier_text(p, r) for p, r in zip(prompts, readings,
+                                                                                          strict=True)]) \
+            if self.classifier is not None and prompts else None
+        head_scores = self._head_scores(prompts, decisions, char_scores)
+        vetoed = self._veto(decisions, head_scores)
+        uncertain = self._classify(decisions, version, joined_all, char_scores)
         self._semantic(readings, decisions, version, uncertain)
-        self._head(prompts, decisions, version)
+        self._head(decisions, version, head_scores)
         languages = self._languages(prompts)
         self._holds(prompts, joined_all, languages, decisions, version)
-        return [replace(d, language=lang) if d is not None else
-                PrefilterDecision(False, None, None, 0.0, version, language=lang)
-                for d, lang in zip(decisions, languages, strict=True)]
+        out = []
+        for index, (d, lang) in enumerate(zip(decisions, languages, strict=True)):
+            if d is None and index in vetoed:  # recorded, so a reviewer sees which rule the head overruled
+                rule, benign = vetoed[index]
+                d = PrefilterDecision(False, None, f"semantic_head:veto:{rule}", round(benign, 4), version,
+                                      "semantic_head", "allow")
+            out.append(replace(d, language=lang) if d is not None else
+                       PrefilterDecision(False, None, None, 0.0, version, language=lang))
+        return out
 
-    def _classify(self, prompts: Sequence[str], readings: list[str], decisions: list[PrefilterDecision | None],
-                  version: str, joined: list[str] | None = None) -> set[int] | None:
-        """Classifier decisions for rows not yet blocked; returns the rows still undecided whose top
-        unsafe probability reaches the policy's `semantic.cascade_min_probability` (the only rows worth
-        an embedding), or None when there is no classifier or no cascade."""
+    def _classify(self, decisions: list[PrefilterDecision | None], version: str, joined: list[str] | None,
+                  scores: np.ndarray | None) -> set[int] | None:
+        """Classifier decisions for rows not yet blocked (`scores`: its probabilities for every row of the
+        batch); returns the rows still undecided whose top unsafe probability reaches the policy's
+        `semantic.cascade_min_probability` (the only rows worth an embedding), or None when there is no
+        classifier or no cascade."""
         pending = [i for i, d in enumerate(decisions) if d is None or not d.blocked]
-        if self.classifier is None or not pending:
+        if self.classifier is None or scores is None or not pending:
             return None
-        probabilities = self.classifier.probabilities([classifier_text(prompts[i], readings[i]) for i in pending])
+        probabilities = scores[pending]
         classes = list(self.classifier.classes)
         # strictest first: sexual_minors wins when it is over its (low) threshold, whatever else is
         order = [c for c in (cat.name for cat in self.policy.categories) if c in classes and c in self.thresholds]
@@ -501,30 +516,68 @@ class TextPrefilter:
                 decisions[index] = PrefilterDecision(action == "block", category, f"semantic:{exemplar}",
                                                      float(similarity[row, best[1]]), version, "semantic", action)
 
-    def _head(self, prompts: Sequence[str], decisions: list[PrefilterDecision | None], version: str) -> None:
-        """The semantic head over every prompt not yet blocked, in one embedding pass: a category's
-        probability over its block threshold blocks (strictest category first); otherwise an unsafe
-        probability (1 - p(benign)) over the hold threshold holds the prompt for review. A hold never
-        replaces an earlier hold or flag's evidence."""
-        pending = [i for i, d in enumerate(decisions) if d is None or not d.blocked]
-        if self.semantic_head is None or not pending:
+    def _vetoable(self, decision: PrefilterDecision | None) -> bool:
+        return decision is not None and decision.blocked and decision.method == "rule" and \
+            decision.rule in self.veto_rules and decision.category != "sexual_minors"
+
+    def _head_scores(self, prompts: Sequence[str], decisions: list[PrefilterDecision | None],
+                     char_scores: np.ndarray | None) -> dict[int, np.ndarray]:
+        """The head's probabilities, in one embedding pass, for every prompt not yet blocked and every one
+        blocked only by a lexicon rule the policy lets it overrule."""
+        if self.semantic_head is None:
+            return {}
+        pending = [i for i, d in enumerate(decisions) if d is None or not d.blocked or self._vetoable(d)]
+        if not pending:
+            return {}
+        stacked = getattr(self.semantic_head, "stacked", False)
+        if stacked and char_scores is None:
+            from sora_assets.core.safety.classifier import bundled_classifier  # the head was fitted on its scores
+
+            char_scores = bundled_classifier().probabilities([classifier_text(prompts[i]) for i in range(len(prompts))])
+        vectors = self.sentence_embedder([head_text(prompts[i]) for i in pending])
+        probabilities = self.semantic_head.probabilities(vectors, char_scores[pending]) if stacked else \
+            self.semantic_head.probabilities(vectors)
+        return dict(zip(pending, probabilities, strict=True))
+
+    def _veto(self, decisions: list[PrefilterDecision | None], scores: dict[int, np.ndarray]) -> dict[int, tuple]:
+        """A lexicon rule's block (policy `semantic_head.veto.rules`; never the strict category, a names match
+        or a hand-added rule) is dropped when the head is confident the prompt is benign: "a psychiatrist
+        explains the warning signs of suicide" matches the self-harm terms. The prompt is then judged by the
+        classifier and the rest as if no rule had fired. Returns {row: (rule, p(benign))}."""
+        if not self.veto_rules or not scores:
+            return {}
+        benign = list(self.semantic_head.classes).index("benign")
+        vetoed = {}
+        for index, probabilities in scores.items():
+            decision = decisions[index]
+            if self._vetoable(decision) and float(probabilities[benign]) >= self.veto_min_benign:
+                vetoed[index] = (decision.rule, float(probabilities[benign]))
+                decisions[index] = None
+        return vetoed
+
+    def _head(self, decisions: list[PrefilterDecision | None], version: str, scores: dict[int, np.ndarray]) -> None:
+        """The semantic head's decisions for every prompt not yet blocked: a category's probability over
+        its block threshold blocks (strictest category first); otherwise an unsafe probability
+        (1 - p(benign)) over the hold threshold holds the prompt for review. A hold never replaces an
+        earlier hold or flag's evidence."""
+        if self.semantic_head is None or not scores:
             return
-        probabilities = self.semantic_head.probabilities(self.sentence_embedder([head_text(prompts[i])
-                                                                                 for i in pending]))
         classes = list(self.semantic_head.classes)
         order = [c for c in (cat.name for cat in self.policy.categories) if c in classes and c in self.head_blocks]
         unsafe = [j for j, c in enumerate(classes) if c != "benign"]
-        for row, index in enumerate(pending):
-            chosen = next((c for c in order if probabilities[row, classes.index(c)] >= self.head_blocks[c]), None)
+        for index, probabilities in scores.items():
+            if decisions[index] is not None and decisions[index].blocked:
+                continue
+            chosen = next((c for c in order if probabilities[classes.index(c)] >= self.head_blocks[c]), None)
             if chosen is not None:
                 action = self.policy.category(chosen).action
                 decisions[index] = PrefilterDecision(action == "block", chosen, f"semantic_head:{chosen}",
-                                                     round(float(probabilities[row, classes.index(chosen)]), 4),
+                                                     round(float(probabilities[classes.index(chosen)]), 4),
                                                      version, "semantic_head", action)
                 continue
-            risk = 1.0 - float(probabilities[row, classes.index("benign")])
+            risk = 1.0 - float(probabilities[classes.index("benign")])
             if risk >= self.head_hold and decisions[index] is None:
-                top = classes[max(unsafe, key=lambda j: probabilities[row, j])]
+                top = classes[max(unsafe, key=lambda j: probabilities[j])]
                 decisions[index] = PrefilterDecision(False, top, f"semantic_head:hold:{top}", round(risk, 4),
                                                      version, "semantic_head", "hold")
 
