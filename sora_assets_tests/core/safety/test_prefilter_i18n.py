@@ -151,12 +151,12 @@ def test_runbook_hard_rule_is_a_policy_edit_with_a_version_bump(tmp_path):
     decision = TextPrefilter(policy, None, classifier=False, language_id=False).check(prompt)
     assert decision.blocked and decision.category == "violence_gore" and decision.rule == "gore_hard_terms"
     assert decision.policy_version == policy.version and policy.version.startswith("runbook-1+")
-    # the same pattern in the lexicon list is a softer rule: the semantic head, sure this is a harmless
+    # the same pattern in a vetoable lexicon list is a softer rule: the semantic head, sure this is a harmless
     # festival, overrules it (policy 2026-12-01.9 veto) and records which rule it overruled
-    softer = text.replace("    gore_terms:\n", "    gore_terms:\n      - 'exploding like a skull'\n", 1)
+    softer = text.replace("    explicit_terms:\n", "    explicit_terms:\n      - 'exploding like a skull'\n", 1)
     path.write_text(softer, encoding="utf-8")
     overruled = TextPrefilter(load_policy(path), None, classifier=False, language_id=False).check(prompt)
-    assert not overruled.blocked and overruled.rule == "semantic_head:veto:gore_terms"
+    assert not overruled.blocked and overruled.rule == "semantic_head:veto:explicit_terms"
 
 
 def test_eval_refuses_a_policy_whose_validation_false_blocks_exceed_2_percent(tmp_path):

@@ -119,9 +119,10 @@ def test_the_head_blocks_when_confident_holds_when_uncertain_and_never_overrides
     assert unsure.rule.startswith("semantic_head:hold:") and unsure.category in ("hate", "violence_gore")
     assert rule.blocked and rule.method == "rule" and rule.category == "violence_gore"
     assert strict.blocked and strict.category == "sexual_minors"
-    # one embedding pass for the batch; the strict category's block is never embedded (nothing overrules it),
-    # a lexicon rule's block is (the head may overrule it, below)
-    assert len(encoder.calls) == 1 and encoder.calls[0] == list(prompts)[:4]
+    # one embedding pass for the batch; a block nothing may overrule (the strict category, and gore_terms, which
+    # the policy does not let the head veto) is never embedded
+    assert len(encoder.calls) == 1 and encoder.calls[0] == list(prompts)[:3]
+    assert "gore_terms" not in prefilter.veto_rules and "self_harm_terms" in prefilter.veto_rules
 
 
 def test_the_head_overrules_a_lexicon_rule_only_when_confident_and_never_a_name_or_the_strict_category():
