@@ -25,6 +25,7 @@ from sora_assets.core.safety.classifier import CLASSES, MODEL_PATH, N_FEATURES, 
 FALSE_BLOCK_BUDGET = 0.006
 MINORS_BUDGET = 0.004
 MIN_THRESHOLD = 0.2
+C = 5.0  # logistic regression inverse regularisation (the semantic head's build refits with it)
 
 
 def choose_thresholds(probabilities: np.ndarray, labels: Sequence[str],
@@ -73,7 +74,7 @@ def _fit(x, y: np.ndarray, c: float):  # noqa: ANN001, ANN202 - sparse matrix in
     return LogisticRegression(C=c, max_iter=1000, class_weight="balanced").fit(x, y)
 
 
-def build(text_of: Callable[[str], str], out: Path = MODEL_PATH, c: float = 5.0, folds: int = 5) -> dict[str, float]:
+def build(text_of: Callable[[str], str], out: Path = MODEL_PATH, c: float = C, folds: int = 5) -> dict[str, float]:
     """Train on the corpus's train split; choose thresholds on held-out intents; write the model file.
 
     Thresholds: a grouped K-fold over train + validation (folds by intent, so every prediction is for an

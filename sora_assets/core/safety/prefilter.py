@@ -351,6 +351,13 @@ class TextPrefilter:
         self.head_blocks = dict(getattr(self.semantic_head, "block_thresholds", {}) or {})
         self.head_blocks.update({k: float(v) for k, v in (head_settings.get("block_thresholds") or {}).items()})
         self.head_hold = float(head_settings.get("hold_threshold", getattr(self.semantic_head, "hold_threshold", 2)))
+        # the scores a stacked head reads: this filter's classifier, or the bundled one it was fitted on when the
+        # classifier layer is off (its decisions stay off; only the head reads the scores)
+        self._score_classifier = self.classifier
+        if self._score_classifier is None and getattr(self.semantic_head, "stacked", False):
+            from sora_assets.core.safety.classifier import bundled_classifier
+
+            self._score_classifier = bundled_classifier()
         veto = head_settings.get("veto") or {}
         self.veto_rules = frozenset(veto.get("rules") or ()) if self.semantic_head is not None else frozenset()
         self.veto_min_benign = float(veto.get("min_benign", 2))
@@ -432,9 +439,9 @@ class TextPrefilter:
                 decisions.append(None)
             readings.append(variants[-1] if variants else "")
             joined_all.append(joined)
-        char_scores = self.classifier.probabilities([classifier_text(p, r) for p, r in zip(prompts, readings,
-                                                                                          strict=True)]) \
-            if self.classifier is not None and prompts else None
+        char_scores = self._score_classifier.probabilities(
+            [classifier_text(p, r) for p, r in zip(prompts, readings, strict=True)]) \
+            if self._score_classifier is not None and prompts else None
         head_scores = self._head_scores(prompts, decisions, char_scores)
         vetoed = self._veto(decisions, head_scores)
         uncertain = self._classify(decisions, version, joined_all, char_scores)
@@ -529,14 +536,9 @@ class TextPrefilter:
         pending = [i for i, d in enumerate(decisions) if d is None or not d.blocked or self._vetoable(d)]
         if not pending:
             return {}
-        stacked = getattr(self.semantic_head, "stacked", False)
-        if stacked and char_scores is None:
-            from sora_assets.core.safety.classifier import bundled_classifier  # the head was fitted on its scores
-
-            char_scores = bundled_classifier().probabilities([classifier_text(prompts[i]) for i in range(len(prompts))])
         vectors = self.sentence_embedder([head_text(prompts[i]) for i in pending])
-        probabilities = self.semantic_head.probabilities(vectors, char_scores[pending]) if stacked else \
-            self.semantic_head.probabilities(vectors)
+        probabilities = self.semantic_head.probabilities(vectors, char_scores[pending]) \
+            if getattr(self.semantic_head, "stacked", False) else self.semantic_head.probabilities(vectors)
         return dict(zip(pending, probabilities, strict=True))
 
     def _veto(self, decisions: list[PrefilterDecision | None], scores: dict[int, np.ndarray]) -> dict[int, tuple]:
