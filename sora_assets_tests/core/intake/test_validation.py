@@ -168,3 +168,33 @@ def test_custom_limits_are_applied():
     assert [r.stage for r in strict.rejected] == ["expectations"]
     assert "fps must be 1-24" in strict.rejected[0].reason
     assert len(relaxed.accepted) == 1
+
+
+def test_an_over_long_prompt_is_rejected_for_its_length_unscreened_and_without_its_text():
+    """A 1 MB prompt used to go through the whole pre-filter (92 s of embedding and name search) only to be
+    rejected for its length; now it is rejected by the length rule alone and its text is never kept."""
+    from sora_assets.core.safety.prefilter import default_prefilter
+
+    screened: list[str] = []
+    prefilter = default_prefilter()
+
+    class Spy:
+        policy = prefilter.policy
+
+        def check_many(self, prompts: list[str]) -> list:
+            screened.extend(prompts)
+            return prefilter.check_many(prompts)
+
+    huge = "blood spatter on the walls, " + "fox " * 262_144
+    content = (json.dumps({"prompt": "a red fox in the snow"}) + "\n" + json.dumps({"prompt": huge}) + "\n").encode()
+    outcome = validate_rows(parse_batch(content, "jsonl"), "b-2", PROFILE, prefilter=Spy())
+    assert [a.row for a in outcome.accepted] == [1]
+    (rejected,) = outcome.rejected
+    assert rejected.row == 2 and rejected.stage == "expectations" and "prompt length must be 3-2000" in rejected.reason
+    assert rejected.prompt_excerpt is None and rejected.prompt_sha256 == prompt_fingerprint(" ".join(huge.split()))
+    assert screened == ["a red fox in the snow"]
+    # at the limit it is still screened (and this one is blocked)
+    edge = "blood spatter on the walls " + "x" * (2000 - 27)
+    at_limit = validate_rows(parse_batch(json.dumps({"prompt": edge}).encode() + b"\n", "jsonl"), "b-3", PROFILE,
+                             prefilter=Spy())
+    assert len(edge) == 2000 and screened[-1] == edge and at_limit.rejected[0].stage == "prefilter"
