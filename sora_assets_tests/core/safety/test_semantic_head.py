@@ -34,13 +34,15 @@ def test_the_encoder_is_multilingual_normalised_and_batch_independent():
 def test_the_bundled_head_is_small_and_fitted_on_the_train_split_only():
     assert HEAD_PATH.stat().st_size < 100_000
     head = SemanticHead.load(HEAD_PATH)
-    assert head.classes == CLASSES and head.weights.shape == (512 + len(CLASSES), len(CLASSES)) and head.stacked
+    # stacked on the classifier's classes, and one class more: likeness requests (the classifier leaves names out)
+    assert head.classes == head_build.HEAD_CLASSES == (*CLASSES, "real_person_likeness")
+    assert head.weights.shape == (512 + len(CLASSES), len(head.classes)) and head.stacked
     assert head.classifier_weight == head_build.CLASSIFIER_WEIGHT
-    assert set(head.block_thresholds) == set(CLASSES[1:])
+    assert set(head.block_thresholds) == set(head.classes[1:])
     assert all(head_build.MIN_BLOCK <= t <= 0.99 for t in head.block_thresholds.values())
     assert head_build.MIN_HOLD <= head.hold_threshold <= 0.99
     meta = __import__("json").loads(str(np.load(HEAD_PATH)["meta"]))
-    usable_train = [r for r in load(split="train") if (r["category"] or "benign") in CLASSES]
+    usable_train = [r for r in load(split="train") if (r["category"] or "benign") in head_build.HEAD_CLASSES]
     assert meta["train_rows"] == len(usable_train)  # fitted on train; validation only chose thresholds
     # stacked on the committed classifier: a rebuilt classifier needs a rebuilt head
     from sora_assets.core.safety.classifier import MODEL_PATH
@@ -60,12 +62,12 @@ def test_the_committed_head_is_what_the_build_writes_from_the_corpus(tmp_path):
 
 def test_thresholds_keep_benign_scores_inside_their_budgets():
     rng = np.random.default_rng(7)
-    benign = rng.dirichlet([8, 1, 1, 1, 1, 1], size=1000)  # mostly benign mass, some hard negatives
-    unsafe = rng.dirichlet([1, 1, 8, 1, 1, 1], size=200)
+    benign = rng.dirichlet([8, 1, 1, 1, 1, 1, 1], size=1000)  # mostly benign mass, some hard negatives
+    unsafe = rng.dirichlet([1, 1, 8, 1, 1, 1, 1], size=200)
     probabilities = np.vstack([benign, unsafe]).astype(np.float32)
     labels = ["benign"] * 1000 + ["sexual_explicit"] * 200
     blocks, hold = head_build.choose_thresholds(probabilities, labels, np.ones(1200, bool))
-    for j, category in enumerate(CLASSES[1:], start=1):
+    for j, category in enumerate(head_build.HEAD_CLASSES[1:], start=1):
         budget = head_build.MINORS_BUDGET if category == "sexual_minors" else head_build.BLOCK_BUDGET
         assert (benign[:, j] >= blocks[category]).mean() <= budget
     assert (1 - benign[:, 0] >= hold).mean() <= head_build.STOP_BUDGET
@@ -123,6 +125,38 @@ def test_the_head_blocks_when_confident_holds_when_uncertain_and_never_overrides
     # the policy does not let the head veto) is never embedded
     assert len(encoder.calls) == 1 and encoder.calls[0] == list(prompts)[:3]
     assert "gore_terms" not in prefilter.veto_rules and "self_harm_terms" in prefilter.veto_rules
+
+
+def test_a_likeness_score_holds_for_review_and_never_blocks_nor_displaces_a_block_or_a_hold():
+    classes = head_build.HEAD_CLASSES
+    weights = np.zeros((512, len(classes)), np.float32)
+    weights[np.arange(len(classes)), np.arange(len(classes))] = 10.0
+    head = SemanticHead(weights, np.zeros(len(classes), np.float32), dict.fromkeys(classes[1:], 0.9), 0.99, classes)
+
+    def vector(**mass: float) -> np.ndarray:
+        out = np.zeros(512, np.float32)
+        for category, value in mass.items():
+            out[classes.index(category)] = value
+        return out
+
+    prompts = {
+        "the french president announcing his resignation, like a real broadcast": vector(real_person_likeness=1.0),
+        "a paraphrase no rule lists, about a real-looking person": vector(hate=1.0, real_person_likeness=0.95),
+        "a red fox in the snow": vector(benign=1.0),
+    }
+    policy = load_policy()
+    assert "real_person_likeness" in policy.semantic_head["hold_only"]
+    prefilter = TextPrefilter(policy, None, classifier=False, language_id=False, semantic_head=head,
+                              sentence_embedder=_Lookup(prompts))
+    prefilter.head_blocks.update(hate=0.5, real_person_likeness=0.3)  # p ~0.62 hate, ~0.38 likeness: both over
+    role, both, calm = prefilter.check_many(list(prompts))
+    assert role.held and not role.blocked and role.category == "real_person_likeness"
+    assert role.rule == "semantic_head:hold:real_person_likeness" and role.method == "semantic_head"
+    assert both.blocked and both.category == "hate"  # a blocking category's evidence wins over a hold-only one
+    assert calm.action == "allow"
+    # without hold_only the same score blocks: the policy, not the model, decides the action
+    prefilter.head_hold_only = frozenset()
+    assert prefilter.check_many(list(prompts)[:1])[0].blocked
 
 
 def test_the_head_overrules_a_lexicon_rule_only_when_confident_and_never_a_name_or_the_strict_category():
