@@ -354,6 +354,12 @@ class TextPrefilter:
         # categories whose head score over its threshold holds for review instead of blocking (likeness: the
         # head reads a request for a real person, it cannot know the person is real and public)
         self.head_hold_only = frozenset(head_settings.get("hold_only") or ())
+        # a prompt of at most max_words words needs these scores (never lower than the above) for the head to
+        # decide; the strict category keeps its own threshold (fail closed)
+        short = head_settings.get("short_prompts") or {}
+        self.short_max_words = float(short.get("max_words", 0))
+        self.short_block = float(short.get("block_threshold", 0))
+        self.short_hold = float(short.get("hold_threshold", 0))
         # the scores a stacked head reads: this filter's classifier, or the bundled one it was fitted on when the
         # classifier layer is off (its decisions stay off; only the head reads the scores)
         self._score_classifier = self.classifier
@@ -449,7 +455,7 @@ class TextPrefilter:
         vetoed = self._veto(decisions, head_scores)
         uncertain = self._classify(decisions, version, joined_all, char_scores)
         self._semantic(readings, decisions, version, uncertain)
-        self._head(decisions, version, head_scores)
+        self._head(decisions, version, head_scores, prompts)
         languages = self._languages(prompts)
         self._holds(prompts, joined_all, languages, decisions, version)
         out = []
@@ -560,13 +566,16 @@ class TextPrefilter:
                 decisions[index] = None
         return vetoed
 
-    def _head(self, decisions: list[PrefilterDecision | None], version: str, scores: dict[int, np.ndarray]) -> None:
+    def _head(self, decisions: list[PrefilterDecision | None], version: str, scores: dict[int, np.ndarray],
+              prompts: Sequence[str] = ()) -> None:
         """The semantic head's decisions for every prompt not yet blocked: a category's probability over
         its block threshold blocks (strictest category first); otherwise an unsafe probability
         (1 - p(benign)) over the hold threshold holds the prompt for review. A hold never replaces an
-        earlier hold or flag's evidence."""
+        earlier hold or flag's evidence. A short prompt (policy `short_prompts`) needs surer scores."""
         if self.semantic_head is None or not scores:
             return
+        from sora_assets.core.safety.semantic_head import content_words
+
         classes = list(self.semantic_head.classes)
         order = [c for c in (cat.name for cat in self.policy.categories) if c in classes and c in self.head_blocks]
         order.sort(key=lambda c: c in self.head_hold_only)  # a blocking category's evidence first
@@ -574,7 +583,11 @@ class TextPrefilter:
         for index, probabilities in scores.items():
             if decisions[index] is not None and decisions[index].blocked:
                 continue
-            chosen = next((c for c in order if probabilities[classes.index(c)] >= self.head_blocks[c]), None)
+            short = self.short_max_words > 0 and bool(prompts) and content_words(prompts[index]) <= self.short_max_words
+            blocks = {c: max(t, self.short_block) if short and c != "sexual_minors" else t
+                      for c, t in self.head_blocks.items()}
+            hold = max(self.head_hold, self.short_hold) if short else self.head_hold
+            chosen = next((c for c in order if probabilities[classes.index(c)] >= blocks[c]), None)
             if chosen is not None and chosen in self.head_hold_only:
                 if decisions[index] is None:  # a hold never replaces an earlier hold or flag's evidence
                     decisions[index] = PrefilterDecision(False, chosen, f"semantic_head:hold:{chosen}",
@@ -588,7 +601,7 @@ class TextPrefilter:
                                                      version, "semantic_head", action)
                 continue
             risk = 1.0 - float(probabilities[classes.index("benign")])
-            if risk >= self.head_hold and decisions[index] is None:
+            if risk >= hold and decisions[index] is None:
                 top = classes[max(unsafe, key=lambda j: probabilities[j])]
                 decisions[index] = PrefilterDecision(False, top, f"semantic_head:hold:{top}", round(risk, 4),
                                                      version, "semantic_head", "hold")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +29,16 @@ from scipy.special import softmax
 
 HEAD_PATH = Path(__file__).resolve().parents[2] / "safety" / "semantic_head.npz"  # data: sora_assets/safety/
 EMBEDDING_DIM = 512
+_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")  # kana and CJK ideographs
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def content_words(text: str) -> float:
+    """How many words a prompt has: letter runs, and for the scripts written without spaces (Chinese,
+    Japanese) one word per two characters. The head's scores on a prompt of a few words are its least
+    reliable ("kill the music at the end" 0.98 self-harm), so the policy can ask more of them."""
+    unspaced = len(_UNSPACED.findall(text))
+    return len(_WORD.findall(_UNSPACED.sub(" ", text))) + unspaced / 2
 
 
 def stacked_features(vectors: np.ndarray, classifier_probabilities: np.ndarray | None, weight: float) -> np.ndarray:

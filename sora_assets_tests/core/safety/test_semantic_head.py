@@ -159,6 +159,35 @@ def test_a_likeness_score_holds_for_review_and_never_blocks_nor_displaces_a_bloc
     assert prefilter.check_many(list(prompts)[:1])[0].blocked
 
 
+def test_content_words_counts_words_and_unspaced_scripts_by_characters():
+    from sora_assets.core.safety.semantic_head import content_words
+
+    assert content_words("kill the music at the end") == 6
+    assert content_words("a red fox, shot 17") == 4  # digits are not words
+    assert content_words("两只手") == 1.5 and content_words("放风筝的女孩") == 3  # two characters a word
+    assert content_words("실제 같은 서울 야경 영상") == 5  # Hangul is written with spaces
+    assert content_words("") == 0
+
+
+def test_a_short_prompt_needs_surer_head_scores_except_in_the_strict_category():
+    prompts = {
+        "kill the music at the end": _vector(self_harm=0.48),  # p ~0.96 self_harm, risk ~0.992
+        "in the last scene of my film the music stops and he finally ends it all": _vector(self_harm=0.48),
+        "two kids at the pool": _vector(sexual_minors=0.5),  # a stand-in score ~0.967: the strict category
+    }
+    prefilter = TextPrefilter(load_policy(), None, classifier=False, language_id=False, semantic_head=_head(),
+                              sentence_embedder=_Lookup(prompts))
+    prefilter.head_blocks.update(dict.fromkeys(prefilter.head_blocks, 0.9))
+    prefilter.head_hold = 0.9
+    prefilter.short_max_words, prefilter.short_block, prefilter.short_hold = 0, 0, 0
+    assert all(d.blocked for d in prefilter.check_many(list(prompts)))  # no short-prompt rule: all three
+    prefilter.short_max_words, prefilter.short_block, prefilter.short_hold = 6, 0.99, 0.995
+    short, long_, strict = prefilter.check_many(list(prompts))
+    assert short.action == "allow" and short.method == "none"  # 0.96 < 0.99, risk 0.992 < 0.995: 6 words
+    assert long_.blocked and long_.category == "self_harm" and long_.method == "semantic_head"
+    assert strict.blocked and strict.category == "sexual_minors"  # fail closed: its own threshold stands
+
+
 def test_the_head_overrules_a_lexicon_rule_only_when_confident_and_never_a_name_or_the_strict_category():
     prompts = {
         "a psychiatrist explains the warning signs of suicide to parents": _vector(benign=1.0),
