@@ -47,7 +47,7 @@ def _suite_definition(profile: ModelProfile, limits: PromptLimits) -> list[tuple
         ("ExpectColumnValuesToNotBeNull", {"column": "prompt"}, "prompt is required"),
         ("ExpectColumnValueLengthsToBeBetween",
          {"column": "prompt", "min_value": limits.min_prompt_chars, "max_value": limits.max_prompt_chars},
-         f"prompt length must be {limits.min_prompt_chars}-{limits.max_prompt_chars} characters"),
+         limits.length_reason),
         ("ExpectColumnValuesToBeInSet", {"column": "tier", "value_set": list(TIERS)},
          f"tier must be one of {', '.join(TIERS)}"),
         ("ExpectColumnValuesToBeInSet", {"column": "complexity", "value_set": list(COMPLEXITIES)},

@@ -85,6 +85,11 @@ class PromptLimits:
     max_steps: int = 200
     max_guidance_scale: float = 20.0
 
+    @property
+    def length_reason(self) -> str:
+        """The rejection reason of a prompt outside the length limits (the GE suite's and validation's)."""
+        return f"prompt length must be {self.min_prompt_chars}-{self.max_prompt_chars} characters"
+
 
 INT_LIMIT = 2**53  # beyond this a value cannot be a sensible size, seed or count (and overflows int64 columns)
 

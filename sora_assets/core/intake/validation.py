@@ -281,8 +281,7 @@ def validate_rows(raw: pd.DataFrame, batch_id: str, profile: ModelProfile,
         prompt = typed.get("prompt")
         decision = decisions.get(index)
         if decision is None and not errors[index]:  # not screened (over-long): never accepted unscreened
-            errors[index].append(("expectations", f"prompt length must be {limits.min_prompt_chars}-"
-                                                  f"{limits.max_prompt_chars} characters"))
+            errors[index].append(("expectations", limits.length_reason))
         if errors[index]:
             outcome.rejected.append(_rejected_for_errors(row, source_id, errors[index], prompt, decision))
             continue

@@ -580,23 +580,21 @@ class TextPrefilter:
         order = [c for c in (cat.name for cat in self.policy.categories) if c in classes and c in self.head_blocks]
         order.sort(key=lambda c: c in self.head_hold_only)  # a blocking category's evidence first
         unsafe = [j for j, c in enumerate(classes) if c != "benign"]
+        short_blocks = {c: t if c == "sexual_minors" else max(t, self.short_block) for c, t in self.head_blocks.items()}
+        short_hold = max(self.head_hold, self.short_hold)
         for index, probabilities in scores.items():
             if decisions[index] is not None and decisions[index].blocked:
                 continue
             short = self.short_max_words > 0 and bool(prompts) and content_words(prompts[index]) <= self.short_max_words
-            blocks = {c: max(t, self.short_block) if short and c != "sexual_minors" else t
-                      for c, t in self.head_blocks.items()}
-            hold = max(self.head_hold, self.short_hold) if short else self.head_hold
+            blocks, hold = (short_blocks, short_hold) if short else (self.head_blocks, self.head_hold)
             chosen = next((c for c in order if probabilities[classes.index(c)] >= blocks[c]), None)
-            if chosen is not None and chosen in self.head_hold_only:
-                if decisions[index] is None:  # a hold never replaces an earlier hold or flag's evidence
-                    decisions[index] = PrefilterDecision(False, chosen, f"semantic_head:hold:{chosen}",
-                                                         round(float(probabilities[classes.index(chosen)]), 4),
-                                                         version, "semantic_head", "hold")
-                continue
             if chosen is not None:
-                action = self.policy.category(chosen).action
-                decisions[index] = PrefilterDecision(action == "block", chosen, f"semantic_head:{chosen}",
+                hold_only = chosen in self.head_hold_only
+                if hold_only and decisions[index] is not None:  # a hold never replaces earlier evidence
+                    continue
+                action = "hold" if hold_only else self.policy.category(chosen).action
+                decisions[index] = PrefilterDecision(action == "block", chosen,
+                                                     f"semantic_head:{'hold:' if hold_only else ''}{chosen}",
                                                      round(float(probabilities[classes.index(chosen)]), 4),
                                                      version, "semantic_head", action)
                 continue
