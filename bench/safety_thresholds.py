@@ -1,0 +1,72 @@
+"""The semantic head's policy thresholds over a grid, on the corpus's VALIDATION split only (never test):
+for each (hold, block, likeness, veto) point, the share of unsafe validation rows stopped (blocked or held),
+of benign ones stopped, and the strict category's recall, with the whole pre-filter stack as `eval` runs it.
+This is how a policy's `semantic_head` thresholds are chosen; the chosen point is written into the policy
+by hand with its figures in a comment.
+
+    python bench/safety_thresholds.py [--hold 0.93 0.95] [--block 0.93 0.95] [--likeness 0.93] [--veto 0.95]
+
+Sentence embeddings and classifier scores do not depend on these thresholds, so each prompt is embedded
+once (a cache around the embedder) and the grid costs the rules and the head per point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import itertools
+import os
+import platform
+from datetime import UTC, datetime
+
+import numpy as np
+
+
+def cached(embedder):  # noqa: ANN001, ANN201 - an embedder callable
+    """The embedder with a per-text cache: the same prompt's embedding is reused across grid points."""
+    memo: dict[str, np.ndarray] = {}
+
+    def embed(texts):  # noqa: ANN001, ANN202
+        missing = [t for t in dict.fromkeys(texts) if t not in memo]
+        if missing:
+            memo.update(zip(missing, embedder(missing), strict=True))
+        return np.vstack([memo[t] for t in texts]) if texts else embedder(texts)
+
+    return embed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--hold", type=float, nargs="+", default=[0.93, 0.94, 0.95, 0.96])
+    parser.add_argument("--block", type=float, nargs="+", default=[0.95])
+    parser.add_argument("--likeness", type=float, nargs="+", default=[0.93])
+    parser.add_argument("--veto", type=float, nargs="+", default=[0.95])
+    args = parser.parse_args()
+    from sora_assets.core.safety.embeddings import embed, multilingual_embed
+    from sora_assets.core.safety.policy_file import load_policy
+    from sora_assets.core.safety.prefilter import TextPrefilter
+    from sora_assets.safety.corpus import load
+    from sora_assets.services.safety_eval import split_figures
+
+    policy = load_policy()
+    rows = load(split="validation")
+    minilm, use = cached(embed), cached(multilingual_embed)
+    print(f"{platform.machine()}, {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d}, policy {policy.version}, "
+          f"validation {sum(r['label'] == 'unsafe' for r in rows)} unsafe / {sum(r['label'] == 'benign' for r in rows)}"
+          " benign")
+    print(f"{'hold':>6s}{'block':>7s}{'like':>6s}{'veto':>6s}{'unsafe':>9s}{'benign':>9s}{'minors':>8s}")
+    for hold, block, likeness, veto in itertools.product(args.hold, args.block, args.likeness, args.veto):
+        variant = copy.deepcopy(policy)
+        head = variant.semantic_head
+        head["hold_threshold"] = hold
+        head["block_thresholds"] = {**head.get("block_thresholds", {}),
+                                    **{c: block for c in ("sexual_explicit", "violence_gore", "self_harm", "hate")},
+                                    "real_person_likeness": likeness}
+        head["veto"] = {**head.get("veto", {}), "min_benign": veto}
+        figures = split_figures(TextPrefilter(variant, minilm, sentence_embedder=use), rows)
+        print(f"{hold:6.3f}{block:7.3f}{likeness:6.3f}{veto:6.3f}{figures['intercept_rate']:9.2%}"
+              f"{figures['false_block_rate']:9.2%}{figures['minors_recall']:8.1%}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
