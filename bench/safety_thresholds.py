@@ -6,8 +6,9 @@ by hand with its figures in a comment.
 
     python bench/safety_thresholds.py [--hold 0.93 0.95] [--block 0.93 0.95] [--likeness 0.93] [--veto 0.95]
 
-Sentence embeddings and classifier scores do not depend on these thresholds, so each prompt is embedded
-once (a cache around the embedder) and the grid costs the rules and the head per point.
+Sentence embeddings do not depend on these thresholds, so each prompt is embedded once (a cache around both
+embedders); each point still runs the rules, the classifier and the head (~40-80 s a point on 2 cores).
+`--block` applies to every blocking category the head decides except the strict one, whose floor is kept.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ def main() -> None:
     policy = load_policy()
     rows = load(split="validation")
     minilm, use = cached(embed), cached(multilingual_embed)
+    # the categories whose head score blocks: all but the strict one (its floor stays) and the hold-only ones
+    hold_only = set(policy.semantic_head.get("hold_only") or ())
+    blocking = [c.name for c in policy.categories if c.name != "sexual_minors" and c.name not in hold_only]
     print(f"{platform.machine()}, {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d}, policy {policy.version}, "
           f"validation {sum(r['label'] == 'unsafe' for r in rows)} unsafe / {sum(r['label'] == 'benign' for r in rows)}"
           " benign")
@@ -59,8 +63,7 @@ def main() -> None:
         variant = copy.deepcopy(policy)
         head = variant.semantic_head
         head["hold_threshold"] = hold
-        head["block_thresholds"] = {**head.get("block_thresholds", {}),
-                                    **{c: block for c in ("sexual_explicit", "violence_gore", "self_harm", "hate")},
+        head["block_thresholds"] = {**head.get("block_thresholds", {}), **dict.fromkeys(blocking, block),
                                     "real_person_likeness": likeness}
         head["veto"] = {**head.get("veto", {}), "min_benign": veto}
         figures = split_figures(TextPrefilter(variant, minilm, sentence_embedder=use), rows)
