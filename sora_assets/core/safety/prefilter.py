@@ -370,6 +370,9 @@ class TextPrefilter:
         veto = head_settings.get("veto") or {}
         self.veto_rules = frozenset(veto.get("rules") or ()) if self.semantic_head is not None else frozenset()
         self.veto_min_benign = float(veto.get("min_benign", 2))
+        # a rule whose words are rarely innocent can ask a surer head than the others ("nude beach" reads benign)
+        self.veto_min_benign_by_rule = {str(rule): float(threshold)
+                                        for rule, threshold in (veto.get("min_benign_by_rule") or {}).items()}
         self._exemplars: list[tuple[str, str, float]] = [
             (c.name, e, c.semantic_threshold) for c in policy.categories
             if c.semantic_threshold is not None for e in c.exemplars]
@@ -553,15 +556,17 @@ class TextPrefilter:
     def _veto(self, decisions: list[PrefilterDecision | None], scores: dict[int, np.ndarray]) -> dict[int, tuple]:
         """A lexicon rule's block (policy `semantic_head.veto.rules`; never the strict category, a names match
         or a hand-added rule) is dropped when the head is confident the prompt is benign: "a psychiatrist
-        explains the warning signs of suicide" matches the self-harm terms. The prompt is then judged by the
-        classifier and the rest as if no rule had fired. Returns {row: (rule, p(benign))}."""
+        explains the warning signs of suicide" matches the self-harm terms (the policy's `min_benign`, or a rule's own
+        in `min_benign_by_rule`). The prompt is then judged by the classifier and the rest as if no rule had
+        fired. Returns {row: (rule, p(benign))}."""
         if not self.veto_rules or not scores:
             return {}
         benign = list(self.semantic_head.classes).index("benign")
         vetoed = {}
         for index, probabilities in scores.items():
             decision = decisions[index]
-            if self._vetoable(decision) and float(probabilities[benign]) >= self.veto_min_benign:
+            if self._vetoable(decision) and float(probabilities[benign]) >= \
+                    self.veto_min_benign_by_rule.get(decision.rule, self.veto_min_benign):
                 vetoed[index] = (decision.rule, float(probabilities[benign]))
                 decisions[index] = None
         return vetoed
