@@ -93,6 +93,14 @@ def test_a_shard_killed_mid_denoise_resumes_from_its_checkpoint_bit_identically(
     assert dict(zip(clips.row, clips.frames_sha256, strict=True)) == reference
     assert sorted(clips.resumed_from_step) == [0, 10] and set(clips.status) == {"published"}
     assert not (home.checkpoints / keys[0]).exists()  # removed once published
+    # no lost spend: each clip's ledger GPU-seconds = the sum of its render attempts' records, the killed
+    # attempt's steps after its last checkpoint included; and the killed run holds no gpu slot
+    ledger = warehouse(home).query("SELECT clip_id, gpu_seconds FROM cost_ledger")
+    attempts = warehouse(home).query("SELECT clip_id, steps_done, finished, gpu_seconds FROM render_attempts")
+    assert ((attempts.steps_done == 13) & ~attempts.finished).sum() == 1 and len(attempts) == 3
+    spent = attempts.groupby("clip_id").gpu_seconds.sum().to_dict()
+    assert {c: pytest.approx(g, rel=1e-9) for c, g in zip(ledger.clip_id, ledger.gpu_seconds, strict=True)} == spent
+    assert not instance.event_log_storage.get_concurrency_info("gpu").claimed_slots
 
 
 def test_a_raised_step_is_retried_by_dagster_and_resumes_in_the_same_run(

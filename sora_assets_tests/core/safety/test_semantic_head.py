@@ -56,7 +56,7 @@ def _stops(head: SemanticHead, probabilities: np.ndarray) -> np.ndarray:
     return stopped
 
 
-@pytest.mark.slow
+@pytest.mark.rebuild  # 2-3 min: run with -m rebuild after changing the corpus, the classifier or the recipe
 def test_the_committed_head_is_what_the_build_writes_from_the_corpus(tmp_path):
     """Reproducible to the solver's tolerance, not to the bit: lbfgs stops at tol 1e-4 on an objective this flat,
     so a 1e-6 change in its inputs (another CPU's BLAS kernels) moves single weights by up to 0.05 (measured
