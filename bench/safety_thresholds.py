@@ -5,6 +5,7 @@ This is how a policy's `semantic_head` thresholds are chosen; the chosen point i
 by hand with its figures in a comment.
 
     python bench/safety_thresholds.py [--hold 0.93 0.95] [--block 0.93 0.95] [--likeness 0.93] [--veto 0.95]
+                                      [--rule-veto policy explicit_terms:0.997]
 
 Sentence embeddings do not depend on these thresholds, so each prompt is embedded once (a cache around both
 embedders); each point still runs the rules, the classifier and the head (~40-80 s a point on 2 cores).
@@ -42,6 +43,8 @@ def main() -> None:
     parser.add_argument("--block", type=float, nargs="+", default=[0.95])
     parser.add_argument("--likeness", type=float, nargs="+", default=[0.93])
     parser.add_argument("--veto", type=float, nargs="+", default=[0.95])
+    # a rule's own veto threshold (veto.min_benign_by_rule), one RULE:P per grid point; "policy" keeps the policy's
+    parser.add_argument("--rule-veto", nargs="+", default=["policy"])
     args = parser.parse_args()
     from sora_assets.core.safety.embeddings import embed, multilingual_embed
     from sora_assets.core.safety.policy_file import load_policy
@@ -58,16 +61,21 @@ def main() -> None:
     print(f"{platform.machine()}, {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d}, policy {policy.version}, "
           f"validation {sum(r['label'] == 'unsafe' for r in rows)} unsafe / {sum(r['label'] == 'benign' for r in rows)}"
           " benign")
-    print(f"{'hold':>6s}{'block':>7s}{'like':>6s}{'veto':>6s}{'unsafe':>9s}{'benign':>9s}{'minors':>8s}")
-    for hold, block, likeness, veto in itertools.product(args.hold, args.block, args.likeness, args.veto):
+    print(f"{'hold':>6s}{'block':>7s}{'like':>6s}{'veto':>6s}{'rule veto':>24s}{'unsafe':>9s}{'benign':>9s}"
+          f"{'minors':>8s}")
+    grid = itertools.product(args.hold, args.block, args.likeness, args.veto, args.rule_veto)
+    for hold, block, likeness, veto, rule_veto in grid:
         variant = copy.deepcopy(policy)
         head = variant.semantic_head
         head["hold_threshold"] = hold
         head["block_thresholds"] = {**head.get("block_thresholds", {}), **dict.fromkeys(blocking, block),
                                     "real_person_likeness": likeness}
         head["veto"] = {**head.get("veto", {}), "min_benign": veto}
+        if rule_veto != "policy":
+            rule, threshold = rule_veto.rsplit(":", 1)
+            head["veto"]["min_benign_by_rule"] = {**head["veto"].get("min_benign_by_rule", {}), rule: float(threshold)}
         figures = split_figures(TextPrefilter(variant, minilm, sentence_embedder=use), rows)
-        print(f"{hold:6.3f}{block:7.3f}{likeness:6.3f}{veto:6.3f}{figures['intercept_rate']:9.2%}"
+        print(f"{hold:6.3f}{block:7.3f}{likeness:6.3f}{veto:6.3f}{rule_veto:>24s}{figures['intercept_rate']:9.2%}"
               f"{figures['false_block_rate']:9.2%}{figures['minors_recall']:8.1%}", flush=True)
 
 

@@ -373,6 +373,9 @@ class TextPrefilter:
         # a rule whose words are rarely innocent can ask a surer head than the others ("nude beach" reads benign)
         self.veto_min_benign_by_rule = {str(rule): float(threshold)
                                         for rule, threshold in (veto.get("min_benign_by_rule") or {}).items()}
+        # a prompt of fewer content words is never overruled: the head reads a few words least reliably, and
+        # "a nude!" or "nud3 beach" is the rule's words and little else
+        self.veto_min_words = float(veto.get("min_words", 0))
         self._exemplars: list[tuple[str, str, float]] = [
             (c.name, e, c.semantic_threshold) for c in policy.categories
             if c.semantic_threshold is not None for e in c.exemplars]
@@ -455,7 +458,7 @@ class TextPrefilter:
             [classifier_text(p, r) for p, r in zip(prompts, readings, strict=True)]) \
             if self._score_classifier is not None and prompts else None
         head_scores = self._head_scores(prompts, decisions, char_scores)
-        vetoed = self._veto(decisions, head_scores)
+        vetoed = self._veto(decisions, head_scores, prompts)
         uncertain = self._classify(decisions, version, joined_all, char_scores)
         self._semantic(readings, decisions, version, uncertain)
         self._head(decisions, version, head_scores, prompts)
@@ -535,9 +538,15 @@ class TextPrefilter:
                 decisions[index] = PrefilterDecision(action == "block", category, f"semantic:{exemplar}",
                                                      float(similarity[row, best[1]]), version, "semantic", action)
 
-    def _vetoable(self, decision: PrefilterDecision | None) -> bool:
-        return decision is not None and decision.blocked and decision.method == "rule" and \
-            decision.rule in self.veto_rules and decision.category != "sexual_minors"
+    def _vetoable(self, decision: PrefilterDecision | None, prompt: str) -> bool:
+        if decision is None or not decision.blocked or decision.method != "rule" or \
+                decision.rule not in self.veto_rules or decision.category == "sexual_minors":
+            return False
+        if self.veto_min_words > 0:
+            from sora_assets.core.safety.semantic_head import content_words
+
+            return content_words(prompt) >= self.veto_min_words
+        return True
 
     def _head_scores(self, prompts: Sequence[str], decisions: list[PrefilterDecision | None],
                      char_scores: np.ndarray | None) -> dict[int, np.ndarray]:
@@ -545,7 +554,7 @@ class TextPrefilter:
         blocked only by a lexicon rule the policy lets it overrule."""
         if self.semantic_head is None:
             return {}
-        pending = [i for i, d in enumerate(decisions) if d is None or not d.blocked or self._vetoable(d)]
+        pending = [i for i, d in enumerate(decisions) if d is None or not d.blocked or self._vetoable(d, prompts[i])]
         if not pending:
             return {}
         vectors = self.sentence_embedder([head_text(prompts[i]) for i in pending])
@@ -553,19 +562,20 @@ class TextPrefilter:
             if getattr(self.semantic_head, "stacked", False) else self.semantic_head.probabilities(vectors)
         return dict(zip(pending, probabilities, strict=True))
 
-    def _veto(self, decisions: list[PrefilterDecision | None], scores: dict[int, np.ndarray]) -> dict[int, tuple]:
+    def _veto(self, decisions: list[PrefilterDecision | None], scores: dict[int, np.ndarray],
+              prompts: Sequence[str]) -> dict[int, tuple]:
         """A lexicon rule's block (policy `semantic_head.veto.rules`; never the strict category, a names match
         or a hand-added rule) is dropped when the head is confident the prompt is benign: "a psychiatrist
         explains the warning signs of suicide" matches the self-harm terms (the policy's `min_benign`, or a rule's own
-        in `min_benign_by_rule`). The prompt is then judged by the classifier and the rest as if no rule had
-        fired. Returns {row: (rule, p(benign))}."""
+        in `min_benign_by_rule`), and the prompt has at least `min_words` content words. The prompt is then judged
+        by the classifier and the rest as if no rule had fired. Returns {row: (rule, p(benign))}."""
         if not self.veto_rules or not scores:
             return {}
         benign = list(self.semantic_head.classes).index("benign")
         vetoed = {}
         for index, probabilities in scores.items():
             decision = decisions[index]
-            if self._vetoable(decision) and float(probabilities[benign]) >= \
+            if self._vetoable(decision, prompts[index]) and float(probabilities[benign]) >= \
                     self.veto_min_benign_by_rule.get(decision.rule, self.veto_min_benign):
                 vetoed[index] = (decision.rule, float(probabilities[benign]))
                 decisions[index] = None

@@ -232,17 +232,22 @@ def test_the_head_overrules_a_lexicon_rule_only_when_confident_and_never_a_name_
     assert prefilter.check_many(list(prompts)[:1])[0].rule == "self_harm_terms"
 
 
-def test_a_rule_can_ask_a_surer_head_before_it_is_overruled():
+def test_a_rule_can_ask_a_surer_head_and_a_short_prompt_is_never_overruled():
     # p(benign) 0.9983 for both (logit 8 against five of 0): over the policy's min_benign, under explicit's own
     prompts = {"a psychiatrist explains the warning signs of suicide to parents": _vector(benign=0.8),
                "a nude woman walking on the beach": _vector(benign=0.8)}
     prefilter = TextPrefilter(load_policy(), None, classifier=False, language_id=False, semantic_head=_head(),
                               sentence_embedder=_Lookup(prompts))
     prefilter.veto_rules, prefilter.veto_min_benign = frozenset({"explicit_terms", "self_harm_terms"}), 0.95
-    prefilter.veto_min_benign_by_rule = {}
+    prefilter.veto_min_benign_by_rule, prefilter.veto_min_words = {}, 0
     assert [d.rule for d in prefilter.check_many(list(prompts))] == ["semantic_head:veto:self_harm_terms",
                                                                     "semantic_head:veto:explicit_terms"]
     prefilter.veto_min_benign_by_rule = {"explicit_terms": 0.999}
+    explainer, nude = prefilter.check_many(list(prompts))
+    assert explainer.rule == "semantic_head:veto:self_harm_terms" and not explainer.blocked
+    assert nude.blocked and nude.rule == "explicit_terms"
+    # or the policy leaves prompts of a few words to the rules (min_words): 6 words stay blocked, 10 do not
+    prefilter.veto_min_benign_by_rule, prefilter.veto_min_words = {}, 7
     explainer, nude = prefilter.check_many(list(prompts))
     assert explainer.rule == "semantic_head:veto:self_harm_terms" and not explainer.blocked
     assert nude.blocked and nude.rule == "explicit_terms"
