@@ -235,7 +235,7 @@ def test_the_head_overrules_a_lexicon_rule_only_when_confident_and_never_a_name_
 def test_a_rule_can_ask_a_surer_head_and_a_short_prompt_is_never_overruled():
     # p(benign) 0.9983 for both (logit 8 against five of 0): over the policy's min_benign, under explicit's own
     prompts = {"a psychiatrist explains the warning signs of suicide to parents": _vector(benign=0.8),
-               "a nude woman walking on the beach": _vector(benign=0.8)}
+               "a nude woman on the beach": _vector(benign=0.8)}
     prefilter = TextPrefilter(load_policy(), None, classifier=False, language_id=False, semantic_head=_head(),
                               sentence_embedder=_Lookup(prompts))
     prefilter.veto_rules, prefilter.veto_min_benign = frozenset({"explicit_terms", "self_harm_terms"}), 0.95
