@@ -98,6 +98,8 @@ def test_a_flag_action_lets_the_prompt_through_with_the_policy_version(tmp_path:
     (lambda d: d["text"]["categories"]["hate"]["rules"][0].update(any_of=["no_such_terms"]), "unknown terms"),
     (lambda d: d["text"]["terms"].update(hate_terms=["(unclosed"]), "bad regular expression"),
     (lambda d: d.pop("frames"), "frames"),
+    (lambda d: d["text"]["semantic_head"].update({"78%": "a stray line"}), "semantic_head: unknown key '78%'"),
+    (lambda d: d["text"]["semantic_head"]["veto"].update(min_words_=7), "veto: unknown key 'min_words_'"),
 ])
 def test_a_malformed_policy_is_a_clear_error(tmp_path: Path, edit, message: str) -> None:
     data = yaml.safe_load(PACKAGED_POLICY.read_text())

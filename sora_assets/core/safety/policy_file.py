@@ -232,6 +232,7 @@ def parse_policy(data: dict[str, Any], source: str = "") -> SafetyPolicy:
             categories.append(TextCategory(name, spec["action"], rules,
                                            None if threshold is None else float(threshold),
                                            tuple(spec.get("exemplars") or ())))
+        _check_head_keys(text.get("semantic_head") or {})
         action = (text.get("languages") or {}).get("unsupported_action", "hold")
         if action not in ("hold", "block", "allow"):
             raise PolicyError("text.languages.unsupported_action must be hold, block or allow")
@@ -249,6 +250,22 @@ def parse_policy(data: dict[str, Any], source: str = "") -> SafetyPolicy:
                         tuple(text.get("lexicon") or ()), dict(text.get("semantic") or {}), frames, source, raw_terms,
                         dict(text.get("languages") or {}), dict(text.get("classifier") or {}),
                         dict(text.get("likeness") or {}), dict(text.get("semantic_head") or {}))
+
+
+# the semantic head's settings, by section: a misspelt key would otherwise be ignored and the default kept, and
+# these are the thresholds the runbook edits by hand (a stray line once parsed as a key `78%`, unnoticed)
+_HEAD_KEYS = {"": {"enabled", "model", "block_thresholds", "hold_only", "hold_threshold", "short_prompts", "veto"},
+              "short_prompts": {"max_words", "block_threshold", "hold_threshold"},
+              "veto": {"rules", "min_benign", "min_benign_by_rule", "min_words"}}
+
+
+def _check_head_keys(settings: dict[str, Any]) -> None:
+    for section, known in _HEAD_KEYS.items():
+        values = settings if not section else settings.get(section) or {}
+        unknown = sorted(map(str, set(values) - known))
+        if unknown:
+            where = "text.semantic_head" + (f".{section}" if section else "")
+            raise PolicyError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
 
 
 @lru_cache(maxsize=8)
