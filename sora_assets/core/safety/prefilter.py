@@ -33,6 +33,7 @@ from functools import lru_cache
 import numpy as np
 
 from sora_assets.core.safety.policy_file import SafetyPolicy, fold, load_policy, union_of_terms
+from sora_assets.core.safety.semantic_head import content_words
 
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad"
                                      "\u034f\u180e"), None)
@@ -542,11 +543,7 @@ class TextPrefilter:
         if decision is None or not decision.blocked or decision.method != "rule" or \
                 decision.rule not in self.veto_rules or decision.category == "sexual_minors":
             return False
-        if self.veto_min_words > 0:
-            from sora_assets.core.safety.semantic_head import content_words
-
-            return content_words(prompt) >= self.veto_min_words
-        return True
+        return self.veto_min_words <= 0 or content_words(prompt) >= self.veto_min_words
 
     def _head_scores(self, prompts: Sequence[str], decisions: list[PrefilterDecision | None],
                      char_scores: np.ndarray | None) -> dict[int, np.ndarray]:
@@ -589,8 +586,6 @@ class TextPrefilter:
         earlier hold or flag's evidence. A short prompt (policy `short_prompts`) needs surer scores."""
         if self.semantic_head is None or not scores:
             return
-        from sora_assets.core.safety.semantic_head import content_words
-
         classes = list(self.semantic_head.classes)
         order = [c for c in (cat.name for cat in self.policy.categories) if c in classes and c in self.head_blocks]
         order.sort(key=lambda c: c in self.head_hold_only)  # a blocking category's evidence first

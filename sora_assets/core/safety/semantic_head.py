@@ -51,6 +51,17 @@ def stacked_features(vectors: np.ndarray, classifier_probabilities: np.ndarray |
     return np.hstack([vectors, weight * np.log(np.asarray(classifier_probabilities, np.float32) + 1e-4)])
 
 
+def stopped(probabilities: np.ndarray, block_thresholds: dict[str, float], hold_threshold: float,
+            classes: tuple[str, ...]) -> np.ndarray:
+    """Which rows the head's thresholds stop (any category at its block threshold, or 1 - p(benign) at the hold
+    threshold), before the policy's overrides: how a head file's thresholds are judged."""
+    stops = 1.0 - probabilities[:, classes.index("benign")] >= hold_threshold
+    for j, category in enumerate(classes):
+        if category != "benign":
+            stops |= probabilities[:, j] >= block_thresholds[category]
+    return stops
+
+
 @dataclass
 class SemanticHead:
     weights: np.ndarray  # float32 (512 [+ n_classes when stacked], n_classes)

@@ -12,7 +12,7 @@ from sora_assets.core.safety.classifier import CLASSES
 from sora_assets.core.safety.embeddings import multilingual_embed
 from sora_assets.core.safety.policy_file import PACKAGED_POLICY, load_policy
 from sora_assets.core.safety.prefilter import TextPrefilter
-from sora_assets.core.safety.semantic_head import HEAD_PATH, SemanticHead
+from sora_assets.core.safety.semantic_head import HEAD_PATH, SemanticHead, stopped
 from sora_assets.safety import semantic_head as head_build
 from sora_assets.safety.corpus import load
 
@@ -49,13 +49,6 @@ def test_the_bundled_head_is_small_and_fitted_on_the_train_split_only():
     assert meta["classifier_sha256"] == __import__("hashlib").sha256(MODEL_PATH.read_bytes()).hexdigest()[:16]
 
 
-def _stops(head: SemanticHead, probabilities: np.ndarray) -> np.ndarray:
-    stopped = 1.0 - probabilities[:, 0] >= head.hold_threshold
-    for j, category in enumerate(head.classes[1:], start=1):
-        stopped |= probabilities[:, j] >= head.block_thresholds[category]
-    return stopped
-
-
 @pytest.mark.rebuild  # 2-3 min: run with -m rebuild after changing the corpus, the classifier or the recipe
 def test_the_committed_head_is_what_the_build_writes_from_the_corpus(tmp_path):
     """Reproducible to the solver's tolerance, not to the bit: lbfgs stops at tol 1e-4 on an objective this flat,
@@ -79,7 +72,9 @@ def test_the_committed_head_is_what_the_build_writes_from_the_corpus(tmp_path):
     char = TextClassifier.load(MODEL_PATH).probabilities([classifier_text(p) for p in prompts])
     before, after = committed.probabilities(vectors, char), fresh.probabilities(vectors, char)
     assert np.abs(before - after).max() < 0.05 and np.abs(before - after).mean() < 0.005
-    assert (_stops(committed, before) == _stops(fresh, after)).mean() >= 0.99
+    decisions = [stopped(p, h.block_thresholds, h.hold_threshold, h.classes) for h, p in ((committed, before),
+                                                                                        (fresh, after))]
+    assert (decisions[0] == decisions[1]).mean() >= 0.99
 
 
 def test_thresholds_keep_benign_scores_inside_their_budgets():
