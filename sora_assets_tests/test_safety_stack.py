@@ -100,12 +100,33 @@ def test_a_flag_action_lets_the_prompt_through_with_the_policy_version(tmp_path:
     (lambda d: d.pop("frames"), "frames"),
     (lambda d: d["text"]["semantic_head"].update({"78%": "a stray line"}), "semantic_head: unknown key '78%'"),
     (lambda d: d["text"]["semantic_head"]["veto"].update(min_words_=7), "veto: unknown key 'min_words_'"),
+    (lambda d: d["text"]["classifier"].update(treshold=0.5), "text.classifier: unknown key 'treshold'"),
+    (lambda d: d["text"]["classifier"]["thresholds"].update(violence=0.5),
+     "text.classifier.thresholds: 'violence' is not a text category"),
+    (lambda d: d["text"]["semantic_head"]["block_thresholds"].update(self_harms=0.9), "'self_harms' is not a text"),
+    (lambda d: d["text"]["likeness"].update(unknown_names_action="block"), "text.likeness: unknown key"),
+    (lambda d: d["text"]["languages"].update(unsuported_action="allow"), "text.languages: unknown key"),
+    (lambda d: d["text"]["semantic"]["minor_sexual_pair"].update(minors=0.5), "minor_sexual_pair: unknown key"),
+    (lambda d: d["text"].update(likeness=["names.txt"]), "text.likeness must be a mapping"),
 ])
 def test_a_malformed_policy_is_a_clear_error(tmp_path: Path, edit, message: str) -> None:
     data = yaml.safe_load(PACKAGED_POLICY.read_text())
     edit(data)
     with pytest.raises(PolicyError, match=message):
         parse_policy(data, "test.yaml")
+
+
+def test_every_known_settings_key_is_one_the_prefilter_reads() -> None:
+    """The known-key sets in policy_file are a copy of what the pre-filter reads: a key it stopped reading
+    would still be accepted silently, so each must still appear in the code that reads it."""
+    from sora_assets.core.safety import policy_file, prefilter, semantic_head
+
+    own = Path(policy_file.__file__).read_text()
+    table = own[own.index("KNOWN_KEYS: dict"):own.index("_BY_CATEGORY = ")]  # the table itself reads nothing
+    source = own.replace(table, "") + "".join(Path(m.__file__).read_text() for m in (prefilter, semantic_head))
+    stale = sorted(f"{section}.{key}" for section, keys in policy_file.KNOWN_KEYS.items() for key in keys
+                   if f'"{key}"' not in source)
+    assert not stale
 
 
 @pytest.mark.parametrize("fixture", frame_fixtures(), ids=lambda f: f.name)

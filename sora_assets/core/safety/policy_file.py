@@ -232,7 +232,7 @@ def parse_policy(data: dict[str, Any], source: str = "") -> SafetyPolicy:
             categories.append(TextCategory(name, spec["action"], rules,
                                            None if threshold is None else float(threshold),
                                            tuple(spec.get("exemplars") or ())))
-        _check_head_keys(text.get("semantic_head") or {})
+        _check_settings_keys(text, {c.name for c in categories})
         action = (text.get("languages") or {}).get("unsupported_action", "hold")
         if action not in ("hold", "block", "allow"):
             raise PolicyError("text.languages.unsupported_action must be hold, block or allow")
@@ -252,20 +252,46 @@ def parse_policy(data: dict[str, Any], source: str = "") -> SafetyPolicy:
                         dict(text.get("likeness") or {}), dict(text.get("semantic_head") or {}))
 
 
-# the semantic head's settings, by section: a misspelt key would otherwise be ignored and the default kept, and
-# these are the thresholds the runbook edits by hand (a stray line once parsed as a key `78%`, unnoticed)
-_HEAD_KEYS = {"": {"enabled", "model", "block_thresholds", "hold_only", "hold_threshold", "short_prompts", "veto"},
-              "short_prompts": {"max_words", "block_threshold", "hold_threshold"},
-              "veto": {"rules", "min_benign", "min_benign_by_rule", "min_words"}}
+# the known keys of every settings section the pre-filter reads, by dotted path under `text`: a misspelt key would
+# otherwise be ignored and the default kept, and these are the thresholds the runbook edits by hand (a stray line
+# once parsed as a key `78%` under semantic_head, unnoticed). The sets list what prefilter.py reads, a small
+# deliberate duplication so the policy check runs without building a pre-filter (a test keeps the two in step).
+KNOWN_KEYS: dict[str, frozenset[str]] = {
+    "semantic_head": frozenset({"enabled", "model", "block_thresholds", "hold_only", "hold_threshold",
+                                "short_prompts", "veto"}),
+    "semantic_head.short_prompts": frozenset({"max_words", "block_threshold", "hold_threshold"}),
+    "semantic_head.veto": frozenset({"rules", "min_benign", "min_benign_by_rule", "min_words"}),
+    "classifier": frozenset({"enabled", "model", "thresholds", "sexual_minors_with_minor_term"}),
+    "likeness": frozenset({"names_file", "unknown_name_action", "one_edit_names", "exempt_non_realistic"}),
+    "languages": frozenset({"covered", "unsupported_action"}),
+    "semantic": frozenset({"enabled", "model", "cascade_min_probability", "cascade_min_probability_sexual_minors",
+                           "minor_sexual_pair", "minor_exemplars", "sexual_exemplars"}),
+    "semantic.minor_sexual_pair": frozenset({"minor", "sexual"}),
+}
+# sections keyed by category name: a threshold for a misspelt category would never apply
+_BY_CATEGORY = ("classifier.thresholds", "semantic_head.block_thresholds", "semantic_head.hold_only")
 
 
-def _check_head_keys(settings: dict[str, Any]) -> None:
-    for section, known in _HEAD_KEYS.items():
-        values = settings if not section else settings.get(section) or {}
-        unknown = sorted(map(str, set(values) - known))
+def _section(text: dict[str, Any], dotted: str) -> Any:
+    value: Any = text
+    for part in dotted.split("."):
+        value = (value or {}).get(part) if isinstance(value, dict) else None
+    return value or {}
+
+
+def _check_settings_keys(text: dict[str, Any], categories: set[str]) -> None:
+    for dotted, known in KNOWN_KEYS.items():
+        section = _section(text, dotted)
+        if not isinstance(section, dict):
+            raise PolicyError(f"text.{dotted} must be a mapping, got {type(section).__name__}")
+        unknown = sorted(map(str, set(section) - known))
         if unknown:
-            where = "text.semantic_head" + (f".{section}" if section else "")
-            raise PolicyError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+            raise PolicyError(f"text.{dotted}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    for dotted in _BY_CATEGORY:
+        unknown = sorted(map(str, set(_section(text, dotted)) - categories))
+        if unknown:
+            raise PolicyError(f"text.{dotted}: {unknown[0]!r} is not a text category "
+                              f"(known: {', '.join(sorted(categories))})")
 
 
 @lru_cache(maxsize=8)
