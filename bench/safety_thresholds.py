@@ -5,7 +5,8 @@ This is how a policy's `semantic_head` thresholds are chosen; the chosen point i
 by hand with its figures in a comment.
 
     python bench/safety_thresholds.py [--hold 0.93 0.95] [--block 0.93 0.95] [--likeness 0.93] [--veto 0.95]
-                                      [--rule-veto policy explicit_terms:0.997]
+                                      [--rule-veto policy explicit_terms:0.997,hate_terms:0.99]
+                                      [--category-hold policy self_harm:0.93]
 
 Sentence embeddings do not depend on these thresholds, so each prompt is embedded once (a cache around both
 embedders); each point still runs the rules, the classifier and the head (~40-80 s a point on 2 cores).
@@ -43,8 +44,11 @@ def main() -> None:
     parser.add_argument("--block", type=float, nargs="+", default=[0.95])
     parser.add_argument("--likeness", type=float, nargs="+", default=[0.93])
     parser.add_argument("--veto", type=float, nargs="+", default=[0.95])
-    # a rule's own veto threshold (veto.min_benign_by_rule), one RULE:P per grid point; "policy" keeps the policy's
+    # a rule's own veto threshold (veto.min_benign_by_rule), RULE:P[,RULE:P] per grid point (a rule not on the
+    # veto is added to it); "policy" keeps the policy's
     parser.add_argument("--rule-veto", nargs="+", default=["policy"])
+    # a category's own hold threshold (semantic_head.hold_thresholds_by_category), CAT:P[,CAT:P] per grid point
+    parser.add_argument("--category-hold", nargs="+", default=["policy"])
     args = parser.parse_args()
     from sora_assets.core.safety.embeddings import embed, multilingual_embed
     from sora_assets.core.safety.policy_file import load_policy
@@ -63,20 +67,26 @@ def main() -> None:
           " benign")
     print(f"{'hold':>6s}{'block':>7s}{'like':>6s}{'veto':>6s}{'rule veto':>24s}{'unsafe':>9s}{'benign':>9s}"
           f"{'minors':>8s}")
-    grid = itertools.product(args.hold, args.block, args.likeness, args.veto, args.rule_veto)
-    for hold, block, likeness, veto, rule_veto in grid:
+    grid = itertools.product(args.hold, args.block, args.likeness, args.veto, args.rule_veto, args.category_hold)
+    for hold, block, likeness, veto, rule_veto, category_hold in grid:
         variant = copy.deepcopy(policy)
         head = variant.semantic_head
         head["hold_threshold"] = hold
         head["block_thresholds"] = {**head.get("block_thresholds", {}), **dict.fromkeys(blocking, block),
                                     "real_person_likeness": likeness}
         head["veto"] = {**head.get("veto", {}), "min_benign": veto}
-        if rule_veto != "policy":
-            rule, threshold = rule_veto.rsplit(":", 1)
-            head["veto"]["min_benign_by_rule"] = {**head["veto"].get("min_benign_by_rule", {}), rule: float(threshold)}
+        if rule_veto != "policy":  # RULE:P[,RULE:P...]; a rule not yet on the veto is put on it
+            for pair in rule_veto.split(","):
+                rule, threshold = pair.rsplit(":", 1)
+                head["veto"]["min_benign_by_rule"] = {**head["veto"].get("min_benign_by_rule", {}),
+                                                      rule: float(threshold)}
+                head["veto"]["rules"] = sorted({*head["veto"].get("rules", ()), rule})
+        if category_hold != "policy":
+            head["hold_thresholds_by_category"] = {c: float(t) for c, t in
+                                                   (pair.rsplit(":", 1) for pair in category_hold.split(","))}
         figures = split_figures(TextPrefilter(variant, minilm, sentence_embedder=use), rows)
         print(f"{hold:6.3f}{block:7.3f}{likeness:6.3f}{veto:6.3f}{rule_veto:>24s}{figures['intercept_rate']:9.2%}"
-              f"{figures['false_block_rate']:9.2%}{figures['minors_recall']:8.1%}", flush=True)
+              f"{figures['false_block_rate']:9.2%}{figures['minors_recall']:8.1%}  {category_hold}", flush=True)
 
 
 if __name__ == "__main__":

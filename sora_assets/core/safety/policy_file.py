@@ -207,6 +207,24 @@ def _compile_terms(name: str, patterns: list[str]) -> re.Pattern[str]:
         raise PolicyError(f"terms.{name}: bad regular expression ({exc})") from None
 
 
+def compile_native_words(patterns: list[str] | tuple[str, ...]) -> re.Pattern[str] | None:
+    """`terms.native_allow_words`: words of one language that mean something innocent but contain, or fold to,
+    another language's listed term (Polish "góry" folds to "gory", Turkish "göre" to "gore", Italian "nazionale"
+    starts with "nazi", Korean "생성기" (a generator) contains "성기"). Unlike every other term list they are
+    matched on the text as written, before accents are stripped (the folded word is the trigger itself), case-
+    insensitively unless a pattern says `(?-i:...)`, whole words except in CJK/kana/Hangul."""
+    if not patterns:
+        return None
+    plain = [unicodedata.normalize("NFC", p) for p in patterns]
+    bounded = "|".join(f"(?:{p})" for p in plain if not _NO_BOUNDARY_SCRIPT.search(p))
+    unbounded = "|".join(f"(?:{p})" for p in plain if _NO_BOUNDARY_SCRIPT.search(p))
+    parts = ([rf"(?<!\w)(?:{bounded})(?!\w)"] if bounded else []) + ([f"(?:{unbounded})"] if unbounded else [])
+    try:
+        return re.compile("|".join(parts), re.IGNORECASE)
+    except re.error as exc:
+        raise PolicyError(f"terms.native_allow_words: bad regular expression ({exc})") from None
+
+
 def union_of_terms(policy: SafetyPolicy, names: list[str] | tuple[str, ...]) -> re.Pattern[str]:
     """One regex that matches a text exactly when at least one of the term lists `names` does (their
     patterns in one factored alternation): a single search clears a text no rule can fire on."""
@@ -238,6 +256,7 @@ def parse_policy(data: dict[str, Any], source: str = "") -> SafetyPolicy:
             raise PolicyError("text.languages.unsupported_action must be hold, block or allow")
         for needed in ("allow_phrases", "likeness_cues"):
             raw_terms.setdefault(needed, ())
+        compile_native_words(raw_terms.get("native_allow_words", ()))  # a bad pattern fails the load, not a prompt
         frames = data["frames"]
         for key in ("sampled", "technical"):
             if key not in frames:
@@ -258,7 +277,7 @@ def parse_policy(data: dict[str, Any], source: str = "") -> SafetyPolicy:
 # deliberate duplication so the policy check runs without building a pre-filter (a test keeps the two in step).
 KNOWN_KEYS: dict[str, frozenset[str]] = {
     "semantic_head": frozenset({"enabled", "model", "block_thresholds", "hold_only", "hold_threshold",
-                                "short_prompts", "veto"}),
+                                "hold_thresholds_by_category", "short_prompts", "veto"}),
     "semantic_head.short_prompts": frozenset({"max_words", "block_threshold", "hold_threshold"}),
     "semantic_head.veto": frozenset({"rules", "min_benign", "min_benign_by_rule", "min_words"}),
     "classifier": frozenset({"enabled", "model", "thresholds", "sexual_minors_with_minor_term"}),
@@ -269,7 +288,8 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
     "semantic.minor_sexual_pair": frozenset({"minor", "sexual"}),
 }
 # sections keyed by category name: a threshold for a misspelt category would never apply
-_BY_CATEGORY = ("classifier.thresholds", "semantic_head.block_thresholds", "semantic_head.hold_only")
+_BY_CATEGORY = ("classifier.thresholds", "semantic_head.block_thresholds", "semantic_head.hold_only",
+                "semantic_head.hold_thresholds_by_category")
 
 
 def _section(text: dict[str, Any], dotted: str) -> Any:

@@ -32,7 +32,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from sora_assets.core.safety.policy_file import SafetyPolicy, fold, load_policy, union_of_terms
+from sora_assets.core.safety.policy_file import SafetyPolicy, compile_native_words, fold, load_policy, union_of_terms
 from sora_assets.core.safety.semantic_head import content_words
 
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad"
@@ -337,6 +337,7 @@ class TextPrefilter:
                                                              for t in (*r.any_of, *r.all_of)}))
         raw_allow = policy.raw_terms.get("allow_phrases") or ()
         self._allow = policy.terms["allow_phrases"] if raw_allow else None
+        self._native_allow = compile_native_words(policy.raw_terms.get("native_allow_words") or ())
         head_settings = policy.semantic_head
         if semantic_head is None and head_settings.get("enabled", False):
             from sora_assets.core.safety.semantic_head import bundled_semantic_head
@@ -352,6 +353,10 @@ class TextPrefilter:
         self.head_blocks = dict(getattr(self.semantic_head, "block_thresholds", {}) or {})
         self.head_blocks.update({k: float(v) for k, v in (head_settings.get("block_thresholds") or {}).items()})
         self.head_hold = float(head_settings.get("hold_threshold", getattr(self.semantic_head, "hold_threshold", 2)))
+        # a category whose misses cost more than its false holds can hold at a lower risk (the prompt's top unsafe
+        # category decides which threshold applies)
+        self.head_hold_by_category = {str(c): float(t)
+                                      for c, t in (head_settings.get("hold_thresholds_by_category") or {}).items()}
         # categories whose head score over its threshold holds for review instead of blocking (likeness: the
         # head reads a request for a real person, it cannot know the person is real and public)
         self.head_hold_only = frozenset(head_settings.get("hold_only") or ())
@@ -394,6 +399,8 @@ class TextPrefilter:
     def readings(self, prompt: str) -> tuple[str, list[str]]:
         """Every reading joined by NUL (terms never span it) with the policy's innocent phrases removed,
         and the de-obfuscated variants."""
+        if self._native_allow is not None:  # before folding: "góry" (mountains) must not read as "gory"
+            prompt = self._native_allow.sub(" ", unicodedata.normalize("NFC", prompt))
         variants = policy_variants(prompt, self._lexicon)
         # one native reading, with letters split apart rejoined and separators between CJK/Hangul
         # characters dropped ("ヌードカラ ー", "o_d_c_i_e_n_i_a_c_h nude"): a raw reading beside it would
@@ -609,8 +616,11 @@ class TextPrefilter:
                                                      version, "semantic_head", action)
                 continue
             risk = 1.0 - float(probabilities[classes.index("benign")])
+            top = classes[max(unsafe, key=lambda j: probabilities[j])]
+            if top in self.head_hold_by_category:
+                own = self.head_hold_by_category[top]
+                hold = max(own, self.short_hold) if short else own
             if risk >= hold and decisions[index] is None:
-                top = classes[max(unsafe, key=lambda j: probabilities[j])]
                 decisions[index] = PrefilterDecision(False, top, f"semantic_head:hold:{top}", round(risk, 4),
                                                      version, "semantic_head", "hold")
 
