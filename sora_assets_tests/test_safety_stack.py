@@ -108,6 +108,8 @@ def test_a_flag_action_lets_the_prompt_through_with_the_policy_version(tmp_path:
     (lambda d: d["text"]["languages"].update(unsuported_action="allow"), "text.languages: unknown key"),
     (lambda d: d["text"]["semantic"]["minor_sexual_pair"].update(minors=0.5), "minor_sexual_pair: unknown key"),
     (lambda d: d["text"].update(likeness=["names.txt"]), "text.likeness must be a mapping"),
+    (lambda d: d["text"]["terms"].update(native_allow_words=["(unclosed"]), "native_allow_words: bad regular"),
+    (lambda d: d["text"]["semantic_head"].update(hold_thresholds_by_category={"selfharm": 0.9}), "'selfharm' is not"),
 ])
 def test_a_malformed_policy_is_a_clear_error(tmp_path: Path, edit, message: str) -> None:
     data = yaml.safe_load(PACKAGED_POLICY.read_text())

@@ -279,3 +279,20 @@ def test_paraphrases_no_rule_lists_are_stopped_by_meaning_in_any_language(prompt
     decision = TextPrefilter(policy, None, classifier=False, language_id=False).check(prompt)
     assert (decision.blocked or decision.held) and decision.method == "semantic_head"
     assert decision.category == category
+
+
+def test_a_category_can_hold_at_its_own_lower_risk(tmp_path):
+    """semantic_head.hold_thresholds_by_category: the prompt's top unsafe category picks the hold threshold."""
+    prompt = "彼は最後に薬を全部飲み込んで、二度と目を覚まさない"  # written for these tests; no term list has it
+
+    def decide(by_category: dict) -> object:
+        data = yaml.safe_load(PACKAGED_POLICY.read_text())
+        data["text"]["semantic_head"].update(hold_threshold=1.01, hold_thresholds_by_category=by_category)
+        path = tmp_path / f"policy-{len(list(tmp_path.iterdir()))}.yaml"
+        path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        return TextPrefilter(load_policy(path), None, classifier=False, language_id=False).check(prompt)
+
+    assert decide({}).action == "allow"  # no hold at all
+    assert decide({"hate": 0.5}).action == "allow"  # another category's threshold does not apply
+    held = decide({"self_harm": 0.5})
+    assert held.held and held.category == "self_harm" and held.rule == "semantic_head:hold:self_harm"
