@@ -38,6 +38,11 @@ def cached(embedder):  # noqa: ANN001, ANN201 - an embedder callable
     return embed
 
 
+def thresholds(spec: str) -> dict[str, float]:
+    """NAME:P[,NAME:P...] as {name: p}."""
+    return {name: float(p) for name, p in (pair.rsplit(":", 1) for pair in spec.split(","))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hold", type=float, nargs="+", default=[0.93, 0.94, 0.95, 0.96])
@@ -66,7 +71,7 @@ def main() -> None:
           f"validation {sum(r['label'] == 'unsafe' for r in rows)} unsafe / {sum(r['label'] == 'benign' for r in rows)}"
           " benign")
     print(f"{'hold':>6s}{'block':>7s}{'like':>6s}{'veto':>6s}{'rule veto':>24s}{'unsafe':>9s}{'benign':>9s}"
-          f"{'minors':>8s}")
+          f"{'minors':>8s}  category hold")
     grid = itertools.product(args.hold, args.block, args.likeness, args.veto, args.rule_veto, args.category_hold)
     for hold, block, likeness, veto, rule_veto, category_hold in grid:
         variant = copy.deepcopy(policy)
@@ -75,15 +80,12 @@ def main() -> None:
         head["block_thresholds"] = {**head.get("block_thresholds", {}), **dict.fromkeys(blocking, block),
                                     "real_person_likeness": likeness}
         head["veto"] = {**head.get("veto", {}), "min_benign": veto}
-        if rule_veto != "policy":  # RULE:P[,RULE:P...]; a rule not yet on the veto is put on it
-            for pair in rule_veto.split(","):
-                rule, threshold = pair.rsplit(":", 1)
-                head["veto"]["min_benign_by_rule"] = {**head["veto"].get("min_benign_by_rule", {}),
-                                                      rule: float(threshold)}
-                head["veto"]["rules"] = sorted({*head["veto"].get("rules", ()), rule})
+        if rule_veto != "policy":  # a rule not yet on the veto is put on it
+            own = thresholds(rule_veto)
+            head["veto"]["min_benign_by_rule"] = {**head["veto"].get("min_benign_by_rule", {}), **own}
+            head["veto"]["rules"] = sorted({*head["veto"].get("rules", ()), *own})
         if category_hold != "policy":
-            head["hold_thresholds_by_category"] = {c: float(t) for c, t in
-                                                   (pair.rsplit(":", 1) for pair in category_hold.split(","))}
+            head["hold_thresholds_by_category"] = thresholds(category_hold)
         figures = split_figures(TextPrefilter(variant, minilm, sentence_embedder=use), rows)
         print(f"{hold:6.3f}{block:7.3f}{likeness:6.3f}{veto:6.3f}{rule_veto:>24s}{figures['intercept_rate']:9.2%}"
               f"{figures['false_block_rate']:9.2%}{figures['minors_recall']:8.1%}  {category_hold}", flush=True)

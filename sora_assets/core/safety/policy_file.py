@@ -200,11 +200,16 @@ def _compile_terms(name: str, patterns: list[str]) -> re.Pattern[str]:
     # whole words as "no word character before, none after": for terms that begin and end with a word
     # character this is exactly \b...\b, and Python's engine runs it about 2x faster on long alternations
     # (measured: the same matches on 10,907 corpus, golden, probe and batch prompts for every term)
-    parts = ([rf"(?<!\w)(?:{bounded})(?!\w)"] if bounded else []) + ([f"(?:{unbounded})"] if unbounded else [])
     try:
-        return re.compile("|".join(parts) or r"(?!x)x")
+        return re.compile(_whole_words(bounded, unbounded) or r"(?!x)x")
     except re.error as exc:
         raise PolicyError(f"terms.{name}: bad regular expression ({exc})") from None
+
+
+def _whole_words(bounded: str, unbounded: str) -> str:
+    """One alternation: `bounded` as whole words, `unbounded` (CJK/kana/Hangul) anywhere."""
+    parts = ([rf"(?<!\w)(?:{bounded})(?!\w)"] if bounded else []) + ([f"(?:{unbounded})"] if unbounded else [])
+    return "|".join(parts)
 
 
 def compile_native_words(patterns: list[str] | tuple[str, ...]) -> re.Pattern[str] | None:
@@ -218,9 +223,8 @@ def compile_native_words(patterns: list[str] | tuple[str, ...]) -> re.Pattern[st
     plain = [unicodedata.normalize("NFC", p) for p in patterns]
     bounded = "|".join(f"(?:{p})" for p in plain if not _NO_BOUNDARY_SCRIPT.search(p))
     unbounded = "|".join(f"(?:{p})" for p in plain if _NO_BOUNDARY_SCRIPT.search(p))
-    parts = ([rf"(?<!\w)(?:{bounded})(?!\w)"] if bounded else []) + ([f"(?:{unbounded})"] if unbounded else [])
     try:
-        return re.compile("|".join(parts), re.IGNORECASE)
+        return re.compile(_whole_words(bounded, unbounded), re.IGNORECASE)
     except re.error as exc:
         raise PolicyError(f"terms.native_allow_words: bad regular expression ({exc})") from None
 
