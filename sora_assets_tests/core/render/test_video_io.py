@@ -6,6 +6,7 @@ import av
 import numpy as np
 import pytest
 
+from sora_assets.core.render import video_io
 from sora_assets.core.render.video_io import decode_mp4, encode_mp4, probe_mp4
 
 
@@ -166,3 +167,22 @@ def test_clips_are_fast_start_and_byte_deterministic(clip, encoded, tmp_path):
     for again in (encode_mp4(clip, fps=8), encode_mp4(clip, fps=8, scratch_dir=tmp_path)):
         assert again == encoded, _mismatch(again, encoded)
     assert list(tmp_path.iterdir()) == []  # the scratch file is gone
+
+
+def test_x264_is_capped_below_avx512_and_to_what_it_detects():
+    """x264's AVX-512 code gave different bytes for the same frames under load (bench/encode_determinism.py);
+    the mask leaves AVX-512 out and never adds a set x264 did not detect on this CPU."""
+    mask = video_io.x264_cpu_mask()
+    assert mask is not None, "PyAV's libx264 not found: encodes fall back to x264's own choice"
+    library = video_io._libx264()
+    flags = {entry.name.decode(): entry.flags for entry in video_io._cpu_names(library)}
+    assert mask & (flags["AVX512"] & ~flags["AVX2"]) == 0
+    assert mask & ~library.x264_cpu_detect() == 0
+    assert video_io._x264_cpu_option(None) == {"x264-params": f"asm={mask}"}
+
+
+def test_capped_uncapped_and_c_only_encodes_give_the_same_bytes(clip, encoded):
+    """The cap changes no clip: x264 keeps its assembly bit-exact with its C, so a clip rendered on a machine
+    with or without AVX-512 (or with no assembly) is stored under the same digest."""
+    assert encode_mp4(clip, fps=8, x264_asm="auto") == encoded
+    assert encode_mp4(clip, fps=8, x264_asm="0") == encoded
