@@ -48,7 +48,7 @@ AUTHORED_DIR = Path(__file__).resolve().parent / "authored"
 # authored files copied finished (their author's `.done` marker is not copied with them)
 AUTHORED_FINISHED = ("a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9", "a10", "a11", "a12", "a13", "a14", "a15",
                      "a16", "a17", "a18", "a19", "a20", "a21", "a22", "a23", "a24", "a25", "a26", "a27", "a28",
-                     "a29", "a30", "a31", "a32", "a33", "a34")
+                     "a29", "a30", "a31", "a32", "a33", "a34", "a35", "a36", "a37", "a38")
 AUTHORED_KEYS = ("prompt", "label", "category", "expected", "lang", "style", "intent")
 CATEGORIES = ("sexual_minors", "sexual_explicit", "violence_gore", "self_harm", "hate", "real_person_likeness")
 

@@ -197,6 +197,12 @@ def normalize_for_policy(text: str, lexicon: Sequence[str] = ()) -> str:
 _DIGITS = re.compile(r"\d+")
 _CJK = "\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af"
 _CJK_GAP = re.compile(rf"(?<=[{_CJK}])[\s\W_]+(?=[{_CJK}])")
+# a gap between two CJK/Hangul runs that is a real boundary, not a separator put between letters to hide a word:
+# a comma, semicolon, colon, ! or ? (fold has made full-width ones ASCII: "的头，发" reads "的头,发"), a full stop
+# with a space ("여기까지. 두"), or an ideographic full stop or comma ("。", "、"); a bare dot still joins ("ポ.ル.ノ")
+_CLAUSE_GAP = re.compile(r"[,;:!?]|\.\s|\s\.|[。、]")
+_HANGUL_RUN_END = re.compile(r"[\uac00-\ud7af]+$")
+_HANGUL_RUN_START = re.compile(r"^[\uac00-\ud7af]+")
 _SINGLE_LETTERS = re.compile(r"(?<!\w)(?:[^\W\d_][\s.\-_*|/~+]+){2,}[^\W\d_](?!\w)")
 
 
@@ -207,10 +213,27 @@ _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _MIXED_CYRILLIC = re.compile(r"\w*[\u0400-\u04ff]\w*")
 
 
-def native_joined(text: str) -> str:
+def _word_gap(match: re.Match[str]) -> str:
+    """A gap the rules keep: a clause boundary, or a space between two Korean words of two syllables or more
+    ("하고 문을" must not read as the torture word "고문"); spacing that hides a word splits it into single
+    syllables ("자 살"), and that is still rejoined."""
+    gap, text = match.group(0), match.string
+    if _CLAUSE_GAP.search(gap):
+        return gap
+    if gap.isspace():
+        left = _HANGUL_RUN_END.search(text, 0, match.start())
+        right = _HANGUL_RUN_START.search(text[match.end():])
+        if left and right and len(left.group(0)) > 1 and len(right.group(0)) > 1:
+            return gap
+    return ""
+
+
+def native_joined(text: str, keep_word_gaps: bool = False) -> str:
     """The native reading with letters spaced or punctuated apart rejoined in any script
     ("г е н и т а л и и", "ポ.ル.ノ"), separators between CJK/Hangul characters dropped, and Latin
-    lookalikes inside a Cyrillic word read as Cyrillic."""
+    lookalikes inside a Cyrillic word read as Cyrillic. `keep_word_gaps` (the rules' reading) keeps clause
+    boundaries and spaces between Korean words (`_word_gap`); the semantic head was built on the reading
+    without it."""
     folded = fold(text)
     joined = _SINGLE_LETTERS.sub(lambda m: re.sub(r"[\s.\-_*|/~+]+", "", m.group(0)), folded)
     # only in a mostly Cyrillic prompt: in a Latin one a mixed word is Latin in disguise ("lірstісk")
@@ -219,7 +242,7 @@ def native_joined(text: str) -> str:
     elif _CYRILLIC.search(joined):
         joined = _MIXED_CYRILLIC.sub(lambda m: "".join(map(_latin, m.group(0))).lower()
                                      if re.search(r"[a-z]", m.group(0)) else m.group(0), joined)
-    return _CJK_GAP.sub("", joined)
+    return _CJK_GAP.sub(_word_gap if keep_word_gaps else "", joined)
 
 
 def classifier_text(text: str, reading: str | None = None) -> str:
@@ -405,7 +428,7 @@ class TextPrefilter:
         # one native reading, with letters split apart rejoined and separators between CJK/Hangul
         # characters dropped ("ヌードカラ ー", "o_d_c_i_e_n_i_a_c_h nude"): a raw reading beside it would
         # keep the trigger word while the innocent phrase around it is unreadable, so it is not kept
-        joined = "\x00".join(dict.fromkeys([*variants, native_joined(prompt)]))
+        joined = "\x00".join(dict.fromkeys([*variants, native_joined(prompt, keep_word_gaps=True)]))
         if self._allow is not None:
             joined = self._allow.sub(" ", joined)
         return joined, variants
