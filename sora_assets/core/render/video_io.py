@@ -67,7 +67,8 @@ def x264_cpu_mask() -> int | None:
         return None
     library.x264_cpu_detect.restype = ctypes.c_uint32
     flags = {entry.name.decode(): entry.flags for entry in _cpu_names(library)}
-    avx512_only = flags["AVX512"] & ~flags["AVX2"]
+    # an x264 built for another architecture (ARM) names no x86 sets: nothing to take away
+    avx512_only = flags["AVX512"] & ~flags["AVX2"] if {"AVX512", "AVX2"} <= flags.keys() else 0
     return int(library.x264_cpu_detect()) & ~avx512_only
 
 
