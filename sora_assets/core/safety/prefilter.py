@@ -202,7 +202,7 @@ _CJK_GAP = re.compile(rf"(?<=[{_CJK}])[\s\W_]+(?=[{_CJK}])")
 # with a space ("여기까지. 두"), or an ideographic full stop or comma ("。", "、"); a bare dot still joins ("ポ.ル.ノ")
 _CLAUSE_GAP = re.compile(r"[,;:!?]|\.\s|\s\.|[。、]")
 _HANGUL_RUN_END = re.compile(r"[\uac00-\ud7af]+$")
-_HANGUL_RUN_START = re.compile(r"^[\uac00-\ud7af]+")
+_HANGUL_RUN = re.compile(r"[\uac00-\ud7af]+")
 _SINGLE_LETTERS = re.compile(r"(?<!\w)(?:[^\W\d_][\s.\-_*|/~+]+){2,}[^\W\d_](?!\w)")
 
 
@@ -222,7 +222,7 @@ def _word_gap(match: re.Match[str]) -> str:
         return gap
     if gap.isspace():
         left = _HANGUL_RUN_END.search(text, 0, match.start())
-        right = _HANGUL_RUN_START.search(text[match.end():])
+        right = _HANGUL_RUN.match(text, match.end())  # at the gap's end, without copying the rest
         if left and right and len(left.group(0)) > 1 and len(right.group(0)) > 1:
             return gap
     return ""
