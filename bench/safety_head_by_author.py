@@ -14,6 +14,7 @@ model learn each author's way of writing, so this is the nearer measure of what 
 from __future__ import annotations
 
 import argparse
+import functools
 import platform
 from datetime import UTC, datetime
 
@@ -46,16 +47,8 @@ def main() -> None:
     authors = np.random.RandomState(0).permutation(sorted({s for s in source if s}))
     folds = [set(authors[k::args.folds]) for k in range(args.folds)]
 
-    def network(hidden: int):  # noqa: ANN202
-        def fit(xs: np.ndarray, ys: np.ndarray, ws: np.ndarray):  # noqa: ANN202
-            saved, recipe.HIDDEN = recipe.HIDDEN, hidden
-            try:
-                return recipe._fit(xs, ys, ws)
-            finally:
-                recipe.HIDDEN = saved
-        return fit
-
-    heads = {"linear (logistic regression)": linear} | {f"network, {h} hidden": network(h) for h in args.hidden}
+    heads = {"linear (logistic regression)": linear} | {
+        f"network, {h} hidden": functools.partial(recipe._fit, hidden=h) for h in args.hidden}
     risk = {name: np.zeros(len(pool)) for name in heads}
     for fold in folds:
         held = np.isin(source, sorted(fold))

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from sora_assets.core.safety.classifier import CLASSES, MODEL_PATH
-from sora_assets.core.safety.semantic_head import HEAD_PATH, bundled_semantic_head, stacked_features
+from sora_assets.core.safety.semantic_head import HEAD_PATH, bundled_semantic_head, head_probabilities, stacked_features
 from sora_assets.core.safety.semantic_head import stopped as stops
 
 # the classifier's classes + likeness: the classifier does not learn names (a list's job), the head reads the
@@ -98,12 +98,10 @@ class HiddenLayerHead:
     bias: np.ndarray
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        from scipy.special import softmax
-
-        return softmax(np.maximum(x @ self.hidden_weights + self.hidden_bias, 0.0) @ self.weights + self.bias, axis=1)
+        return head_probabilities(x, self.weights, self.bias, self.hidden_weights, self.hidden_bias)
 
 
-def _fit(x: np.ndarray, y: np.ndarray, weights: np.ndarray, seed: int = SEED) -> HiddenLayerHead:
+def _fit(x: np.ndarray, y: np.ndarray, weights: np.ndarray, seed: int = SEED, hidden: int = HIDDEN) -> HiddenLayerHead:
     """AdamW on the weighted cross-entropy; no class re-weighting ("balanced" gave the five unsafe classes five
     sixths of the prior, and ordinary prompts scored 0.8 unsafe: measured 2026-12-01 on the linear head).
     Hand-written rather than sklearn's MLPClassifier: that took over 5 minutes a fit here with sample weights,
@@ -115,8 +113,8 @@ def _fit(x: np.ndarray, y: np.ndarray, weights: np.ndarray, seed: int = SEED) ->
     try:
         torch.manual_seed(seed)
         n_classes = int(y.max()) + 1
-        model = torch.nn.Sequential(torch.nn.Linear(x.shape[1], HIDDEN), torch.nn.ReLU(), torch.nn.Dropout(DROPOUT),
-                                    torch.nn.Linear(HIDDEN, n_classes))
+        model = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(), torch.nn.Dropout(DROPOUT),
+                                    torch.nn.Linear(hidden, n_classes))
         optimiser = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
         inputs = torch.from_numpy(np.ascontiguousarray(x, np.float32))
         targets = torch.from_numpy(np.asarray(y, np.int64))

@@ -56,6 +56,15 @@ def stacked_features(vectors: np.ndarray, classifier_probabilities: np.ndarray |
     return np.hstack([vectors, weight * np.log(np.asarray(classifier_probabilities, np.float32) + 1e-4)])
 
 
+def head_probabilities(x: np.ndarray, weights: np.ndarray, bias: np.ndarray, hidden_weights: np.ndarray | None = None,
+                       hidden_bias: np.ndarray | None = None) -> np.ndarray:
+    """softmax(relu(x @ hidden_weights + hidden_bias) @ weights + bias), or softmax(x @ weights + bias) for a linear
+    head: the one forward pass, for the run-time head and the build's fitted networks alike."""
+    if hidden_weights is not None:
+        x = np.maximum(x @ hidden_weights + hidden_bias, 0.0)
+    return softmax(x @ weights + bias, axis=1)
+
+
 def stopped(probabilities: np.ndarray, block_thresholds: dict[str, float], hold_threshold: float,
             classes: tuple[str, ...]) -> np.ndarray:
     """Which rows the head's thresholds stop (any category at its block threshold, or 1 - p(benign) at the hold
@@ -89,9 +98,7 @@ class SemanticHead:
         if len(vectors) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
         x = stacked_features(vectors, classifier_probabilities, self.classifier_weight)
-        if self.hidden_weights is not None:
-            x = np.maximum(x @ self.hidden_weights + self.hidden_bias, 0.0)
-        return softmax(x @ self.weights + self.bias, axis=1)
+        return head_probabilities(x, self.weights, self.bias, self.hidden_weights, self.hidden_bias)
 
     @classmethod
     def load(cls, path: Path = HEAD_PATH) -> SemanticHead:
